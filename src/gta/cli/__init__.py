@@ -1,0 +1,39 @@
+"""Command-line interface: thin wrappers over public library functions.
+
+Each command module registers its commands on ``gta.cli.app.app``. ``main`` maps ``GtaInputError`` to one
+line on stderr and exit code 2; programming errors keep their traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from gta.cli.app import app
+from gta.errors import GtaInputError
+
+COMMAND_MODULES = (
+    "data_commands",  # validate, sequence, prompt, variants, annotations build
+    "sim_commands",  # simulate
+    "feature_commands",  # extract
+    "model_commands",  # train, predict
+    "eval_commands",  # benchmark, demo
+    "interpret_commands",  # interpret, score-variants
+)
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(f"gta.cli.{_name}")
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except GtaInputError as e:
+        print(f"gta: error: {e.one_line()}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("gta: interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,5 @@
+"""CLI commands: feature_commands."""
+
+from __future__ import annotations
+
+from gta.cli.app import app  # noqa: F401

@@ -1,0 +1,133 @@
+"""The data set manifest: one YAML file that every command takes as ``--data PATH``.
+
+```yaml
+genome: genome.fa            # FASTA, plain or bgzip, with .fai
+genes: genes.gtf             # GTF/GFF3 or TSV: gene_id, symbol, chrom, tss, strand
+expression: expression.tsv   # genes x samples (Geuvadis layout or plain)
+variants: variants.vcf.gz    # optional: phased VCF/BCF, indexed
+annotations: annotations.tsv # optional: gene_id -> free-text description
+name: my-data                # optional
+description: ...             # optional: one sentence on cells/tissue and assay, used in prompts
+geometry: {input_len: 196608, bin_size: 128, output_bins: 896}   # optional
+splits: {val_chroms: [chr8], test_chroms: [chr9], test_individual_fraction: 0.2, seed: 0}  # optional
+truth: truth/                # optional: simulator ground truth
+```
+Relative paths resolve against the manifest's folder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gta.errors import GtaInputError
+from gta.geometry import Geometry
+
+PATH_KEYS = ("genome", "genes", "expression", "variants", "annotations", "truth")
+KNOWN_KEYS = set(PATH_KEYS) | {"name", "description", "geometry", "splits", "expression_transform"}
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """Held-out chromosomes for validation/test genes, and the share of individuals held out."""
+
+    val_chroms: tuple[str, ...] = ()
+    test_chroms: tuple[str, ...] = ()
+    test_individual_fraction: float = 0.2
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Manifest:
+    path: Path
+    genome: Path
+    genes: Path
+    expression: Path | None = None
+    variants: Path | None = None
+    annotations: Path | None = None
+    truth: Path | None = None
+    name: str = "dataset"
+    description: str = "gene expression in lymphoblastoid cell lines (LCL), RNA-seq"
+    geometry: Geometry = field(default_factory=Geometry)
+    splits: SplitConfig = field(default_factory=SplitConfig)
+    expression_transform: str = "none"  # none | log1p | standardize | log1p+standardize
+
+    @property
+    def folder(self) -> Path:
+        return self.path.parent
+
+
+def load_manifest(path: str | Path) -> Manifest:
+    """Read and check a manifest; every problem is a GtaInputError naming the file."""
+    path = Path(path)
+    if not path.exists():
+        raise GtaInputError("manifest not found", path, hint="pass --data PATH to a dataset.yaml")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        line = getattr(getattr(e, "problem_mark", None), "line", None)
+        raise GtaInputError(
+            f"not valid YAML: {getattr(e, 'problem', e)}", path, None if line is None else line + 1
+        ) from None
+    if not isinstance(raw, dict):
+        raise GtaInputError("a manifest is a YAML mapping with at least 'genome' and 'genes'", path)
+    unknown = sorted(set(raw) - KNOWN_KEYS)
+    if unknown:
+        raise GtaInputError(f"unknown key(s) {unknown}", path, hint=f"known keys: {sorted(KNOWN_KEYS)}")
+    for key in ("genome", "genes"):
+        if not raw.get(key):
+            raise GtaInputError(f"missing required key '{key}'", path)
+
+    def resolve(key: str) -> Path | None:
+        value = raw.get(key)
+        if value in (None, ""):
+            return None
+        p = Path(str(value)).expanduser()
+        p = p if p.is_absolute() else (path.parent / p)
+        if not p.exists():
+            raise GtaInputError(f"'{key}' points to {p}, which does not exist", path)
+        return p
+
+    try:
+        geometry = Geometry.from_dict(raw.get("geometry"))
+    except (TypeError, ValueError) as e:
+        raise GtaInputError(f"bad 'geometry': {e}", path) from None
+    splits_raw: dict[str, Any] = raw.get("splits") or {}
+    try:
+        splits = SplitConfig(
+            val_chroms=tuple(str(c) for c in splits_raw.get("val_chroms", ())),
+            test_chroms=tuple(str(c) for c in splits_raw.get("test_chroms", ())),
+            test_individual_fraction=float(splits_raw.get("test_individual_fraction", 0.2)),
+            seed=int(splits_raw.get("seed", 0)),
+        )
+    except (TypeError, ValueError) as e:
+        raise GtaInputError(f"bad 'splits': {e}", path) from None
+    transform = str(raw.get("expression_transform", "none"))
+    if transform not in {"none", "log1p", "standardize", "log1p+standardize"}:
+        raise GtaInputError(
+            f"bad expression_transform {transform!r}", path, hint="none, log1p, standardize, log1p+standardize"
+        )
+    return Manifest(
+        path=path,
+        genome=resolve("genome"),  # type: ignore[arg-type]
+        genes=resolve("genes"),  # type: ignore[arg-type]
+        expression=resolve("expression"),
+        variants=resolve("variants"),
+        annotations=resolve("annotations"),
+        truth=resolve("truth"),
+        name=str(raw.get("name", path.parent.name or "dataset")),
+        description=str(raw.get("description", Manifest.description)),
+        geometry=geometry,
+        splits=splits,
+        expression_transform=transform,
+    )
+
+
+def write_manifest(path: str | Path, data: dict[str, Any]) -> None:
+    """Write a manifest atomically (paths are written as given, usually relative)."""
+    from gta.io.atomic import atomic_write_text
+
+    atomic_write_text(Path(path), yaml.safe_dump(data, sort_keys=False))
