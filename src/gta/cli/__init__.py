@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "model_commands",  # train, predict
     "eval_commands",  # benchmark, demo
     "interpret_commands",  # interpret, score-variants
+    "annotation_commands",  # annotations build
 )
 
 for _name in COMMAND_MODULES:
