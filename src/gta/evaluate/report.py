@@ -1,0 +1,327 @@
+"""The benchmark report: a self-contained ``report.html`` (figures embedded as base64 PNG) and ``results.md``.
+
+Every number shown is read from ``results.json``; none is typed. Each rendered number carries a
+``data-key="MODEL|dotted.path"`` attribute (``noise_ceiling|...``, ``dataset|...`` for the others), so a test can
+check the page against metrics recomputed from the saved predictions.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any
+
+from gta.evaluate import plots
+from gta.evaluate.results import ModelResult, Results, load_predictions, model_tables, read_results
+from gta.io.atomic import atomic_write_text
+
+DASH = "—"
+
+
+def lookup(obj: Any, path: str) -> Any:
+    """Value at a dotted path (``cross_gene.spearman_ci.0``) in nested dicts/lists; None when absent."""
+    for part in path.split("."):
+        if obj is None:
+            return None
+        if isinstance(obj, list):
+            obj = obj[int(part)] if part.isdigit() and int(part) < len(obj) else None
+        elif isinstance(obj, dict):
+            obj = obj.get(part)
+        else:
+            obj = getattr(obj, part, None)
+    return obj
+
+
+def fmt(v: Any, kind: str = "r") -> str:
+    """Text of a number: ``r`` correlation (3 dp), ``pct`` share as percent, ``int``, ``s`` seconds, ``mb``."""
+    if v is None:
+        return DASH
+    if kind == "r":
+        return f"{v:.3f}"
+    if kind == "pct":
+        return f"{100 * v:.0f}%"
+    if kind == "int":
+        return f"{int(v):,}"
+    if kind == "s":
+        return f"{v:.0f} s" if v >= 10 else f"{v:.1f} s"
+    if kind == "mb":
+        return f"{v:,.0f} MB"
+    return str(v)
+
+
+# (key path inside a model's metrics, format) of every model-level number shown
+MODEL_FIELDS = {
+    "cg_rho": ("cross_gene.spearman", "r"),
+    "cg_lo": ("cross_gene.spearman_ci.0", "r"),
+    "cg_hi": ("cross_gene.spearman_ci.1", "r"),
+    "cg_r": ("cross_gene.pearson", "r"),
+    "cg_n": ("cross_gene.n_genes", "int"),
+    "seen_med": ("cross_individual.seen.median", "r"),
+    "seen_q25": ("cross_individual.seen.q25", "r"),
+    "seen_q75": ("cross_individual.seen.q75", "r"),
+    "seen_pos": ("cross_individual.seen.frac_positive", "pct"),
+    "seen_n": ("cross_individual.seen.n_genes", "int"),
+    "unseen_med": ("cross_individual.unseen.median", "r"),
+    "unseen_q25": ("cross_individual.unseen.q25", "r"),
+    "unseen_q75": ("cross_individual.unseen.q75", "r"),
+    "unseen_pos": ("cross_individual.unseen.frac_positive", "pct"),
+    "unseen_n": ("cross_individual.unseen.n_genes", "int"),
+}
+
+
+class _Numbers:
+    """Renders numbers from results.json with their data-key; remembers what it rendered."""
+
+    def __init__(self, res: Results) -> None:
+        self.res = res
+        self.shown: dict[str, str] = {}
+
+    def model(self, m: ModelResult, field: str, markup: bool = True) -> str:
+        path, kind = MODEL_FIELDS[field]
+        return self._emit(f"{m.name}|{path}", lookup(m.metrics, path), kind, markup)
+
+    def attr(self, m: ModelResult, name: str, kind: str, markup: bool = True) -> str:
+        return self._emit(f"{m.name}|@{name}", getattr(m, name), kind, markup)
+
+    def top(self, section: str, path: str, kind: str, markup: bool = True) -> str:
+        return self._emit(f"{section}|{path}", lookup(getattr(self.res, section), path), kind, markup)
+
+    def _emit(self, key: str, value: Any, kind: str, markup: bool) -> str:
+        text = fmt(value, kind)
+        self.shown[key] = text
+        if not markup:
+            return text
+        return f'<span class="num" data-key="{html.escape(key)}">{html.escape(text)}</span>'
+
+
+CSS = """
+body{font-family:-apple-system,BlinkMacSystemFont,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;color:#1d2733;
+ background:#f4f6f8;margin:0;line-height:1.45}
+main{max-width:1240px;margin:0 auto;padding:28px 36px 60px;background:#fff;box-shadow:0 0 18px rgba(0,0,0,.06)}
+h1{font-size:26px;margin:0 0 4px}h2{font-size:19px;margin:34px 0 8px;border-bottom:2px solid #e7ebef;padding-bottom:4px}
+.sub{color:#5d6b79;margin:0 0 18px}
+.cards{display:flex;gap:12px;flex-wrap:wrap;margin:14px 0}
+.card{flex:1;min-width:150px;background:#f7f9fb;border:1px solid #e3e8ee;border-radius:8px;padding:10px 14px}
+.card .v{font-size:22px;font-weight:600}.card .l{font-size:12px;color:#5d6b79}
+table{border-collapse:collapse;width:100%;font-size:13px;margin:8px 0}
+th{background:#273444;color:#fff;font-weight:600;padding:7px 8px;text-align:left;vertical-align:bottom}
+th.grp{text-align:center;background:#3b4d61}
+td{padding:6px 8px;border-bottom:1px solid #e7ebef;vertical-align:top}
+tr:nth-child(even) td{background:#fafbfc}
+td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+.ci{color:#6b7886;font-size:11px}
+tr.ceiling td{background:#f4eefa;font-style:italic}
+tr.notrun td{color:#8a96a3}
+.kind{font-size:11px;border-radius:9px;padding:1px 7px;color:#fff;white-space:nowrap}
+.kind.gta{background:#c0392b}.kind.ablation{background:#e67e22}.kind.baseline{background:#2c6fbb}
+.kind.other{background:#777}
+.explain{background:#f7f9fb;border-left:4px solid #9fb3c8;padding:8px 12px;color:#34495e;font-size:13.5px;margin:8px 0}
+img{max-width:100%;display:block;margin:8px auto}
+.reason{font-size:12px;color:#a04a2c}
+footer{color:#7b8794;font-size:12px;margin-top:30px}
+"""
+
+
+def _kind_badge(kind: str) -> str:
+    cls = kind if kind in ("gta", "ablation", "baseline") else "other"
+    return f'<span class="kind {cls}">{html.escape(kind)}</span>'
+
+
+def _main_table(res: Results, N: _Numbers) -> str:
+    head = (
+        '<tr><th rowspan="2">Model</th><th rowspan="2">Kind</th>'
+        '<th class="grp" colspan="3">Cross-gene (test genes)</th>'
+        '<th class="grp" colspan="3">Cross-individual, seen genes</th>'
+        '<th class="grp" colspan="3">Cross-individual, unseen genes</th>'
+        '<th rowspan="2">Wall time</th><th rowspan="2">Peak memory</th></tr>'
+        "<tr><th>Spearman ρ [95% CI]</th><th>Pearson r</th><th>genes</th>"
+        "<th>median ρ (IQR)</th><th>ρ &gt; 0</th><th>genes</th>"
+        "<th>median ρ (IQR)</th><th>ρ &gt; 0</th><th>genes</th></tr>"
+    )
+    rows = []
+    nc = res.noise_ceiling
+    if nc.get("available"):
+        rows.append(
+            '<tr class="ceiling"><td>Noise ceiling</td><td>truth</td>'
+            f'<td class="n">{N.top("noise_ceiling", "cross_gene_spearman", "r")}</td>'
+            f'<td class="n">{N.top("noise_ceiling", "cross_gene_pearson", "r")}</td><td></td>'
+            f'<td class="n">{N.top("noise_ceiling", "cross_individual_seen_median", "r")}</td><td></td><td></td>'
+            f'<td class="n">{N.top("noise_ceiling", "cross_individual_unseen_median", "r")}</td><td></td><td></td>'
+            "<td></td><td></td></tr>"
+        )
+    for m in res.models:
+        name = f"<b>{html.escape(m.name)}</b>"
+        if m.description:
+            name += f'<br><span class="ci">{html.escape(m.description)}</span>'
+        if m.status != "ok":
+            rows.append(
+                f'<tr class="notrun"><td>{name}</td><td>{_kind_badge(m.kind)}</td>'
+                f'<td colspan="11"><b>{html.escape(m.status)}</b>: '
+                f'<span class="reason">{html.escape(m.reason or "no reason given")}</span></td></tr>'
+            )
+            continue
+        ci = f'<br><span class="ci">[{N.model(m, "cg_lo")}, {N.model(m, "cg_hi")}]</span>'
+        cells = [
+            f'{N.model(m, "cg_rho")}{ci}', N.model(m, "cg_r"), N.model(m, "cg_n"),
+            f'{N.model(m, "seen_med")}<br><span class="ci">({N.model(m, "seen_q25")}, {N.model(m, "seen_q75")})'
+            "</span>",
+            N.model(m, "seen_pos"), N.model(m, "seen_n"),
+            f'{N.model(m, "unseen_med")}<br><span class="ci">({N.model(m, "unseen_q25")}, '
+            f'{N.model(m, "unseen_q75")})</span>',
+            N.model(m, "unseen_pos"), N.model(m, "unseen_n"),
+            N.attr(m, "wall_time_s", "s"), N.attr(m, "peak_memory_mb", "mb"),
+        ]
+        rows.append(f"<tr><td>{name}</td><td>{_kind_badge(m.kind)}</td>"
+                    + "".join(f'<td class="n">{c}</td>' for c in cells) + "</tr>")
+    return f"<table>{head}{''.join(rows)}</table>"
+
+
+def _cards(res: Results, N: _Numbers) -> str:
+    ok = [m for m in res.models if m.status == "ok" and lookup(m.metrics, "cross_gene.spearman") is not None]
+    cards = [(N.top("dataset", "n_genes", "int"), "genes"), (N.top("dataset", "n_samples", "int"), "individuals")]
+    if ok:
+        best = max(ok, key=lambda m: m.metrics["cross_gene"]["spearman"])
+        cards.append((N.model(best, "cg_rho"), f"best cross-gene ρ ({html.escape(best.name)})"))
+    if res.noise_ceiling.get("available"):
+        cards.append((N.top("noise_ceiling", "cross_gene_spearman", "r"), "noise ceiling, cross-gene ρ"))
+    n_not = sum(m.status != "ok" for m in res.models)
+    cards.append((f"{len(res.models) - n_not} / {len(res.models)}", "models run"))
+    return '<div class="cards">' + "".join(
+        f'<div class="card"><div class="v">{v}</div><div class="l">{lab}</div></div>' for v, lab in cards) + "</div>"
+
+
+def _splits(res: Results, N: _Numbers) -> str:
+    parts = [f"{html.escape(k)} {N.top('dataset', f'genes_by_split.{k}', 'int')}" for k in res.dataset.genes_by_split]
+    ind = [f"{html.escape(k)} {N.top('dataset', f'samples_by_split.{k}', 'int')}"
+           for k in res.dataset.samples_by_split]
+    out = "Genes by split: " + (", ".join(parts) or DASH)
+    return out + ("; individuals by split: " + ", ".join(ind) if ind else "")
+
+
+EXPLAIN = {
+    "table": (
+        "<b>Cross-gene</b>: across held-out genes (on chromosomes never seen in training), does the model rank "
+        "genes by their average expression correctly? ρ = 1 is a perfect ranking, 0 is chance; the interval is a "
+        "95% bootstrap over genes. <b>Cross-individual</b>: for each gene, across held-out people, does the model "
+        "rank who expresses it more? This comes only from the person's own DNA variants, and is much harder. "
+        "<b>Seen</b> genes were used in training (with other people), <b>unseen</b> genes were not. "
+        "“ρ &gt; 0” is the share of genes where the model at least gets the direction right; IQR is the "
+        "middle half of genes. A model that predicts the same value for every person counts as ρ = 0."
+    ),
+    "bars": "Bars are the cross-gene Spearman ρ of each model with its 95% bootstrap interval; the dashed line is "
+            "the noise ceiling: how well the noise-free truth itself would score against the noisy measurements, "
+            "so no model can be expected to pass it. Overlapping intervals mean the difference may be chance.",
+    "scatter": "Each dot is a held-out gene: observed mean expression (x) against the model's prediction (y). "
+               "Points on the dashed diagonal are perfect; a cloud with a clear upward trend is a useful model.",
+    "hist": "For each gene, the Spearman correlation between predicted and observed expression across held-out "
+            "people. Grey: genes seen in training; green: unseen genes. A pile to the right of the dotted zero "
+            "line means the model captures how genetic variants change expression; vertical lines are medians.",
+    "distal": "Genes grouped by how much of their (simulated) regulation comes from distal enhancers rather than "
+              "the promoter. A model that reads long-range sequence should hold up as the distal share grows; "
+              "a promoter-only model should fall off.",
+}
+
+
+def _model_notes(res: Results) -> str:
+    items = []
+    for m in res.models:
+        notes = list(m.notes)
+        if m.status != "ok":
+            notes.insert(0, f"{m.status}: {m.reason or 'no reason given'}")
+        if notes:
+            items.append(f"<li><b>{html.escape(m.name)}</b>: " + "; ".join(html.escape(n) for n in notes) + "</li>")
+    return f"<ul>{''.join(items)}</ul>" if items else "<p>No notes.</p>"
+
+
+def render_html(res: Results, predictions: dict) -> tuple[str, dict[str, str]]:
+    """The page and the numbers it shows (key -> text)."""
+    N = _Numbers(res)
+    d, s = res.dataset, res.settings
+    fig = {
+        "bars": plots.to_data_uri(plots.cross_gene_bars(res)),
+        "scatter": plots.to_data_uri(plots.scatter_grid(res, predictions)),
+        "hist": plots.to_data_uri(plots.cross_individual_hists(res)),
+        "distal": plots.to_data_uri(plots.distal_share_curves(res)),
+    }
+    nc = res.noise_ceiling
+    src = nc.get("source")
+    src = f" ({html.escape(str(src))})" if src not in (None, "table", "given") else ""
+    ceiling_note = f"The noise ceiling comes from the simulator's noise-free expression{src}." if nc.get(
+        "available") else (
+        "No noise ceiling: this data set has no simulator truth, so how much of the variation is measurement "
+        "noise is unknown.")
+    body = f"""
+<h1>gta benchmark: {html.escape(d.name)}</h1>
+<p class="sub">{html.escape(d.description)}{' (simulated data)' if d.simulated else ''} · created
+ {html.escape(res.created)} · gta {html.escape(res.gta_version)}</p>
+{_cards(res, N)}
+<p>{_splits(res, N)}.</p>
+<h2>All models</h2>
+{_main_table(res, N)}
+<div class="explain">{EXPLAIN['table']} {ceiling_note}</div>
+<h2>Cross-gene accuracy</h2>
+<img alt="cross-gene Spearman per model" src="{fig['bars']}">
+<div class="explain">{EXPLAIN['bars']}</div>
+<h2>Predicted vs observed (test genes)</h2>
+<img alt="scatter per model" src="{fig['scatter']}">
+<div class="explain">{EXPLAIN['scatter']}</div>
+<h2>Cross-individual: per-gene correlations</h2>
+<img alt="per-gene cross-individual correlations" src="{fig['hist']}">
+<div class="explain">{EXPLAIN['hist']}</div>
+<h2>By distal share of regulation</h2>
+<img alt="metrics by distal share" src="{fig['distal']}">
+<div class="explain">{EXPLAIN['distal']}</div>
+<h2>Notes</h2>
+{_model_notes(res)}
+<footer>Bootstrap: {N.top('settings', 'n_boot', 'int')} resamples of genes (seed {html.escape(str(s.seed))});
+ cross-individual metrics use genes with at least {N.top('settings', 'min_samples', 'int')} held-out individuals
+ and some variation. Every number on this page is read from results.json, which can be recomputed from the saved
+ prediction tables (<code>gta.evaluate.results.verify_results</code>).</footer>
+"""
+    page = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>gta benchmark: '
+            f"{html.escape(d.name)}</title><style>{CSS}</style></head><body><main>{body}</main></body></html>")
+    return page, N.shown
+
+
+def render_markdown(res: Results) -> str:
+    """``results.md``: the main table in Markdown."""
+    N = _Numbers(res)
+    lines = [f"# gta benchmark: {res.dataset.name}", "",
+             "| Model | Kind | Cross-gene ρ [95% CI] | Pearson r | Seen genes: median ρ (ρ>0) | "
+             "Unseen genes: median ρ (ρ>0) | Wall time | Status |",
+             "|---|---|---|---|---|---|---|---|"]
+    if res.noise_ceiling.get("available"):
+        lines.append(
+            f"| *noise ceiling* | truth | {N.top('noise_ceiling', 'cross_gene_spearman', 'r', False)} | "
+            f"{N.top('noise_ceiling', 'cross_gene_pearson', 'r', False)} | "
+            f"{N.top('noise_ceiling', 'cross_individual_seen_median', 'r', False)} | "
+            f"{N.top('noise_ceiling', 'cross_individual_unseen_median', 'r', False)} | | |")
+    for m in res.models:
+        if m.status != "ok":
+            lines.append(f"| {m.name} | {m.kind} | | | | | | {m.status}: {m.reason or ''} |")
+            continue
+        def g(f: str, m: ModelResult = m) -> str:
+            return N.model(m, f, False)
+
+        lines.append(
+            f"| {m.name} | {m.kind} | {g('cg_rho')} [{g('cg_lo')}, {g('cg_hi')}] | {g('cg_r')} | "
+            f"{g('seen_med')} ({g('seen_pos')}) | {g('unseen_med')} ({g('unseen_pos')}) | "
+            f"{N.attr(m, 'wall_time_s', 's', False)} | ok |")
+    return "\n".join(lines) + "\n"
+
+
+def render_report(results_json: str | Path, predictions_dir: str | Path, out_html: str | Path,
+                  markdown: bool = True) -> Path:
+    """Write ``out_html`` (self-contained) and, beside it, ``results.md``; return the HTML path."""
+    res = read_results(results_json)
+    tables = model_tables(predictions_dir)
+    preds = {}
+    for m in res.models:
+        if m.status == "ok" and m.table_key in tables:
+            preds[m.name] = load_predictions(tables[m.table_key])
+    page, _ = render_html(res, preds)
+    out_html = Path(out_html)
+    atomic_write_text(out_html, page)
+    if markdown:
+        atomic_write_text(out_html.with_name("results.md"), render_markdown(res))
+    return out_html
