@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib
 import sys
 
+import click
+
 from gta.cli.app import app
 from gta.errors import GtaInputError
 
@@ -28,13 +30,21 @@ for _name in COMMAND_MODULES:
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        rc = app(standalone_mode=False)
+    except click.exceptions.ClickException as e:  # usage errors: a usage message, not a traceback
+        e.show()
+        sys.exit(2)
+    except click.exceptions.Abort:
+        print("gta: aborted", file=sys.stderr)
+        sys.exit(130)
     except GtaInputError as e:
         print(f"gta: error: {e.one_line()}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("gta: interrupted", file=sys.stderr)
         sys.exit(130)
+    if isinstance(rc, int) and rc:
+        sys.exit(rc)
 
 
 __all__ = ["app", "main"]

@@ -1,5 +1,32 @@
-"""CLI commands: data_commands."""
+"""CLI commands on data sets: ``gta validate``."""
 
 from __future__ import annotations
 
-from gta.cli.app import app  # noqa: F401
+from pathlib import Path
+
+import typer
+
+from gta.cli.app import app
+
+
+@app.command()
+def validate(
+    data: Path = typer.Option(..., "--data", "-d", help="Data set manifest (dataset.yaml)."),
+    quick: bool = typer.Option(False, "--quick", help="Skip the full FASTA scan for bytes that are not bases."),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the report as JSON to this file."),
+) -> None:
+    """Read every file the manifest names and report whether the data set is usable (exit 0) or not (exit 2)."""
+    import json
+
+    from rich.console import Console
+
+    from gta.io.atomic import atomic_write_text
+    from gta.io.validate import render_report
+    from gta.io.validate import validate as run_validate
+
+    report = run_validate(data, scan_genome=not quick, progress=True)
+    Console().print(render_report(report))
+    if json_out is not None:
+        atomic_write_text(json_out, json.dumps(report.to_dict(), indent=2))
+    if not report.ok:
+        raise SystemExit(report.exit_code)

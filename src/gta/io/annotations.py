@@ -38,7 +38,6 @@ import csv
 import functools
 import gzip
 import json
-import re
 import shutil
 import sqlite3
 import subprocess
@@ -52,6 +51,7 @@ import pandas as pd
 
 from gta.errors import GtaInputError
 from gta.io.atomic import atomic_path
+from gta.io.genes import strip_version
 from gta.resources import DATA_DIR
 
 HUMAN_GENES_PATH = DATA_DIR / "human_genes.tsv.gz"
@@ -83,12 +83,6 @@ TYPE_PHRASES = {
     "tRNA": "a transfer RNA gene",
     "biological_region": "a biological region",
 }
-_VERSION = re.compile(r"^([A-Za-z]+\d+)\.\d+(?=$|_PAR_Y$)")
-
-
-def strip_version(gene_id: str) -> str:
-    """``ENSG00000141510.17`` -> ``ENSG00000141510`` (a GENCODE ``_PAR_Y`` tail is kept)."""
-    return _VERSION.sub(r"\1", gene_id.strip())
 
 
 def type_phrase(gene_type: str) -> str:

@@ -10,6 +10,7 @@ name: my-data                # optional
 description: ...             # optional: one sentence on cells/tissue and assay, used in prompts
 geometry: {input_len: 196608, bin_size: 128, output_bins: 896}   # optional
 splits: {val_chroms: [chr8], test_chroms: [chr9], test_individual_fraction: 0.2, seed: 0}  # optional
+# or gene lists (one id or symbol per line): splits: {val_genes: val.txt, test_genes: test.txt}
 truth: truth/                # optional: simulator ground truth
 ```
 Relative paths resolve against the manifest's folder.
@@ -28,16 +29,19 @@ from gta.geometry import Geometry
 
 PATH_KEYS = ("genome", "genes", "expression", "variants", "annotations", "truth")
 KNOWN_KEYS = set(PATH_KEYS) | {"name", "description", "geometry", "splits", "expression_transform"}
+SPLIT_KEYS = {"val_chroms", "test_chroms", "val_genes", "test_genes", "test_individual_fraction", "seed"}
 
 
 @dataclass(frozen=True)
 class SplitConfig:
-    """Held-out chromosomes for validation/test genes, and the share of individuals held out."""
+    """Held-out chromosomes (or gene-list files) for validation/test genes, and the share of individuals held out."""
 
     val_chroms: tuple[str, ...] = ()
     test_chroms: tuple[str, ...] = ()
     test_individual_fraction: float = 0.2
     seed: int = 0
+    val_genes: Path | None = None
+    test_genes: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -63,10 +67,14 @@ class Manifest:
 def load_manifest(path: str | Path) -> Manifest:
     """Read and check a manifest; every problem is a GtaInputError naming the file."""
     path = Path(path)
-    if not path.exists():
+    if path.is_dir() and (path / "dataset.yaml").is_file():
+        path = path / "dataset.yaml"
+    if not path.is_file():
         raise GtaInputError("manifest not found", path, hint="pass --data PATH to a dataset.yaml")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise GtaInputError("manifest is not UTF-8 text", path, hint="a manifest is a small YAML file") from None
     except yaml.YAMLError as e:
         line = getattr(getattr(e, "problem_mark", None), "line", None)
         raise GtaInputError(
@@ -81,30 +89,44 @@ def load_manifest(path: str | Path) -> Manifest:
         if not raw.get(key):
             raise GtaInputError(f"missing required key '{key}'", path)
 
-    def resolve(key: str) -> Path | None:
-        value = raw.get(key)
+    def resolve(key: str, section: dict[str, Any] = raw, prefix: str = "") -> Path | None:
+        value = section.get(key)
         if value in (None, ""):
             return None
         p = Path(str(value)).expanduser()
         p = p if p.is_absolute() else (path.parent / p)
         if not p.exists():
-            raise GtaInputError(f"'{key}' points to {p}, which does not exist", path)
+            raise GtaInputError(f"'{prefix}{key}' points to {p}, which does not exist", path)
         return p
 
     try:
         geometry = Geometry.from_dict(raw.get("geometry"))
     except (TypeError, ValueError) as e:
         raise GtaInputError(f"bad 'geometry': {e}", path) from None
-    splits_raw: dict[str, Any] = raw.get("splits") or {}
+    splits_raw: Any = raw.get("splits") or {}
+    if not isinstance(splits_raw, dict):
+        raise GtaInputError("'splits' must be a mapping", path, hint=f"keys: {sorted(SPLIT_KEYS)}")
+    unknown_split = sorted(set(splits_raw) - SPLIT_KEYS)
+    if unknown_split:
+        raise GtaInputError(f"unknown key(s) {unknown_split} in 'splits'", path, hint=f"known: {sorted(SPLIT_KEYS)}")
+
+    def chroms(key: str) -> tuple[str, ...]:
+        value = splits_raw.get(key) or ()
+        return (str(value),) if isinstance(value, (str, int)) else tuple(str(c) for c in value)
+
     try:
         splits = SplitConfig(
-            val_chroms=tuple(str(c) for c in splits_raw.get("val_chroms", ())),
-            test_chroms=tuple(str(c) for c in splits_raw.get("test_chroms", ())),
+            val_chroms=chroms("val_chroms"),
+            test_chroms=chroms("test_chroms"),
             test_individual_fraction=float(splits_raw.get("test_individual_fraction", 0.2)),
             seed=int(splits_raw.get("seed", 0)),
+            val_genes=resolve("val_genes", splits_raw, "splits."),
+            test_genes=resolve("test_genes", splits_raw, "splits."),
         )
     except (TypeError, ValueError) as e:
         raise GtaInputError(f"bad 'splits': {e}", path) from None
+    if not 0.0 <= splits.test_individual_fraction < 1.0:
+        raise GtaInputError(f"splits.test_individual_fraction {splits.test_individual_fraction} is not in [0, 1)", path)
     transform = str(raw.get("expression_transform", "none"))
     if transform not in {"none", "log1p", "standardize", "log1p+standardize"}:
         raise GtaInputError(

@@ -1,0 +1,268 @@
+"""``extract``: encode every gene window (and personal haplotypes) of a data set into a ``FeatureStore``.
+
+Items, in one fixed order that every worker computes identically: for each selected gene (data set order), its
+reference, then each distinct non-reference hap_key its samples carry (sorted). Worker ``k`` of ``N`` takes the
+items with ``i % N == k`` (``RANK``/``WORLD_SIZE`` are read when ``worker``/``n_workers`` are not given, so
+``torchrun`` works), so the union of all workers equals one worker's run. An item already flagged done in the store
+is skipped, which makes an interrupted run (Ctrl-C, kill -9) resume where it stopped; an item cut off mid-write has
+no done flag and is recomputed. The sample -> hap_key table of a gene is written by the worker owning its reference.
+
+Local encoders (``receptive_field_bp`` an int) recompute a haplotype only within reach of its changed spans and
+store sparse deltas; global encoders recompute and store it in full. Identical haplotypes (one hap_key) are encoded
+once per gene, however many samples carry them.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gta.encoders import get_encoder
+from gta.errors import GtaInputError
+from gta.features.store import FeatureStore
+
+
+@dataclass
+class ExtractSummary:
+    out: str
+    encoder: str
+    worker: int
+    n_workers: int
+    items_total: int = 0  # all workers
+    items_mine: int = 0
+    computed: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    genes: int = 0
+    samples: int = 0
+    unique_haplotypes: int = 0
+    bins_stored: int = 0  # personal bins written (sparse stores: changed bins only)
+    wall_s: float = 0.0
+    peak_rss_mb: float = 0.0
+    interrupted: bool = False
+
+    def __str__(self) -> str:
+        skipped = ", ".join(f"{v} {k}" for k, v in self.skipped.items() if v) or "none"
+        state = "INTERRUPTED (rerun the same command to resume)" if self.interrupted else "done"
+        return (
+            f"extract {state}: {self.computed} items encoded by worker {self.worker}/{self.n_workers} "
+            f"({self.items_mine} of {self.items_total} items; {self.genes} genes, {self.samples} samples, "
+            f"{self.unique_haplotypes} unique personal haplotypes); skipped: {skipped}; "
+            f"{self.wall_s:.1f} s, peak memory {self.peak_rss_mb:.0f} MB -> {self.out}"
+        )
+
+
+def _worker_env(worker: int | None, n_workers: int | None) -> tuple[int, int]:
+    if n_workers is None:
+        n_workers = int(os.environ.get("WORLD_SIZE", "1"))
+    if worker is None:
+        worker = int(os.environ.get("RANK", "0"))
+    if n_workers < 1 or not 0 <= worker < n_workers:
+        raise GtaInputError(f"worker {worker} of {n_workers} is not valid", hint="0 <= --worker < --workers")
+    return worker, n_workers
+
+
+def _parse_individuals(individuals: str | Sequence[str] | None) -> list[str] | None | bool:
+    """False = no personal haplotypes; None = all samples; a list = those samples."""
+    if individuals is None:
+        return False
+    if isinstance(individuals, str):
+        text = individuals.strip()
+        if text.lower() in ("", "none"):
+            return False
+        if text.lower() == "all":
+            return None
+        p = Path(text)
+        if p.is_file():
+            return [ln.strip() for ln in p.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+        return [s.strip() for s in text.split(",") if s.strip()]
+    return list(individuals)
+
+
+def _default_haplotypes(dataset: Any, geometry: Any, samples: list[str] | None) -> Callable[[Any], Any]:
+    from gta.io.haplotypes import gene_haplotypes
+    from gta.io.variants import VariantReader
+
+    path = getattr(dataset, "variants_path", None)
+    if path is None:
+        raise GtaInputError(
+            "personal haplotypes were asked for, but the manifest names no 'variants' file",
+            getattr(getattr(dataset, "manifest", None), "path", None),
+            hint="add variants: FILE.vcf.gz to the manifest, or use --individuals none",
+        )
+    reader = VariantReader(path, dataset.genome)
+    return lambda gene: gene_haplotypes(reader, gene, geometry, samples=samples)
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def extract(
+    data: str | Path | Any,
+    encoder: str | Any = "motif",
+    weights: str | Path | None = None,
+    out: str | Path = "features.zarr",
+    individuals: str | Sequence[str] | None = "none",
+    worker: int | None = None,
+    n_workers: int | None = None,
+    batch_size: int = 4,
+    genes: Sequence[str] | None = None,
+    dtype: str = "float16",
+    encoder_options: dict[str, Any] | None = None,
+    haplotypes: Callable[[Any], Any] | None = None,
+    progress: bool = True,
+) -> ExtractSummary:
+    """Encode a data set's gene windows (and personal haplotypes) into ``out``; resumable and shardable.
+
+    ``data``: a manifest path (or an opened Dataset). ``encoder``: a registered name or an encoder instance.
+    ``individuals``: "none", "all", a comma-separated list, a file with one sample per line, or a list.
+    ``haplotypes``: optional ``gene -> GeneHaplotypes`` source (default: the manifest's VCF via gta.io.haplotypes).
+    """
+    t0 = time.perf_counter()
+    if isinstance(data, str | Path):
+        from gta.io.dataset import open_dataset
+
+        dataset = open_dataset(data)
+    else:
+        dataset = data
+    geometry = dataset.manifest.geometry
+    if isinstance(encoder, str):
+        opts = dict(encoder_options or {})
+        if weights is not None:
+            opts["weights"] = weights
+        enc = get_encoder(encoder, geometry=geometry, **opts)
+    else:
+        enc = encoder
+        if enc.geometry != geometry:
+            raise GtaInputError(f"encoder geometry {enc.geometry} differs from the data set's {geometry}")
+    worker, n_workers = _worker_env(worker, n_workers)
+    local = enc.receptive_field_bp is not None
+    all_genes = list(dataset.genes)
+    attrs = {
+        "encoder": enc.name,
+        "encoder_config": enc.config,
+        "weights_hash": enc.weights_hash(),
+        "dataset_hash": dataset.fingerprint(),
+        "geometry": geometry.to_dict(),
+    }
+    store = FeatureStore.open_or_create(
+        out,
+        attrs,
+        gene_ids=[g.gene_id for g in all_genes],
+        n_bins=geometry.output_bins,
+        n_features=enc.n_features,
+        dtype=dtype,
+        feature_names=enc.feature_names,
+        hap_storage="sparse" if local else "full",
+    )
+    summary = ExtractSummary(out=str(out), encoder=enc.name, worker=worker, n_workers=n_workers)
+    selected = all_genes if genes is None else [dataset.gene(q) for q in genes]
+    summary.genes = len(selected)
+
+    # -- plan: the same item list in every worker -------------------------------------------------------------
+    wanted = _parse_individuals(individuals)
+    hap_source = None
+    if wanted is not False:
+        hap_source = haplotypes or _default_haplotypes(dataset, geometry, wanted)
+    items: list[tuple[Any, str]] = []
+    gene_haps: dict[str, Any] = {}
+    samples: set[str] = set()
+    plan_bar = _bar(len(selected) if hap_source else 0, "planning haplotypes", progress)
+    for gene in selected:
+        owner_of_ref = len(items) % n_workers == worker
+        items.append((gene, "ref"))
+        if hap_source is None:
+            continue
+        haps = hap_source(gene)
+        keys = sorted({k for pair in haps.sample_keys.values() for k in pair if k != "ref"})
+        samples.update(haps.sample_keys)
+        summary.unique_haplotypes += len(keys)
+        first = len(items)
+        items.extend((gene, k) for k in keys)
+        if owner_of_ref:
+            store.set_sample_haps(gene.gene_id, haps.sample_keys)
+        if any((first + j) % n_workers == worker for j in range(len(keys))):
+            gene_haps[gene.gene_id] = haps
+        plan_bar.update(1)
+    plan_bar.close()
+    summary.samples = len(samples)
+    summary.items_total = len(items)
+    mine = [it for i, it in enumerate(items) if i % n_workers == worker]
+    summary.items_mine = len(mine)
+    todo = [it for it in mine if not store.hap_done(it[0].gene_id, it[1])]
+    summary.skipped["already in store"] = len(mine) - len(todo)
+
+    # -- encode ------------------------------------------------------------------------------------------------
+    ref_cache: dict[str, np.ndarray] = {}
+    bar = _bar(len(todo), f"extract {enc.name} (worker {worker}/{n_workers})", progress)
+
+    def window(gene: Any, key: str) -> str:
+        return dataset.genome.gene_window(gene, geometry) if key == "ref" else gene_haps[gene.gene_id].sequence(key)
+
+    def write(gene: Any, key: str, feats: np.ndarray, ref: np.ndarray | None = None) -> None:
+        if key == "ref":
+            store.write_ref(gene.gene_id, feats)
+        else:
+            summary.bins_stored += store.write_hap(gene.gene_id, key, feats, ref=ref)
+        summary.computed += 1
+        bar.update(1)
+
+    def reference(gene: Any) -> np.ndarray:
+        gid = gene.gene_id
+        if gid not in ref_cache:
+            ref_cache.clear()  # items come gene by gene: keep one
+            ref_cache[gid] = store.read_ref(gid) if store.has_ref(gid) else enc.encode([window(gene, "ref")])[0]
+        return ref_cache[gid]
+
+    try:
+        if local:
+            refs = [it for it in todo if it[1] == "ref"]
+            for s in range(0, len(refs), batch_size):
+                batch = refs[s : s + batch_size]
+                feats = enc.encode([window(g, k) for g, k in batch])
+                for (g, k), f in zip(batch, feats, strict=True):
+                    write(g, k, f)
+            for g, k in (it for it in todo if it[1] != "ref"):
+                ref = reference(g)
+                spans = gene_haps[g.gene_id].changed_span(k)
+                write(g, k, enc.encode_region(window(g, k), ref, spans), ref=ref)
+        else:
+            for s in range(0, len(todo), batch_size):
+                batch = todo[s : s + batch_size]
+                feats = enc.encode([window(g, k) for g, k in batch])
+                for (g, k), f in zip(batch, feats, strict=True):
+                    write(g, k, f)
+    except KeyboardInterrupt:
+        summary.interrupted = True
+        raise
+    finally:
+        bar.close()
+        summary.wall_s = time.perf_counter() - t0
+        summary.peak_rss_mb = _peak_rss_mb()
+        if progress or summary.interrupted:
+            print(str(summary), file=sys.stderr)
+    return summary
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _bar(total: int, desc: str, enabled: bool) -> Any:
+    if not enabled or total == 0:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="item", dynamic_ncols=True, file=sys.stderr)

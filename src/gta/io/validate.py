@@ -1,0 +1,179 @@
+"""``gta validate``: read every file a manifest names and say whether the data set is usable.
+
+A malformed file raises ``GtaInputError`` (one line naming the file; exit 2 through the CLI). Problems between
+files are rows of the report with status ``error`` (exit 2): no gene on a FASTA chromosome, no gene with
+expression, an expression sample without genotypes in the VCF, VCF contigs that match no FASTA chromosome, a
+plain-gzip VCF. ``warn`` rows (skipped genes, missing index, empty val/test split) leave the data set usable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gta.io.dataset import open_dataset, vcf_header
+from gta.io.expression import match_report
+from gta.io.genome import file_compression
+from gta.io.splits import summarize_gene_splits
+
+OK, INFO, WARN, ERROR = "ok", "info", "warn", "error"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str  # ok | info | warn | error
+    detail: str
+
+
+@dataclass
+class ValidationReport:
+    manifest: Path
+    checks: list[Check] = field(default_factory=list)
+    skipped: dict[str, int] = field(default_factory=dict)
+    stats: dict[str, object] = field(default_factory=dict)
+
+    def add(self, name: str, status: str, detail: str) -> None:
+        self.checks.append(Check(name, status, detail))
+
+    @property
+    def errors(self) -> list[Check]:
+        return [c for c in self.checks if c.status == ERROR]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.ok else 2
+
+    def to_dict(self) -> dict:
+        return {"manifest": str(self.manifest), "ok": self.ok, "stats": self.stats, "skipped": self.skipped,
+                "checks": [c.__dict__ for c in self.checks]}
+
+
+def _examples(items: list[str], n: int = 3) -> str:
+    return ", ".join(items[:n]) + (" ..." if len(items) > n else "")
+
+
+def validate(manifest_path: str | Path, scan_genome: bool = True, progress: bool = False) -> ValidationReport:
+    """Check a data set end to end; see the module docstring for what is an error."""
+    ds = open_dataset(manifest_path)
+    m = ds.manifest
+    rep = ValidationReport(m.path)
+    genome = ds.genome
+    detail = f"{len(genome.contigs)} contigs, {genome.total_bp:,} bp"
+    if scan_genome:
+        st = genome.scan(progress=progress)
+        detail += f" ({st.n / max(st.total_bp, 1):.1%} N, {st.soft_masked / max(st.total_bp, 1):.1%} soft-masked)"
+        rep.stats["genome_n"] = st.n
+    rep.stats.update(contigs=len(genome.contigs), total_bp=genome.total_bp)
+    rep.add("sequences", OK, f"{m.genome.name}: {detail}")
+
+    table = ds.gene_table  # raises when no gene lies on a FASTA chromosome
+    genes = table.genes
+    rep.stats["genes"] = len(genes)
+    rep.add("genes with a TSS", OK, f"{len(genes):,} from {m.genes.name} ({table.format.upper()})")
+    gene_contigs = sorted({g.chrom for g in genes})
+    renamed = sorted(table.missing_contigs)
+    names = f"{len(gene_contigs)} gene chromosome(s) found in the FASTA"
+    if table.missing_contigs:
+        names += f"; not in the FASTA: {_examples(renamed)} ({sum(table.missing_contigs.values())} genes skipped)"
+    rep.add("chromosome names FASTA/genes", WARN if table.missing_contigs else OK, names)
+
+    expr = ds.expression
+    if expr is not None:
+        mr = match_report(expr, genes)
+        rep.stats.update(expression_genes=mr["expression_genes"], expression_samples=mr["samples"],
+                         genes_with_expression=mr["matched"])
+        status = ERROR if mr["matched"] == 0 else OK
+        text = f"{mr['matched']:,} of {len(genes):,} genes ({mr['samples']:,} samples)"
+        if mr["matched_by_symbol"]:
+            text += f"; {mr['matched_by_symbol']} matched by symbol"
+        if mr["expression_without_gene"]:
+            text += f"; {mr['expression_without_gene']:,} matrix rows match no gene"
+        if mr["matched"] == 0:
+            text += f" (matrix ids e.g. {_examples(mr['examples_expression_without_gene'])}; genes e.g. " \
+                    f"{_examples([g.gene_id for g in genes])})"
+        rep.add("genes with expression", status, text)
+        if mr["missing_values"]:
+            rep.add("missing expression values", INFO, f"{mr['missing_values']:,} NaN values (masked in training)")
+    else:
+        rep.add("genes with expression", WARN, "no expression matrix in the manifest (prediction only)")
+
+    if m.variants is not None:
+        _check_variants(rep, ds, expr.samples if expr is not None else [])
+    else:
+        rep.add("samples with genotypes", INFO, "no VCF in the manifest (reference sequence only)")
+
+    splits = summarize_gene_splits(ds.gene_splits)
+    status = WARN if not splits["val"] or not splits["test"] else OK
+    rep.add("gene splits", status, ", ".join(f"{k} {v:,}" for k, v in splits.items()))
+    samples = ds.samples() if expr is not None or m.variants is not None else []
+    if samples:
+        train, test = ds.individual_splits()
+        rep.add("individual splits", OK, f"train {len(train):,}, test {len(test):,}")
+
+    if m.annotations is not None:
+        ann = ds.annotations
+        hit = sum(g.gene_id in ann for g in genes)
+        rep.add("annotations", OK if hit else WARN, f"{hit:,} of {len(genes):,} genes annotated ({m.annotations.name})")
+
+    rep.skipped = ds.skipped
+    for reason, n in rep.skipped.items():
+        rep.add("skipped", WARN, f"{n:,} {reason}")
+    return rep
+
+
+def _check_variants(rep: ValidationReport, ds, expr_samples: list[str]) -> None:
+    path: Path = ds.manifest.variants
+    if path.suffix in (".gz", ".bgz") and file_compression(path) == "gzip":
+        rep.add("variants file", ERROR, f"{path.name} is plain gzip, not BGZF: it cannot be indexed "
+                "(fix: zcat FILE | bgzip -c > FILE.vcf.gz && bcftools index FILE.vcf.gz)")
+    indexed = any(Path(str(path) + ext).exists() for ext in (".tbi", ".csi"))
+    if not indexed and file_compression(path) != "gzip":
+        rep.add("variants index", WARN, f"no .tbi/.csi beside {path.name} (fix: bcftools index {path.name})")
+    samples, contigs = vcf_header(path)
+    rep.stats["vcf_samples"] = len(samples)
+    rep.add("samples with genotypes", OK if samples else ERROR, f"{len(samples):,} in {path.name}")
+    if contigs:
+        found = [c for c in contigs if ds.genome.names.resolve(c) is not None]
+        missing = [c for c in contigs if ds.genome.names.resolve(c) is None]
+        status = ERROR if not found else OK
+        text = f"{len(found)} of {len(contigs)} VCF contigs found in the FASTA"
+        if missing:
+            text += f"; not in the FASTA: {_examples(missing)}"
+        gene_chroms = {g.chrom for g in ds.genes}
+        shared = {ds.genome.names.resolve(c) for c in found} & gene_chroms
+        text += f"; {len(shared)} shared with genes"
+        rep.add("chromosome names FASTA/VCF", status, text)
+    else:
+        rep.add("chromosome names FASTA/VCF", WARN, "the VCF header lists no contigs and there is no index")
+    if expr_samples:
+        vcf = set(samples)
+        lacking = [s for s in expr_samples if s not in vcf]
+        if lacking:
+            rep.add("sample overlap expression/VCF", ERROR,
+                    f"{len(lacking)} of {len(expr_samples)} expression samples are not in the VCF "
+                    f"(e.g. {_examples(lacking)}); VCF has e.g. {_examples(samples)}")
+        else:
+            extra = len(vcf) - len(set(expr_samples))
+            rep.add("sample overlap expression/VCF", OK,
+                    f"all {len(expr_samples):,} expression samples have genotypes"
+                    + (f"; {extra:,} VCF samples without expression" if extra else ""))
+
+
+def render_report(report: ValidationReport):
+    """The report as a short rich table."""
+    from rich.table import Table
+
+    style = {OK: "green", INFO: "cyan", WARN: "yellow", ERROR: "bold red"}
+    verdict = "[green]usable[/]" if report.ok else f"[bold red]not usable: {len(report.errors)} error(s)[/]"
+    table = Table(title=f"gta validate {report.manifest}", caption=verdict, show_lines=False)
+    table.add_column("check")
+    table.add_column("status")
+    table.add_column("detail", overflow="fold")
+    for c in report.checks:
+        table.add_row(c.name, f"[{style[c.status]}]{c.status}[/]", c.detail)
+    return table

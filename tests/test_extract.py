@@ -1,0 +1,202 @@
+"""extract: equals direct encoding (sparse personal == full recompute), sharding, kill -9 + resume, refusal, CLI."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fixtures import default_sequences, make_dataset, write_manifest, write_vcf
+from gta.encoders import BaseEncoder, MotifEncoder
+from gta.encoders.motif import seq_to_index
+from gta.errors import GtaInputError
+from gta.features import FeatureStore, extract
+from gta.geometry import Geometry
+from gta.io.jaspar import load_motifs
+
+GEOM = Geometry(input_len=2048, bin_size=128, output_bins=12)
+SAMPLES = ["S1", "S2", "S3", "S4"]
+TESTS = Path(__file__).parent
+
+
+def build(folder: Path, seed: int = 0) -> Path:
+    """The shared fixture data set (10 genes on 4 small chromosomes) plus a phased VCF with SNVs and indels."""
+    manifest = make_dataset(folder, gene_format="tsv", seed=seed, geometry=GEOM.to_dict())
+    chr1, chr2 = default_sequences(seed)["chr1"], default_sequences(seed)["chr2"]
+
+    def snv(seq, pos):  # pos 1-based
+        ref = seq[pos - 1]
+        return pos, ref, "A" if ref != "A" else "G"
+
+    recs = [
+        ("chr1", *snv(chr1, 1500), ["0|1", "1|1", "0|0", "1|0"]),
+        ("chr1", 1800, chr1[1799:1803], chr1[1799], ["0|0", "0|1", "0|0", "1|0"]),  # 3-bp deletion upstream
+        ("chr1", 2600, chr1[2599], chr1[2599] + "GGTA", ["1|0", "0|0", "0|0", "0|1"]),  # 4-bp insertion
+        ("chr1", *snv(chr1, 3050), ["1|1", "0|1", "0|0", "0|0"]),
+        ("chr2", *snv(chr2, 700), ["0|1", "0|0", "1|0", "0|0"]),
+    ]
+    vcf = write_vcf(folder / "variants.vcf.gz", {"chr1": 6000, "chr2": 5000, "chr3": 4000, "chr4": 3000}, SAMPLES,
+                    recs)
+    import yaml
+
+    entries = yaml.safe_load(manifest.read_text())
+    entries["variants"] = vcf.name
+    return write_manifest(folder, **entries)
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory) -> Path:
+    return build(tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture(scope="module")
+def motif_encoder() -> MotifEncoder:
+    return MotifEncoder(GEOM, motifs=load_motifs({"SPI1": "MA0080", "CTCF": "MA0139", "SP1": "MA0079"}))
+
+
+class SlowGC(BaseEncoder):
+    """A global test encoder: GC and A fraction per bin; sleeps per call so a run can be killed mid-way."""
+
+    name = "slow-gc"
+    feature_names = ["gc", "a"]  # type: ignore[assignment]
+
+    def __init__(self, geometry: Geometry, delay: float = 0.0) -> None:
+        super().__init__(geometry)
+        self.delay, self.calls = delay, 0
+
+    def encode(self, seqs):
+        self.calls += len(seqs)
+        time.sleep(self.delay)
+        g = self.geometry
+        idx = seq_to_index(seqs)[:, g.crop_bins * g.bin_size : (g.crop_bins + g.output_bins) * g.bin_size]
+        idx = idx.reshape(len(seqs), g.output_bins, g.bin_size)
+        return np.stack([((idx == 1) | (idx == 2)).mean(-1), (idx == 0).mean(-1)], axis=-1).astype(np.float32)
+
+
+def run_child(manifest: str, out: str) -> None:
+    """Entry point of the subprocess that the kill -9 test kills."""
+    extract(manifest, encoder=SlowGC(GEOM, delay=0.25), out=out, individuals="all", batch_size=1, progress=False)
+
+
+def all_items(store: FeatureStore) -> dict[tuple[str, str], np.ndarray]:
+    out = {}
+    for g in store.gene_ids:
+        if store.has_ref(g):
+            out[(g, "ref")] = store.read_ref(g)
+        for k in {k for pair in store.sample_haps(g).values() for k in pair} - {"ref"}:
+            if store.hap_done(g, k):
+                out[(g, k)] = store.read_hap(g, k)
+    return out
+
+
+def assert_same_store(a: FeatureStore, b: FeatureStore) -> None:
+    ia, ib = all_items(a), all_items(b)
+    assert sorted(ia) == sorted(ib)
+    for key in ia:
+        np.testing.assert_array_equal(ia[key], ib[key], err_msg=str(key))
+    for g in a.gene_ids:
+        assert a.sample_haps(g) == b.sample_haps(g)
+
+
+def test_extract_equals_direct_encoding(manifest, motif_encoder, tmp_path):
+    from gta.io.dataset import open_dataset
+    from gta.io.haplotypes import gene_haplotypes
+    from gta.io.variants import VariantReader
+
+    out = tmp_path / "f.zarr"
+    summary = extract(manifest, encoder=motif_encoder, out=out, individuals="all", dtype="float32", progress=False)
+    store = FeatureStore.open(out)
+    assert store.attrs["encoder"] == "motif" and store.attrs["hap_storage"] == "sparse"
+    assert store.feature_names == motif_encoder.feature_names
+    ds = open_dataset(manifest)
+    reader = VariantReader(ds.variants_path, ds.genome)
+    n_haps, shifted = 0, False
+    for gene in ds.genes:
+        ref = motif_encoder.encode([ds.genome.gene_window(gene, GEOM)])[0]
+        np.testing.assert_allclose(store.read_ref(gene.gene_id), ref, atol=1e-6)
+        haps = gene_haplotypes(reader, gene, GEOM)
+        assert store.sample_haps(gene.gene_id) == haps.sample_keys
+        for key in {k for pair in haps.sample_keys.values() for k in pair} - {"ref"}:
+            full = motif_encoder.encode([haps.sequence(key)])[0]  # full recompute of the personal window
+            np.testing.assert_allclose(store.read_hap(gene.gene_id, key), full, atol=1e-5)
+            shifted |= any(hi - lo > 100 for lo, hi in haps.changed_span(key))
+            n_haps += 1
+    assert n_haps == summary.unique_haplotypes >= 4 and shifted  # an indel's shifted side was covered
+    assert summary.items_total == len(ds.genes) + n_haps == summary.computed
+    assert summary.samples == 4 and summary.bins_stored < n_haps * GEOM.output_bins  # sparse
+    again = extract(manifest, encoder=motif_encoder, out=out, individuals="all", dtype="float32", progress=False)
+    assert again.computed == 0 and again.skipped["already in store"] == summary.items_total
+
+
+def test_two_workers_equal_one(manifest, motif_encoder, tmp_path, monkeypatch):
+    one = extract(manifest, encoder=motif_encoder, out=tmp_path / "one.zarr", individuals="S1,S2,S4", progress=False)
+    a = extract(manifest, encoder=motif_encoder, out=tmp_path / "two.zarr", individuals="S1,S2,S4", worker=0,
+                n_workers=2, progress=False)
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")  # as under torchrun
+    b = extract(manifest, encoder=motif_encoder, out=tmp_path / "two.zarr", individuals="S1,S2,S4", progress=False)
+    assert (b.worker, b.n_workers) == (1, 2)
+    assert a.computed > 0 and b.computed > 0 and a.computed + b.computed == one.computed
+    assert_same_store(FeatureStore.open(tmp_path / "one.zarr"), FeatureStore.open(tmp_path / "two.zarr"))
+    assert FeatureStore.open(tmp_path / "one.zarr").samples == ["S1", "S2", "S4"]
+
+
+def test_kill_9_then_resume_equals_uninterrupted(manifest, tmp_path):
+    out = tmp_path / "killed.zarr"
+    code = f"import sys; sys.path.insert(0, {str(TESTS)!r}); import test_extract as t; t.run_child(*sys.argv[1:])"
+    proc = subprocess.Popen([sys.executable, "-c", code, str(manifest), str(out)], stderr=subprocess.PIPE)
+    done = 0
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if (out / "zarr.json").exists():
+            done = len(all_items(FeatureStore.open(out)))
+            if done >= 4:
+                break
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.stderr.read().decode()[-2000:] if proc.stderr else "child ended early"
+    os.kill(proc.pid, signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
+    before = len(all_items(FeatureStore.open(out)))
+    enc = SlowGC(GEOM)
+    resumed = extract(manifest, encoder=enc, out=out, individuals="all", batch_size=1, progress=False)
+    assert resumed.skipped["already in store"] == before >= 4
+    assert enc.calls == resumed.computed == resumed.items_total - before  # nothing written was recomputed
+    full = extract(manifest, encoder=SlowGC(GEOM), out=tmp_path / "clean.zarr", individuals="all", progress=False)
+    assert full.items_total == resumed.items_total
+    assert_same_store(FeatureStore.open(out), FeatureStore.open(tmp_path / "clean.zarr"))
+
+
+def test_store_of_another_encoder_or_dataset_is_refused(manifest, motif_encoder, tmp_path):
+    out = tmp_path / "f.zarr"
+    extract(manifest, encoder=motif_encoder, out=out, genes=["BETA"], progress=False)
+    with pytest.raises(GtaInputError, match="encoder: store has 'motif', this run has 'slow-gc'"):
+        extract(manifest, encoder=SlowGC(GEOM), out=out, progress=False)
+    other = build(tmp_path / "other", seed=1)
+    with pytest.raises(GtaInputError, match="dataset_hash"):
+        extract(other, encoder=motif_encoder, out=out, progress=False)
+    with pytest.raises(GtaInputError, match="encoder_config.pvalue"):
+        extract(manifest, encoder=MotifEncoder(GEOM, motifs=motif_encoder.motifs, pvalue=1e-3), out=out,
+                progress=False)
+
+
+def test_cli_extract(manifest, tmp_path):
+    from typer.testing import CliRunner
+
+    from gta.cli import app
+
+    out = tmp_path / "cli.zarr"
+    res = CliRunner().invoke(app, ["extract", "--data", str(manifest), "--out", str(out), "--genes", "BETA,GAMMA",
+                                   "--individuals", "S2"])
+    assert res.exit_code == 0, res.output
+    store = FeatureStore.open(out)
+    assert store.ref_done_mask().sum() == 2 and store.samples == ["S2"]
+    assert store.attrs["encoder"] == "motif" and store.dtype == np.float16
+    bad = subprocess.run([str(Path(sys.executable).parent / "gta"), "extract", "--data", str(manifest), "--out",
+                          str(tmp_path / "x.zarr"), "--encoder", "borzoi"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "valid encoders" in bad.stderr and "motif" in bad.stderr

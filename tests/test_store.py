@@ -1,0 +1,132 @@
+"""FeatureStore: round trip, sparse and full haplotypes, done flags, refusal of mismatched stores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gta.errors import GtaInputError
+from gta.features import FeatureStore
+from gta.geometry import Geometry
+
+GEOM = Geometry(input_len=2048, bin_size=128, output_bins=8)
+ATTRS = {
+    "encoder": "motif",
+    "encoder_config": {"motifs": {"SPI1": "MA0080.7"}, "pvalue": 1e-4},
+    "weights_hash": "abc123",
+    "dataset_hash": "data1",
+    "geometry": GEOM.to_dict(),
+}
+GENES = ["ENSG1", "ENSG2", "ENSG3"]
+
+
+def make(path, hap_storage="sparse", dtype="float16"):
+    return FeatureStore.create(path, ATTRS, GENES, n_bins=8, n_features=3, dtype=dtype, hap_storage=hap_storage)
+
+
+def test_round_trip_reference(tmp_path):
+    store = make(tmp_path / "f.zarr")
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(8, 3)).astype(np.float32)
+    assert not store.has_ref("ENSG2") and store.ref_done_mask().tolist() == [False] * 3
+    store.write_ref("ENSG2", a)
+    again = FeatureStore.open(tmp_path / "f.zarr", expect={**ATTRS, "dtype": "float16"})
+    assert again.gene_ids == GENES and again.n_bins == 8 and again.n_features == 3
+    assert again.geometry == GEOM and again.feature_names == ["f0", "f1", "f2"]
+    assert again.has_ref("ENSG2") and not again.has_ref("ENSG1")
+    got = again.read_ref("ENSG2")
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, a.astype(np.float16).astype(np.float32))
+    assert again.read_refs(["ENSG2", "ENSG2"]).shape == (2, 8, 3)
+    with pytest.raises(GtaInputError, match="no reference features"):
+        again.read_ref("ENSG1")
+    with pytest.raises(GtaInputError, match="not in the feature store"):
+        again.read_ref("ENSG9")
+    with pytest.raises(GtaInputError, match="already exists"):
+        make(tmp_path / "f.zarr")
+
+
+@pytest.mark.parametrize("storage", ["sparse", "full"])
+def test_personal_haplotypes(tmp_path, storage):
+    store = make(tmp_path / "f.zarr", hap_storage=storage, dtype="float32")
+    rng = np.random.default_rng(1)
+    ref = rng.normal(size=(8, 3)).astype(np.float32)
+    alt = ref.copy()
+    alt[3, 1] += 1.0
+    alt[4] -= 2.0
+    store.write_ref("ENSG1", ref)
+    store.set_sample_haps("ENSG1", {"S1": ("ref", "k1"), "S2": ("k1", "k2")})
+    n = store.write_hap("ENSG1", "k1", alt)
+    assert n == (2 if storage == "sparse" else 8)  # sparse stores only the changed bins
+    assert store.hap_keys("ENSG1") == ["k1", "ref"]  # k2 is not written yet
+    assert not store.hap_done("ENSG1", "k2") and store.hap_done("ENSG1", "k1")
+    store.write_hap("ENSG1", "k2", ref)  # identical to the reference: an empty delta
+    reopened = FeatureStore.open(tmp_path / "f.zarr")
+    np.testing.assert_array_equal(reopened.read_hap("ENSG1", "k1"), alt)
+    np.testing.assert_array_equal(reopened.read_hap("ENSG1", "k2"), ref)
+    np.testing.assert_array_equal(reopened.read_hap("ENSG1", "ref"), ref)
+    assert reopened.sample_haps("ENSG1") == {"S1": ("ref", "k1"), "S2": ("k1", "k2")}
+    assert reopened.samples == ["S1", "S2"] and reopened.sample_haps("ENSG2") == {}
+    store.set_sample_haps("ENSG3", {"S3": ("ref", "ref")})  # merging tables across genes and calls
+    store.set_sample_haps("ENSG1", {"S3": ("k2", "ref")})
+    again = FeatureStore.open(tmp_path / "f.zarr")
+    assert again.samples == ["S1", "S2", "S3"] and again.sample_haps("ENSG1")["S3"] == ("k2", "ref")
+    with pytest.raises(GtaInputError, match="not in the feature store"):
+        again.read_hap("ENSG1", "k9")
+
+
+def test_sparse_delta_is_exact_in_float16(tmp_path):
+    store = make(tmp_path / "f.zarr", dtype="float16")
+    rng = np.random.default_rng(2)
+    ref = rng.normal(size=(8, 3)).astype(np.float32)
+    alt = ref + 1e-5  # below float16 resolution almost everywhere
+    alt[6, 0] += 3.0
+    store.write_ref("ENSG1", ref)
+    store.write_hap("ENSG1", "k1", alt)
+    got = store.read_hap("ENSG1", "k1")
+    np.testing.assert_array_equal(got, alt.astype(np.float16).astype(np.float32))
+
+
+def test_half_written_item_is_not_readable(tmp_path):
+    store = make(tmp_path / "f.zarr", hap_storage="full")
+    store.write_ref("ENSG1", np.zeros((8, 3), np.float32))
+    grp = store._gene_group("ENSG1", create=True)
+    grp.create_array("k1", shape=(8, 3), chunks=(8, 3), dtype="float16", attributes={"done": False})  # crash here
+    assert not store.hap_done("ENSG1", "k1") and store.hap_keys("ENSG1") == []
+    with pytest.raises(GtaInputError):
+        store.read_hap("ENSG1", "k1")
+
+
+@pytest.mark.parametrize(
+    "field, value, shown",
+    [
+        ("encoder", "enformer", "encoder: store has 'motif', this run has 'enformer'"),
+        ("encoder_config", {"motifs": {"SPI1": "MA0080.7"}, "pvalue": 1e-3}, "encoder_config.pvalue"),
+        ("weights_hash", "zzz", "weights_hash"),
+        ("dataset_hash", "data2", "dataset_hash: store has 'data1', this run has 'data2'"),
+        ("geometry", Geometry(2048, 128, 4).to_dict(), "geometry.output_bins: store has 8, this run has 4"),
+        ("dtype", "float32", "dtype: store has 'float16', this run has 'float32'"),
+    ],
+)
+def test_mismatch_is_refused_naming_the_field(tmp_path, field, value, shown):
+    make(tmp_path / "f.zarr")
+    expect = {**ATTRS, "dtype": "float16", field: value}
+    with pytest.raises(GtaInputError) as err:
+        FeatureStore.open(tmp_path / "f.zarr", expect=expect)
+    assert shown in str(err.value) and "another --out" in str(err.value)
+
+
+def test_open_or_create_reuses_only_a_matching_store(tmp_path):
+    kw = dict(gene_ids=GENES, n_bins=8, n_features=3)
+    a = FeatureStore.open_or_create(tmp_path / "f.zarr", ATTRS, **kw)
+    a.write_ref("ENSG3", np.ones((8, 3), np.float32))
+    b = FeatureStore.open_or_create(tmp_path / "f.zarr", ATTRS, **kw)
+    assert b.has_ref("ENSG3")
+    with pytest.raises(GtaInputError, match="another gene list"):
+        FeatureStore.open_or_create(tmp_path / "f.zarr", ATTRS, **{**kw, "gene_ids": ["ENSG1"]})
+    with pytest.raises(GtaInputError, match="feature store not found"):
+        FeatureStore.open(tmp_path / "nothing.zarr")
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "x.txt").write_text("x")
+    with pytest.raises(GtaInputError, match="not a feature store"):
+        FeatureStore.open_or_create(tmp_path / "junk", ATTRS, **kw)
