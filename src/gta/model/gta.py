@@ -1,0 +1,203 @@
+"""The GTA model: features -> patches -> tokens aligned to word space -> frozen LLM after the prompt -> head.
+
+Axis legend: b = batch, n = bins, f = features, p = patches, d = d_model, k = prototypes, m = d_llm, c = head width,
+t = targets.
+```
+features [b, n, f] - normalise (train-split stats) - patch [b, p, l*f] - Linear + position - [b, p, d]
+prototypes = Linear_{V->K}(E^T)^T [k, m]      (E = frozen word embeddings)
+tokens     = CrossAttention(q = patches, k = v = prototypes) - Linear - RMS scale - [b, p, m]
+hidden     = FrozenLLM(tokens, after each gene's cached prompt)  [b, p, m]
+y          = head(hidden) [b, t]     (LayerNorm, Linear-GELU, attention pooling over patches, MLP; fp32)
+```
+Ablations: ``use_prompt=False`` (no prompt), ``alignment="linear"`` (no prototypes), ``backbone="random"`` (same
+architecture, random weights), ``backbone="none"`` (a small transformer trained from scratch instead of the LLM).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from gta.errors import GtaInputError
+from gta.model.align import (
+    LinearAlignment,
+    PatchEmbedding,
+    Patcher,
+    ReprogrammingLayer,
+    TextPrototypes,
+    embedding_rms,
+    n_patches,
+)
+from gta.model.llm import FrozenLLM, load_llm, random_twin
+
+ALIGNMENTS = ("prototype", "linear")
+BACKBONES = ("llm", "random", "none")
+
+
+@dataclass
+class GTAConfig:
+    llm: str = "embedded"  # "embedded" | path to HF folder | path to .gguf | "tiny-random"
+    llm_layers: int | None = 8  # first L layers (None = all)
+    patch_len: int = 16
+    patch_stride: int = 16
+    d_model: int = 64
+    n_prototypes: int = 1000
+    prototype_vocab: int | None = None  # mix only the first N token embeddings (None = the whole vocabulary)
+    n_heads: int = 8
+    head_hidden: int = 128
+    n_targets: int = 1
+    dropout: float = 0.1
+    use_prompt: bool = True  # ablation "no prompt"
+    alignment: str = "prototype"  # "prototype" | "linear" (ablation "no alignment")
+    backbone: str = "llm"  # "llm" | "random" (random init, same arch) | "none" (small transformer from scratch)
+    scratch_layers: int = 2  # backbone="none": layers of the trainable transformer
+    gradient_checkpointing: bool = False
+    prefix_cache: bool = True
+
+    def __post_init__(self) -> None:
+        for name, value, valid in (("alignment", self.alignment, ALIGNMENTS), ("backbone", self.backbone, BACKBONES)):
+            if value not in valid:
+                raise GtaInputError(f"model {name} {value!r} is unknown", hint=f"choose one of {', '.join(valid)}")
+        if self.d_model % self.n_heads:
+            raise GtaInputError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}",
+                                hint="pick d_model as a multiple of n_heads")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+class ScratchBackbone(nn.Module):
+    """backbone="none": a pre-norm transformer of the LLM's width trained from scratch (prompt tokens = frozen E)."""
+
+    def __init__(self, d_llm: int, n_heads: int, n_layers: int, n_patch: int, dropout: float) -> None:
+        super().__init__()
+        layer = nn.TransformerEncoderLayer(d_llm, n_heads, 2 * d_llm, dropout, activation="gelu", batch_first=True,
+                                           norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
+        self.position = nn.Parameter(torch.zeros(n_patch, d_llm))
+
+    def forward(self, tokens: Tensor, llm: FrozenLLM, prefixes: list[str] | None) -> Tensor:
+        x = tokens + self.position  # [b, p, m]
+        if not prefixes:
+            return self.encoder(x)
+        ids = [llm.tokenize(p) for p in prefixes]
+        width = max(len(i) for i in ids)
+        prompt = x.new_zeros(len(ids), width, x.shape[-1])
+        pad = torch.ones(len(ids), width + x.shape[1], dtype=torch.bool, device=x.device)
+        for b, i in enumerate(ids):
+            prompt[b, : len(i)] = llm.embed(i).to(x.dtype)
+            pad[b, : len(i)] = False
+        pad[:, width:] = False
+        return self.encoder(torch.cat([prompt, x], dim=1), src_key_padding_mask=pad)[:, width:]
+
+
+class Head(nn.Module):
+    """[b, p, m] -> [b, t]: LayerNorm, Linear-GELU, attention pooling (content score + learnt per-patch bias), MLP."""
+
+    def __init__(self, d_llm: int, n_patch: int, hidden: int, n_targets: int, dropout: float) -> None:
+        super().__init__()
+        self.proj = nn.Sequential(nn.LayerNorm(d_llm), nn.Linear(d_llm, hidden), nn.GELU(), nn.Dropout(dropout))
+        self.score = nn.Linear(hidden, 1)
+        self.patch_bias = nn.Parameter(torch.zeros(n_patch))
+        self.out = nn.Sequential(nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, n_targets))
+
+    def forward(self, hidden: Tensor) -> tuple[Tensor, Tensor]:
+        h = self.proj(hidden)  # [b, p, c]
+        weights = (self.score(h).squeeze(-1) + self.patch_bias).softmax(dim=-1)  # [b, p]
+        pooled = torch.einsum("bp,bpc->bc", weights, h)  # [b, c]
+        return self.out(pooled), weights
+
+
+class GTA(nn.Module):
+    """Genetic sequence Token Alignment. The frozen LLM is held but is not part of ``state_dict``/``parameters``."""
+
+    def __init__(self, cfg: GTAConfig, d_feat: int, n_bins: int, llm: FrozenLLM | None = None) -> None:
+        super().__init__()
+        self.cfg, self.d_feat, self.n_bins = cfg, d_feat, n_bins
+        self.llm = _resolve_llm(cfg, llm)
+        m = self.llm.d_llm
+        self.n_patch = n_patches(n_bins, cfg.patch_len, cfg.patch_stride)
+        self.register_buffer("feat_mean", torch.zeros(d_feat))
+        self.register_buffer("feat_std", torch.ones(d_feat))
+        self.patcher = Patcher(cfg.patch_len, cfg.patch_stride)
+        self.embed = PatchEmbedding(cfg.patch_len * d_feat, cfg.d_model, self.n_patch, cfg.dropout)
+        rms = embedding_rms(self.llm.word_embeddings())
+        if cfg.alignment == "prototype":
+            vocab = min(cfg.prototype_vocab or self.llm.vocab_size, self.llm.vocab_size)
+            self.prototypes = TextPrototypes(vocab, cfg.n_prototypes)
+            self.align = ReprogrammingLayer(cfg.d_model, cfg.n_heads, cfg.d_model // cfg.n_heads, m, rms, cfg.dropout)
+        else:
+            self.prototypes = None
+            self.align = LinearAlignment(cfg.d_model, m, rms)
+        self.scratch = None
+        if cfg.backbone == "none":
+            heads = int(getattr(self.llm.config, "num_attention_heads", 8))
+            self.scratch = ScratchBackbone(m, heads, cfg.scratch_layers, self.n_patch, cfg.dropout)
+        elif cfg.gradient_checkpointing:
+            self.llm.set_gradient_checkpointing(True)
+        self.head = Head(m, self.n_patch, cfg.head_hidden, cfg.n_targets, cfg.dropout)
+
+    def set_feature_norm(self, mean, std) -> None:
+        """Per-feature mean and std fitted on the train split (std below 1e-6 is treated as 1)."""
+        mean = torch.as_tensor(mean, dtype=self.feat_mean.dtype, device=self.feat_mean.device).reshape(-1)
+        std = torch.as_tensor(std, dtype=self.feat_std.dtype, device=self.feat_std.device).reshape(-1)
+        if mean.numel() != self.d_feat or std.numel() != self.d_feat:
+            raise ValueError(f"feature stats have {mean.numel()}/{std.numel()} entries, the model {self.d_feat}")
+        self.feat_mean.copy_(mean)
+        self.feat_std.copy_(torch.where(std > 1e-6, std, torch.ones_like(std)))
+
+    def forward(self, features: Tensor, prompts: list[str] | None = None, return_attention: bool = False):
+        """[b, n, f] (+ one prompt per row) -> [b, t]; with ``return_attention`` also a dict of
+        ``alignment`` [b, h, p, k] (None for linear alignment) and ``pool`` [b, p] attention weights."""
+        if features.ndim != 3 or tuple(features.shape[1:]) != (self.n_bins, self.d_feat):
+            shape = tuple(features.shape)
+            raise ValueError(f"features of shape {shape}, expected [batch, {self.n_bins}, {self.d_feat}]")
+        if self.cfg.use_prompt and (prompts is None or len(prompts) != len(features)):
+            got = None if prompts is None else len(prompts)
+            raise ValueError(f"use_prompt=True needs one prompt per row of {len(features)}, got {got}")
+        x = (features - self.feat_mean) / self.feat_std  # [b, n, f]
+        patches = self.embed(self.patcher(x))  # [b, p, d]
+        protos = self.prototypes(self.llm.word_embeddings()) if self.prototypes is not None else None  # [k, m]
+        tokens, attention = self.align(patches, protos, return_attention=True)  # [b, p, m]
+        prefixes = list(prompts) if self.cfg.use_prompt else None
+        if self.scratch is not None:
+            hidden = self.scratch(tokens, self.llm, prefixes)
+        else:
+            hidden = self.llm(tokens, prefixes, use_cache_for_prefix=self.cfg.prefix_cache)  # [b, p, m]
+        with torch.autocast(device_type=hidden.device.type, enabled=False):  # precision island for the readout
+            y, pool = self.head(hidden.float())  # [b, t], [b, p]
+        return (y, {"alignment": attention, "pool": pool}) if return_attention else y
+
+    def trainable_state_dict(self) -> dict[str, Tensor]:
+        """Everything but the frozen LLM (which is outside the module tree): trainable weights + norm buffers."""
+        return {k: v.detach().clone() for k, v in self.state_dict().items()}
+
+    def load_trainable_state_dict(self, sd: dict[str, Tensor]) -> None:
+        self.load_state_dict(sd, strict=True)
+
+    def n_trainable(self) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def positions(self) -> Tensor:
+        """Bin index range [p, 2] (start, end) covered by each patch (the last may be padded past n_bins)."""
+        start = torch.arange(self.n_patch) * self.cfg.patch_stride
+        return torch.stack([start, start + self.cfg.patch_len], dim=1)
+
+
+def _resolve_llm(cfg: GTAConfig, llm: FrozenLLM | None) -> FrozenLLM:
+    if llm is None:
+        llm = load_llm(cfg.llm, num_layers=1 if cfg.backbone == "none" else cfg.llm_layers)
+    elif cfg.backbone != "none" and cfg.llm_layers is not None and llm.n_layers != cfg.llm_layers:
+        raise ValueError(f"the given LLM has {llm.n_layers} layers but cfg.llm_layers={cfg.llm_layers}")
+    return random_twin(llm) if cfg.backbone == "random" else llm
+
+
+def build_model(cfg: GTAConfig, d_feat: int, n_bins: int, llm: FrozenLLM | None = None) -> GTA:
+    """The GTA model for features [*, n_bins, d_feat]; loads the LLM named by ``cfg`` unless one is given."""
+    return GTA(cfg, d_feat, n_bins, llm)
+
+
+__all__ = ["GTA", "GTAConfig", "build_model", "Head", "ScratchBackbone"]

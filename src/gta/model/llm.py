@@ -1,0 +1,367 @@
+"""The frozen LLM: loading (GGUF de-quantised once, cached as safetensors), prompt KV caching, random twins.
+
+`FrozenLLM` wraps the base model of a Llama-style causal LM (``model.model``) and its tokenizer. The HF module is
+kept *outside* the PyTorch module tree: it never appears in ``parameters()``, ``state_dict()`` or ``apply()`` of an
+owner, yet follows ``.to(device / dtype)``. It always stays in eval mode.
+
+Prompt caching: ``encode_prefix(prompt)`` runs the prompt once under no_grad and keeps its KV cache (LRU, bounded
+in bytes). ``forward(embeds, prefixes)`` lets the continuation attend to the cached prompts through a read-only cache
+(prompts of different lengths are left-padded, masked, and positions continue after each prompt), so the stored
+cache is never mutated and gradient checkpointing can safely recompute layers.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections import OrderedDict
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+from transformers import AutoConfig, AutoModel, AutoTokenizer, DynamicCache, LlamaConfig, LlamaModel
+from transformers.cache_utils import DynamicLayer
+
+from gta.errors import GtaInputError
+from gta.resources import cache_dir, embedded_llm_gguf
+
+log = logging.getLogger(__name__)
+
+SOURCES = '"embedded", "tiny-random", a .gguf file or a local Hugging Face folder (config.json + safetensors)'
+_TWIN_SEED = 0x7A1E5
+_HASH_PREFIX = 16 << 20  # bytes of a GGUF hashed for its cache key (with its size)
+
+
+class _PromptLayer(DynamicLayer):
+    """One layer of a read-only prompt cache: `update` returns prompt ++ new states and stores nothing."""
+
+    def __init__(self, keys: Tensor, values: Tensor) -> None:
+        super().__init__()
+        self.keys, self.values = keys, values
+        self.device = keys.device
+        self.is_initialized = True
+
+    def update(self, key_states: Tensor, value_states: Tensor, *args, **kwargs) -> tuple[Tensor, Tensor]:
+        return torch.cat([self.keys, key_states], dim=-2), torch.cat([self.values, value_states], dim=-2)
+
+
+def _read_only_cache(kv: list[tuple[Tensor, Tensor]]) -> DynamicCache:
+    cache = DynamicCache()
+    cache.layers = [_PromptLayer(k, v) for k, v in kv]
+    return cache
+
+
+def _cache_bytes(cache: DynamicCache) -> int:
+    return sum(t.numel() * t.element_size() for layer in cache.layers for t in (layer.keys, layer.values))
+
+
+class FrozenLLM(nn.Module):
+    """A frozen decoder (Llama-style base model) + tokenizer; ``d_llm`` and ``vocab_size`` come from its config."""
+
+    def __init__(self, base: nn.Module, tokenizer, source: str = "", max_prefix_bytes: int = 2 << 30) -> None:
+        super().__init__()
+        base.requires_grad_(False)
+        base.eval()
+        self.__dict__["_hf"] = base  # not registered: invisible to parameters(), state_dict(), apply()
+        self.tokenizer = tokenizer
+        self.config = base.config
+        self.d_llm: int = int(base.config.hidden_size)
+        self.vocab_size: int = int(base.get_input_embeddings().num_embeddings)
+        self.n_layers: int = len(base.layers)
+        self.source = source
+        self.max_prefix_bytes = max_prefix_bytes
+        self._prefixes: OrderedDict[str, DynamicCache] = OrderedDict()
+        self._prefix_bytes = 0
+        self._checkpointed: dict[int, object] = {}
+        self._identity: dict | None = None
+        self.training = False
+
+    # ---- frozen-module plumbing -------------------------------------------------------------------------------
+    @property
+    def hf(self) -> nn.Module:
+        """The wrapped HF base model (frozen, eval mode)."""
+        return self._hf
+
+    def train(self, mode: bool = True) -> FrozenLLM:  # noqa: ARG002 - always eval: no dropout, fixed behaviour
+        self.training = False
+        self._hf.eval()
+        return self
+
+    def _apply(self, fn, recurse: bool = True):
+        self._hf._apply(fn)
+        self.clear_prefix_cache()  # cached KV is tied to the old device / dtype
+        return super()._apply(fn, recurse)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.word_embeddings().dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.word_embeddings().device
+
+    def set_gradient_checkpointing(self, enabled: bool = True) -> None:
+        """Recompute each decoder layer in backward (non-reentrant checkpointing); safe with the read-only cache."""
+        for layer in self._hf.layers:
+            if enabled and id(layer) not in self._checkpointed:
+                self._checkpointed[id(layer)] = layer.forward
+                layer.forward = functools.partial(checkpoint, layer.forward, use_reentrant=False)
+            elif not enabled and id(layer) in self._checkpointed:
+                layer.forward = self._checkpointed.pop(id(layer))
+
+    # ---- embeddings and tokens --------------------------------------------------------------------------------
+    def word_embeddings(self) -> Tensor:
+        """The frozen input embedding table E: [V, d_llm]."""
+        return self._hf.get_input_embeddings().weight
+
+    def embed(self, ids: Tensor) -> Tensor:
+        return self._hf.get_input_embeddings()(ids)
+
+    def tokenize(self, prompt: str) -> Tensor:
+        """Token ids [n] of a prompt (the tokenizer's own special tokens, no padding)."""
+        ids = self.tokenizer(prompt, add_special_tokens=True)["input_ids"]
+        if not ids:
+            raise ValueError("empty prompt: it has no tokens")
+        return torch.tensor(ids, dtype=torch.long, device=self.device)
+
+    # ---- prompt cache ------------------------------------------------------------------------------------------
+    def encode_prefix(self, prompt: str) -> DynamicCache:
+        """KV cache of one prompt (computed once under no_grad, then kept; LRU-bounded in bytes). Read-only."""
+        cache = self._prefixes.get(prompt)
+        if cache is not None:
+            self._prefixes.move_to_end(prompt)
+            return cache
+        with torch.no_grad():
+            cache = self._hf(input_ids=self.tokenize(prompt)[None], use_cache=True).cache
+        self._prefixes[prompt] = cache
+        self._prefix_bytes += _cache_bytes(cache)
+        while self._prefix_bytes > self.max_prefix_bytes and len(self._prefixes) > 1:
+            _, old = self._prefixes.popitem(last=False)
+            self._prefix_bytes -= _cache_bytes(old)
+        return cache
+
+    def clear_prefix_cache(self) -> None:
+        self._prefixes.clear()
+        self._prefix_bytes = 0
+
+    def _batched_prefix(self, prefixes: list[str]) -> tuple[list[tuple[Tensor, Tensor]], Tensor]:
+        """Per layer (K, V) [B, kv_heads, P_max, head_dim], left-padded with zeros; prompt lengths [B]."""
+        unique = list(dict.fromkeys(prefixes))
+        caches = [self.encode_prefix(p) for p in unique]
+        lengths = torch.tensor([c.get_seq_length() for c in caches], device=self.device)
+        row = torch.tensor([unique.index(p) for p in prefixes], device=self.device)
+        p_max = int(lengths.max())
+        kv = []
+        for layer in range(len(caches[0].layers)):
+            pair = []
+            for attr in ("keys", "values"):
+                parts = [getattr(c.layers[layer], attr) for c in caches]  # each [1, kv_heads, P_u, head_dim]
+                if len(parts) == 1:
+                    stacked = parts[0].expand(len(prefixes), -1, -1, -1)
+                else:
+                    padded = parts[0].new_zeros(len(parts), *parts[0].shape[1:-2], p_max, parts[0].shape[-1])
+                    for u, t in enumerate(parts):
+                        padded[u, :, p_max - t.shape[-2] :] = t[0]
+                    stacked = padded[row]
+                pair.append(stacked)
+            kv.append((pair[0], pair[1]))
+        return kv, lengths[row]
+
+    # ---- forward -----------------------------------------------------------------------------------------------
+    def forward(
+        self, inputs_embeds: Tensor, prefixes: list[str] | None = None, use_cache_for_prefix: bool = True
+    ) -> Tensor:
+        """Hidden states [B, T, d_llm] of the continuation ``inputs_embeds`` [B, T, d_llm] after each row's prompt."""
+        x = inputs_embeds.to(self.dtype)
+        if prefixes is not None and len(prefixes) != x.shape[0]:
+            raise ValueError(f"{len(prefixes)} prompts for a batch of {x.shape[0]}")
+        if not prefixes:
+            hidden = self._hf(inputs_embeds=x, use_cache=False).last_hidden_state
+        elif use_cache_for_prefix:
+            hidden = self._forward_cached(x, prefixes)
+        else:
+            hidden = self._forward_uncached(x, prefixes)
+        return hidden.to(inputs_embeds.dtype)
+
+    def _forward_cached(self, x: Tensor, prefixes: list[str]) -> Tensor:
+        kv, lengths = self._batched_prefix(prefixes)
+        p_max, t = kv[0][0].shape[-2], x.shape[1]
+        positions = lengths[:, None] + torch.arange(t, device=x.device)  # continue after each prompt
+        mask = None
+        if bool((lengths != p_max).any()):
+            prompt_ok = torch.arange(p_max, device=x.device)[None] >= (p_max - lengths)[:, None]
+            mask = torch.cat([prompt_ok, prompt_ok.new_ones(len(prefixes), t)], dim=1).long()
+        out = self._hf(inputs_embeds=x, cache=_read_only_cache(kv), position_ids=positions, attention_mask=mask,
+                       use_cache=False)
+        return out.last_hidden_state
+
+    def _forward_uncached(self, x: Tensor, prefixes: list[str]) -> Tensor:
+        """Reference path: prompt embeddings (left-padded) concatenated in front, one uncached pass."""
+        ids = [self.tokenize(p) for p in prefixes]
+        lengths = torch.tensor([len(i) for i in ids], device=x.device)
+        p_max, t = int(lengths.max()), x.shape[1]
+        prompt = x.new_zeros(len(ids), p_max, x.shape[-1])
+        for b, i in enumerate(ids):
+            prompt[b, p_max - len(i) :] = self.embed(i).to(x.dtype)
+        mask = positions = None
+        if bool((lengths != p_max).any()):
+            pad = (p_max - lengths)[:, None]
+            index = torch.arange(p_max + t, device=x.device)[None]
+            mask = (index >= pad).long()
+            positions = (index - pad).clamp(min=0)
+        out = self._hf(inputs_embeds=torch.cat([prompt, x], dim=1), attention_mask=mask, position_ids=positions,
+                       use_cache=False)
+        return out.last_hidden_state[:, p_max:]
+
+
+# ---- loading ----------------------------------------------------------------------------------------------------
+def _gguf_key(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        h.update(f.read(_HASH_PREFIX))
+    h.update(str(path.stat().st_size).encode())
+    return h.hexdigest()[:20]
+
+
+def dequantised_folder(gguf: str | Path) -> Path:
+    """Folder with a GGUF's float32 weights as safetensors + config + tokenizer, made once (atomically) and cached."""
+    from safetensors.torch import save_file
+    from transformers import AutoModelForCausalLM
+
+    gguf = Path(gguf)
+    folder = cache_dir() / "llm" / _gguf_key(gguf)
+    if (folder / "gta-source.json").exists():
+        return folder
+    log.info("de-quantising %s once into %s", gguf, folder)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        weights = dict(model.state_dict())
+        if model.config.tie_word_embeddings:  # the head is the embedding table: keep one named copy
+            weights.pop("lm_head.weight", None)
+        save_file({k: v.contiguous() for k, v in weights.items()}, str(tmp / "model.safetensors"))
+        config = model.config
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config
+        config.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        source = {"gguf": str(gguf), "size": gguf.stat().st_size, "key": folder.name}
+        (tmp / "gta-source.json").write_text(json.dumps(source, indent=1))
+        try:
+            os.rename(tmp, folder)
+        except OSError:  # another process finished first: keep its copy
+            if not (folder / "gta-source.json").exists():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return folder
+
+
+def _load_folder(folder: Path, num_layers: int | None, dtype: torch.dtype, source: str) -> FrozenLLM:
+    config = AutoConfig.from_pretrained(folder)
+    total = int(config.num_hidden_layers)
+    if num_layers is not None and not 1 <= num_layers <= total:
+        raise GtaInputError(f"llm_layers={num_layers} but the LLM has {total} layers", path=folder,
+                            hint=f"choose 1..{total} or leave it empty for all")
+    base = AutoModel.from_pretrained(folder, config=config, dtype=dtype)  # memory-mapped: all layers cost ~0.2 s
+    if num_layers is not None and num_layers < total:
+        keep_first_layers_(base, num_layers)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    return FrozenLLM(base, tokenizer, source=source)
+
+
+def keep_first_layers_(base: nn.Module, num_layers: int) -> None:
+    """Cut a decoder to its first ``num_layers`` blocks, in place (config updated to match)."""
+    base.layers = base.layers[:num_layers]
+    base.config.num_hidden_layers = num_layers
+    if getattr(base.config, "layer_types", None):
+        base.config.layer_types = base.config.layer_types[:num_layers]
+
+
+def load_llm(source: str = "embedded", num_layers: int | None = None, dtype: torch.dtype = torch.float32) -> FrozenLLM:
+    """Load the frozen LLM: "embedded" (the shipped SmolLM2 GGUF), a .gguf path, a HF folder, or "tiny-random"."""
+    if source == "tiny-random":
+        return tiny_random_llm(num_layers=num_layers or 2, dtype=dtype)
+    if source == "embedded":
+        path = embedded_llm_gguf()
+    else:
+        path = Path(source).expanduser()
+        if not path.exists():
+            raise GtaInputError(f"LLM {source!r} not found", path=path, hint=f"use {SOURCES}")
+    if path.is_file():
+        if path.suffix != ".gguf":
+            raise GtaInputError("not a GGUF file", path=path, hint=f"use {SOURCES}")
+        return _load_folder(dequantised_folder(path), num_layers, dtype, source=str(path))
+    if not (path / "config.json").exists():
+        raise GtaInputError("folder has no config.json, so it is not a Hugging Face model", path=path,
+                            hint=f"use {SOURCES}")
+    return _load_folder(path, num_layers, dtype, source=str(path))
+
+
+@functools.lru_cache(maxsize=1)
+def embedded_tokenizer():
+    """The embedded LLM's tokenizer (from the de-quantised cache when present, else read from the GGUF)."""
+    gguf = embedded_llm_gguf()
+    folder = cache_dir() / "llm" / _gguf_key(gguf)
+    if (folder / "gta-source.json").exists():
+        return AutoTokenizer.from_pretrained(folder)
+    return AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+
+
+def tiny_random_llm(num_layers: int = 2, hidden: int = 64, seed: int = 0, dtype: torch.dtype = torch.float32,
+                    tokenizer=None) -> FrozenLLM:
+    """A small randomly initialised Llama with the embedded tokenizer (vocabulary matched), for fast tests."""
+    tokenizer = tokenizer or embedded_tokenizer()
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
+                         num_hidden_layers=num_layers, num_attention_heads=4, num_key_value_heads=2,
+                         max_position_embeddings=4096, tie_word_embeddings=True)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        base = LlamaModel(config).to(dtype)
+    return FrozenLLM(base, tokenizer, source="tiny-random")
+
+
+def random_twin(llm: FrozenLLM, seed: int = 0) -> FrozenLLM:
+    """Same architecture, config and tokenizer as ``llm`` but randomly initialised (the "random backbone" ablation)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(_TWIN_SEED + seed)  # offset: a twin never replays the seed of tiny_random_llm
+        base = AutoModel.from_config(llm.config).to(device=llm.device, dtype=llm.dtype)
+    return FrozenLLM(base, llm.tokenizer, source=f"random:{llm.source}")
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def llm_identity(llm: FrozenLLM) -> dict:
+    """Provenance: source path, sha256 (of the file/weights given, else of the parameters), layers used, width."""
+    if llm._identity is None:
+        path = Path(llm.source)
+        if llm.source and path.is_file():
+            digest = _sha256_file(path)
+        elif llm.source and path.is_dir():
+            h = hashlib.sha256()
+            for f in sorted(path.glob("*.safetensors")):
+                h.update(_sha256_file(f).encode())
+            digest = h.hexdigest()
+        else:
+            h = hashlib.sha256()
+            for name, p in sorted(llm.hf.state_dict().items()):
+                h.update(name.encode())
+                h.update(p.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+            digest = h.hexdigest()
+        llm._identity = {"path": llm.source, "sha256": digest, "n_layers": llm.n_layers, "d_llm": llm.d_llm}
+    return dict(llm._identity)

@@ -1,0 +1,197 @@
+"""gta.model.align + gta.model.gta: shapes, prototypes from E, frozen LLM, state round trip, ablation switches."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gta.errors import GtaInputError
+from gta.model import GTA, GTAConfig, Patcher, ReprogrammingLayer, TextPrototypes, build_model, tiny_random_llm
+from gta.model.align import PatchEmbedding, embedding_rms, n_patches
+from gta.model.llm import embedded_tokenizer
+
+D_FEAT, N_BINS = 5, 40  # patch_len 8 -> 5 patches
+PROMPTS = ["Gene A is a kinase.", "Gene B.", "Gene A is a kinase."]
+
+
+@pytest.fixture(scope="module")
+def llm():
+    return tiny_random_llm(num_layers=2, tokenizer=embedded_tokenizer())
+
+
+def _cfg(**kw) -> GTAConfig:
+    base = dict(llm="tiny-random", llm_layers=2, patch_len=8, patch_stride=8, d_model=16, n_prototypes=12,
+                n_heads=4, head_hidden=16, dropout=0.0)
+    return GTAConfig(**{**base, **kw})
+
+
+def _features(b: int = 3, seed: int = 0) -> torch.Tensor:
+    return torch.randn(b, N_BINS, D_FEAT, generator=torch.Generator().manual_seed(seed)) * 2 + 1
+
+
+def test_patcher_shapes_and_right_padding():
+    x = torch.arange(2 * 10 * 3, dtype=torch.float32).reshape(2, 10, 3)
+    out = Patcher(patch_len=4, stride=3)(x)  # 10 bins: patches at 0, 3, 6 (6..9 fits exactly)
+    assert out.shape == (2, 3, 12) and n_patches(10, 4, 3) == 3
+    torch.testing.assert_close(out[0, 1], x[0, 3:7].reshape(-1))  # (l f) order: bin-major
+    padded = Patcher(patch_len=4, stride=4)(x)  # 10 bins -> 3 patches, last = bins 8, 9, 9, 9
+    assert padded.shape == (2, 3, 12)
+    torch.testing.assert_close(padded[1, 2], torch.cat([x[1, 8], x[1, 9], x[1, 9], x[1, 9]]))
+    assert PatchEmbedding(12, 7, 3)(padded).shape == (2, 3, 7)
+
+
+def test_prototypes_are_a_function_of_the_frozen_embeddings():
+    E = torch.randn(50, 8)
+    protos = TextPrototypes(vocab_size=50, n_prototypes=6)
+    assert [p.shape for p in protos.parameters()] == [(6, 50)]  # only the V -> K map is learnt
+    out = protos(E)
+    torch.testing.assert_close(out, protos.mapping.weight @ E)
+    assert not torch.allclose(protos(E * 2 + 1), out)
+    protos.eval()
+    with torch.no_grad():
+        first = protos(E)
+        assert protos(E) is first  # cached at inference
+        E.mul_(3)  # the table changed: the cache must follow
+        torch.testing.assert_close(protos(E), protos.mapping.weight @ E)
+
+
+def test_prototype_vocab_limits_the_mixed_tokens(llm):
+    model = GTA(_cfg(prototype_vocab=100), D_FEAT, N_BINS, llm=llm)
+    assert model.prototypes.mapping.weight.shape == (12, 100)
+    E = llm.word_embeddings().detach().clone()
+    before = model.prototypes(E)
+    E[100:] += 1.0  # tokens beyond the first 100 do not take part
+    torch.testing.assert_close(model.prototypes(E), before)
+    assert model(_features(), PROMPTS).shape == (3, 1)
+
+
+def test_reprogramming_layer_shapes_attention_and_scale():
+    layer = ReprogrammingLayer(d_model=16, n_heads=4, d_keys=4, d_llm=24, embed_rms=0.3)
+    tokens, attn = layer(torch.randn(2, 5, 16), torch.randn(9, 24), return_attention=True)
+    assert tokens.shape == (2, 5, 24) and attn.shape == (2, 4, 5, 9)
+    torch.testing.assert_close(attn.sum(-1), torch.ones(2, 4, 5))
+    torch.testing.assert_close(tokens.pow(2).mean(-1).sqrt(), torch.full((2, 5), 0.3), atol=1e-4, rtol=1e-4)
+
+
+def test_gta_forward_shapes_and_attention(llm):
+    model = build_model(_cfg(n_targets=2), D_FEAT, N_BINS, llm=llm)
+    y, att = model(_features(), PROMPTS, return_attention=True)
+    assert y.shape == (3, 2) and y.dtype == torch.float32
+    assert att["alignment"].shape == (3, 4, 5, 12) and att["pool"].shape == (3, 5)
+    torch.testing.assert_close(att["pool"].sum(-1), torch.ones(3))
+    assert model.positions().tolist()[-1] == [32, 40]
+    assert not [n for n, p in model.named_parameters() if tuple(p.shape) == (12, llm.d_llm)]  # no free prototype table
+    with pytest.raises(ValueError, match="expected"):
+        model(torch.zeros(3, N_BINS + 1, D_FEAT), PROMPTS)
+    with pytest.raises(ValueError, match="one prompt per row"):
+        model(_features())
+
+
+def test_llm_frozen_during_training(llm):
+    model = GTA(_cfg(), D_FEAT, N_BINS, llm=llm)
+    before = {k: v.clone() for k, v in llm.hf.state_dict().items()}
+    trainable_before = {k: v.clone() for k, v in model.trainable_state_dict().items()}
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    model.train()
+    for step in range(3):
+        loss = (model(_features(seed=step), PROMPTS) - 1).square().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert all(p.grad is None for p in llm.hf.parameters())
+    assert all(torch.equal(before[k], v) for k, v in llm.hf.state_dict().items())
+    assert model.prototypes.mapping.weight.grad is not None and model.embed.proj.weight.grad is not None
+    changed = [k for k, v in model.trainable_state_dict().items() if not torch.equal(v, trainable_before[k])]
+    assert "prototypes.mapping.weight" in changed and "head.out.2.weight" in changed
+    assert not llm.training
+
+
+def test_trainable_state_dict_round_trip(llm):
+    model = GTA(_cfg(), D_FEAT, N_BINS, llm=llm)
+    model.set_feature_norm(torch.full((D_FEAT,), 1.0), torch.full((D_FEAT,), 2.0))
+    with torch.no_grad():
+        model.head.out[2].bias.fill_(0.7)
+    sd = model.trainable_state_dict()
+    assert "feat_mean" in sd and "feat_std" in sd
+    assert not [k for k in sd if "embed_tokens" in k or "layers." in k]  # nothing of the LLM
+    assert sum(v.numel() for k, v in sd.items() if k not in ("feat_mean", "feat_std")) == model.n_trainable()
+    torch.manual_seed(123)
+    other = GTA(_cfg(), D_FEAT, N_BINS, llm=llm)
+    model.eval()
+    other.eval()
+    with torch.no_grad():
+        want = model(_features(), PROMPTS)
+        assert not torch.allclose(other(_features(), PROMPTS), want)
+        other.load_trainable_state_dict(sd)
+        assert torch.equal(other(_features(), PROMPTS), want)
+
+
+def test_feature_norm_is_applied(llm):
+    model = GTA(_cfg(), D_FEAT, N_BINS, llm=llm).eval()
+    x = _features()
+    with torch.no_grad():
+        plain = model(x, PROMPTS)
+        model.set_feature_norm(torch.full((D_FEAT,), 1.0), torch.full((D_FEAT,), 2.0))
+        torch.testing.assert_close(model(x * 2 + 1, PROMPTS), plain)
+    with pytest.raises(ValueError, match="entries"):
+        model.set_feature_norm(torch.zeros(3), torch.ones(3))
+
+
+def test_prefix_cache_switch_gives_same_outputs(llm):
+    cached = GTA(_cfg(), D_FEAT, N_BINS, llm=llm).eval()
+    uncached = GTA(_cfg(prefix_cache=False), D_FEAT, N_BINS, llm=llm).eval()
+    uncached.load_trainable_state_dict(cached.trainable_state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(cached(_features(), PROMPTS), uncached(_features(), PROMPTS), atol=1e-4, rtol=1e-4)
+
+
+def test_ablation_switches(llm):
+    full = GTA(_cfg(), D_FEAT, N_BINS, llm=llm)
+    keys = set(full.trainable_state_dict())
+    linear = GTA(_cfg(alignment="linear"), D_FEAT, N_BINS, llm=llm)
+    lkeys = set(linear.trainable_state_dict())
+    assert "prototypes.mapping.weight" in keys and not any(k.startswith("prototypes.") for k in lkeys)
+    assert "align.proj.weight" in lkeys and linear.n_trainable() < full.n_trainable()
+    _, att = linear(_features(), PROMPTS, return_attention=True)
+    assert att["alignment"] is None
+
+    random = GTA(_cfg(backbone="random"), D_FEAT, N_BINS, llm=llm)
+    assert set(random.trainable_state_dict()) == keys and random.llm is not llm
+    assert random.llm.n_layers == llm.n_layers and not torch.equal(random.llm.word_embeddings(), llm.word_embeddings())
+
+    scratch = GTA(_cfg(backbone="none"), D_FEAT, N_BINS, llm=llm)
+    skeys = set(scratch.trainable_state_dict())
+    assert skeys - keys and all(k.startswith("scratch.") for k in skeys - keys)
+    y = scratch(_features(), PROMPTS)
+    y.sum().backward()
+    assert scratch.scratch.encoder.layers[0].linear1.weight.grad is not None and y.shape == (3, 1)
+
+    no_prompt = GTA(_cfg(use_prompt=False), D_FEAT, N_BINS, llm=llm).eval()
+    no_prompt.load_trainable_state_dict(full.trainable_state_dict())
+    full.eval()
+    with torch.no_grad():
+        a = no_prompt(_features())
+        torch.testing.assert_close(no_prompt(_features(), ["ignored"] * 3), a)
+        assert not torch.allclose(full(_features(), PROMPTS), full(_features(), ["Other text."] * 3))
+
+
+def test_config_validation_and_layer_mismatch(llm):
+    with pytest.raises(GtaInputError, match="backbone"):
+        GTAConfig(backbone="gpt")
+    with pytest.raises(GtaInputError, match="alignment"):
+        GTAConfig(alignment="none")
+    with pytest.raises(ValueError, match="layers"):
+        GTA(_cfg(llm_layers=5), D_FEAT, N_BINS, llm=llm)
+    assert embedding_rms(llm.word_embeddings()) > 0
+
+
+def test_gradient_checkpointing_switch_same_gradients(llm):
+    plain = GTA(_cfg(), D_FEAT, N_BINS, llm=tiny_random_llm(num_layers=2, tokenizer=llm.tokenizer))
+    ckpt = GTA(_cfg(gradient_checkpointing=True), D_FEAT, N_BINS, llm=tiny_random_llm(num_layers=2,
+                                                                                      tokenizer=llm.tokenizer))
+    ckpt.load_trainable_state_dict(plain.trainable_state_dict())
+    grads = []
+    for model in (plain, ckpt):
+        model(_features(), PROMPTS).sum().backward()
+        grads.append(model.embed.proj.weight.grad)
+    torch.testing.assert_close(grads[0], grads[1])
