@@ -1,5 +1,67 @@
-"""CLI commands: interpret_commands."""
+"""CLI commands on trained runs' explanations: ``gta interpret`` and ``gta score-variants`` (thin wrappers over
+:mod:`gta.interpret`)."""
 
 from __future__ import annotations
 
-from gta.cli.app import app  # noqa: F401
+from pathlib import Path
+
+import typer
+
+from gta.cli.app import app
+
+
+@app.command("interpret")
+def interpret_command(
+    run: Path = typer.Option(..., "--run", "-r", help="Run folder written by gta train."),
+    data: Path = typer.Option(..., "--data", "-d", help="Data set manifest (dataset.yaml)."),
+    features: Path = typer.Option(..., "--features", "-f", help="Feature store the run was trained on."),
+    genes: str | None = typer.Option(None, "--genes", "-g", help="Comma-separated gene ids or symbols."),
+    n_genes: int | None = typer.Option(None, "--n-genes", "-n", help="Number of genes (held-out genes first; "
+                                       "default 10 when --genes is not given)."),
+    method: str = typer.Option("all", "--method", "-m", help="attention, gradxinput, occlusion or all "
+                               "(comma-separated for several)."),
+    attention_mode: str = typer.Option("rollout", "--attention-mode", help="rollout (all LLM layers), last (last "
+                                       "layer) or pool (the head's pooling weights only)."),
+    evaluate: bool = typer.Option(False, "--evaluate", help="Simulated data: AUPRC of each method for the true "
+                                  "elements' bins, written to interpret_metrics.json."),
+    top_k: int = typer.Option(10, "--top-k", help="Sections (model patches) per gene and method in "
+                              "top_sections.tsv."),
+    batch_size: int = typer.Option(16, "--batch-size", help="Occluded copies per forward pass."),
+    no_plots: bool = typer.Option(False, "--no-plots", help="Skip the PNG figures."),
+    device: str = typer.Option("auto", "--device", help="cpu, cuda or auto."),
+    out: Path = typer.Option(Path("interpret"), "--out", "-o", help="Output folder (created)."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Which sections of each gene's window drive the prediction: figures, bedGraph/bigWig tracks, top sections."""
+    from gta.interpret import interpret
+
+    result = interpret(run, data, features, genes=genes, n_genes=n_genes, method=method, evaluate=evaluate, out=out,
+                       top_k=top_k, attention_mode=attention_mode, batch_size=batch_size, plots=not no_plots,
+                       device=device, progress=not quiet)
+    typer.echo(result.summary())
+
+
+@app.command("score-variants")
+def score_variants_command(
+    run: Path = typer.Option(..., "--run", "-r", help="Run folder written by gta train."),
+    data: Path = typer.Option(..., "--data", "-d", help="Data set manifest (dataset.yaml): genome and genes."),
+    vcf: Path = typer.Option(..., "--vcf", help="Variants to score (VCF/BCF; bgzipped + indexed or plain)."),
+    out: Path = typer.Option(Path("effects.tsv"), "--out", "-o", help="Effects table (TSV); skipped alleles go to "
+                             "<stem>.skipped.tsv beside it."),
+    features: Path | None = typer.Option(None, "--features", "-f", help="The run's feature store: reuse its "
+                                         "reference features (else reference windows are encoded)."),
+    weights: Path | None = typer.Option(None, "--weights", help="Encoder weights folder (Enformer features)."),
+    genes: str | None = typer.Option(None, "--genes", "-g", help="Only these genes (comma-separated ids/symbols)."),
+    strict: bool = typer.Option(False, "--strict", help="Stop at the first REF that does not match the genome."),
+    evaluate: bool | None = typer.Option(None, "--evaluate/--no-evaluate", help="Compare with the simulator's "
+                                         "truth/variants.tsv (default: when the data set has one)."),
+    batch_size: int = typer.Option(16, "--batch-size", help="ALT windows per forward pass."),
+    device: str = typer.Option("auto", "--device", help="cpu, cuda or auto."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Predicted effect (ALT minus REF) of every variant on each gene whose input window holds it."""
+    from gta.interpret import score_variants
+
+    summary = score_variants(run, data, vcf, out, features=features, weights=weights, genes=genes, strict=strict,
+                             batch_size=batch_size, evaluate=evaluate, device=device, progress=not quiet)
+    typer.echo(str(summary))

@@ -1,5 +1,68 @@
-"""CLI commands: model_commands."""
+"""CLI commands on models: ``gta train``, ``gta predict`` and ``gta prompt`` (thin wrappers over gta.train)."""
 
 from __future__ import annotations
 
-from gta.cli.app import app  # noqa: F401
+from pathlib import Path
+
+import typer
+
+from gta.cli.app import app
+
+
+@app.command("train")
+def train_command(
+    data: Path = typer.Option(..., "--data", "-d", help="Data set manifest (dataset.yaml)."),
+    features: Path = typer.Option(..., "--features", "-f", help="Feature store of the data set (gta extract)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run folder, e.g. runs/NAME (created)."),
+    config: Path | None = typer.Option(None, "--config", "-c", help="Training config YAML (TrainConfig); default: "
+                                       "the embedded LLM cut to 6 layers, sized for a CPU."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last saved epoch."),
+    task: str | None = typer.Option(None, "--task", help="cross-gene, cross-individual or both (overrides config)."),
+    devices: int | None = typer.Option(None, "--devices", help="Devices (processes) per node."),
+    accelerator: str | None = typer.Option(None, "--accelerator", help="cpu, gpu or auto."),
+    strategy: str | None = typer.Option(None, "--strategy", help="auto, ddp or fsdp."),
+    precision: str | None = typer.Option(None, "--precision", help="32 or bf16-mixed (GPU)."),
+    max_epochs: int | None = typer.Option(None, "--max-epochs", help="Epoch budget (may be raised on --resume)."),
+    seed: int | None = typer.Option(None, "--seed", help="Random seed (overrides config)."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+) -> None:
+    """Train GTA (trainable parts only; the LLM stays frozen) and write the run folder."""
+    from gta.train import train
+    from gta.train.run import summarise_run
+
+    result = train(data, features, out, config, resume=resume, task=task, devices=devices, accelerator=accelerator,
+                   strategy=strategy, precision=precision, max_epochs=max_epochs, seed=seed, progress=not quiet)
+    if result.summary:
+        typer.echo(summarise_run(result))
+
+
+@app.command("predict")
+def predict_command(
+    run: Path = typer.Option(..., "--run", "-r", help="Run folder written by gta train."),
+    data: Path = typer.Option(..., "--data", "-d", help="Data set manifest (dataset.yaml)."),
+    features: Path = typer.Option(..., "--features", "-f", help="Feature store (same encoder as the run's)."),
+    out: Path = typer.Option(Path("predictions.tsv"), "--out", "-o", help="Output table (.tsv, .csv or .parquet)."),
+    individuals: bool = typer.Option(False, "--individuals", help="Also predict every individual of the store "
+                                     "(personal genomes: two haplotypes combined)."),
+    batch_size: int | None = typer.Option(None, "--batch-size", help="Genes per forward pass (default: the run's)."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Predict expression for reference (and personal) genomes with a trained run."""
+    from gta.train import predict
+
+    df = predict(run, data, features, out, individuals=individuals, batch_size=batch_size, progress=not quiet)
+    n_genes, n_ind = int((df["sample"] == "").sum()), int((df["sample"] != "").sum())
+    typer.echo(f"wrote {out}: {n_genes} genes" + (f", {n_ind} individual rows" if n_ind else ""))
+
+
+@app.command("prompt")
+def prompt_command(
+    data: Path = typer.Option(..., "--data", "-d", help="Data set manifest (dataset.yaml)."),
+    gene: str = typer.Option(..., "--gene", "-g", help="Gene id (with or without version) or symbol."),
+) -> None:
+    """Print the prompt the model reads for a gene, exactly as training builds it."""
+    from gta.io.dataset import open_dataset
+    from gta.train import gene_prompt
+
+    with open_dataset(data) as dataset:
+        typer.echo(gene_prompt(dataset, gene))

@@ -1,0 +1,189 @@
+"""What interpretation and variant scoring share: a trained run with its data set, store, prompts and encoder."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gta.errors import GtaInputError
+from gta.geometry import Geometry
+from gta.io.types import Gene
+
+log = logging.getLogger(__name__)
+STORE_CHECKED = ("encoder", "encoder_config", "weights_hash", "geometry", "dtype")
+
+
+@dataclass
+class RunContext:
+    """A trained model (eval mode) and everything needed to feed it: data set, optional feature store, prompts."""
+
+    run: Path
+    model: Any
+    cfg: Any
+    resolved: dict[str, Any]
+    target_mean: float
+    target_std: float
+    dataset: Any
+    store: Any = None
+    _prompts: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def store_attrs(self) -> dict[str, Any]:
+        """The attributes of the feature store the run was trained on (encoder, its config, geometry, dtype)."""
+        return dict((self.resolved.get("store") or {}).get("attrs", {}))
+
+    @property
+    def geometry(self) -> Geometry:
+        return self.dataset.manifest.geometry
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def prompts(self, gene_ids: list[str]) -> dict[str, str]:
+        """Each gene's prompt: the run's saved prompts.json, else built from the data set as training does."""
+        from gta.train.prompts import PROMPTS_FILE, gene_prompt
+
+        missing = [g for g in gene_ids if g not in self._prompts]
+        if missing:
+            path = self.run / PROMPTS_FILE
+            saved = json.loads(path.read_text()).get("prompts", {}) if path.exists() else {}
+            if getattr(self.cfg, "shuffle_prompts", False) and any(g not in saved for g in missing):
+                log.warning("the run used shuffled prompts; genes it never saw get their own (unshuffled) prompt")
+            for g in missing:
+                self._prompts[g] = saved[g] if g in saved else gene_prompt(self.dataset, g)
+        return {g: self._prompts[g] for g in gene_ids}
+
+    def prompt_list(self, gene_ids: list[str]) -> list[str] | None:
+        if not self.model.cfg.use_prompt:
+            return None
+        p = self.prompts(gene_ids)
+        return [p[g] for g in gene_ids]
+
+    def predict(self, features: np.ndarray, prompt: str | None, target: int = 0) -> np.ndarray:
+        """Predictions [B] in the data set's expression units for features [B, bins, d] of one gene."""
+        x = torch.as_tensor(np.asarray(features, dtype=np.float32), device=self.device)
+        prompts = [prompt] * len(x) if self.model.cfg.use_prompt else None
+        with torch.no_grad():
+            h = self.model(x, prompts)[:, target].double().cpu().numpy()
+        return h * self.target_std + self.target_mean
+
+    def ref_features(self, gene: Gene) -> np.ndarray | None:
+        """The stored reference features [bins, d] of a gene, or None when the store lacks them."""
+        if self.store is None:
+            return None
+        try:
+            return self.store.read_ref(gene.gene_id) if self.store.has_ref(gene.gene_id) else None
+        except GtaInputError:  # not in the store
+            return None
+
+
+def _device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def open_run(run: str | Path, data, features=None, llm=None, device: str = "auto") -> RunContext:
+    """Load a run folder's model (and its LLM), the data set (path or Dataset) and, when given, the feature store
+    (path or FeatureStore; refused when its encoder, config, weights, geometry or dtype differ from the run's)."""
+    from gta.features.store import FeatureStore
+    from gta.io.dataset import open_dataset
+    from gta.train.predict import load_run_model, read_run
+
+    run = Path(run)
+    _, resolved = read_run(run)
+    attrs = (resolved.get("store") or {}).get("attrs", {})
+    store = features
+    if isinstance(features, str | Path):
+        store = FeatureStore.open(features, expect={k: attrs[k] for k in STORE_CHECKED if k in attrs})
+    dataset = open_dataset(data) if isinstance(data, str | Path) else data
+    d_feat = store.n_features if store is not None else None
+    n_bins = store.n_bins if store is not None else None
+    model, cfg, resolved, meta = load_run_model(run, d_feat, n_bins, llm=llm)
+    model.to(_device(device)).eval()
+    return RunContext(run, model, cfg, resolved, float(meta.get("target_mean", 0.0)),
+                      float(meta.get("target_std", 1.0)), dataset, store)
+
+
+def select_genes(dataset, store=None, genes: list[str] | str | None = None, n_genes: int | None = None,
+                 default_n: int = 10) -> list[Gene]:
+    """Genes by id/symbol (``genes``), else ``n_genes`` (default ``default_n``) genes with stored features, held-out
+    genes first (test, then validation, then training split), in gene-table order within a split."""
+    if isinstance(genes, str):
+        genes = [g for g in genes.split(",") if g.strip()]
+    if genes:
+        chosen = [dataset.gene(q.strip()) for q in genes]
+        if store is not None:
+            for g in chosen:
+                if g.gene_id not in store.gene_ids or not store.has_ref(g.gene_id):
+                    raise GtaInputError(f"gene {g.gene_id} ({g.symbol}) has no features in the store",
+                                        path=getattr(store, "path", None),
+                                        hint=f"run gta extract --genes {g.gene_id} first")
+        return chosen
+    candidates = list(dataset.genes)
+    if store is not None:
+        done = dict(zip(store.gene_ids, store.ref_done_mask(), strict=True))
+        candidates = [g for g in candidates if done.get(g.gene_id, False)]
+    if not candidates:
+        raise GtaInputError("no gene of the data set has features in the store", path=getattr(store, "path", None),
+                            hint="run gta extract --data D --out STORE first")
+    splits = dataset.gene_splits
+    rank = {"test": 0, "val": 1, "train": 2}
+    candidates.sort(key=lambda g: rank.get(splits.get(g.gene_id, "test"), 3))
+    return candidates[: (default_n if n_genes is None else max(int(n_genes), 0))]
+
+
+def _motif_orders(config: dict[str, Any], feature_names: list[str] | None) -> list[dict[str, Any]]:
+    """Candidate motif orders: the stored JSON sorts the motif dict, which loses the feature order, so try the
+    store's feature names, the stored order and the default set's order."""
+    motifs = config.get("motifs")
+    if not isinstance(motifs, dict):
+        return [config]
+    from gta.io.jaspar import DEFAULT_MOTIFS
+
+    orders = []
+    if feature_names:
+        orders.append([n.removesuffix(".max") for n in feature_names if n.endswith(".max")])
+    orders.append(list(motifs))
+    orders.append([k for k in DEFAULT_MOTIFS if k in motifs] + [k for k in motifs if k not in DEFAULT_MOTIFS])
+    out = []
+    for order in orders:
+        if sorted(order) == sorted(motifs):
+            out.append({**config, "motifs": {k: motifs[k] for k in order}})
+    return out or [config]
+
+
+def rebuild_encoder(attrs: dict[str, Any], weights: str | Path | None = None):
+    """The encoder that made a feature store, rebuilt from its attributes (encoder name + config + geometry); its
+    weights hash must equal the stored one. Enformer needs the weights folder (``weights``)."""
+    from gta.encoders import base as encoder_base
+    from gta.encoders import get_encoder
+
+    name = attrs.get("encoder")
+    if not name:
+        raise GtaInputError("the run records no encoder for its features", hint="retrain with a current gta")
+    config = dict(attrs.get("encoder_config") or {})
+    cls = getattr(encoder_base, "_REGISTRY", {}).get(name)
+    if cls is not None:
+        accepted = set(inspect.signature(cls).parameters)
+        config = {k: v for k, v in config.items() if k in accepted}
+    if weights is not None:
+        config["weights"] = weights
+    geometry = Geometry.from_dict(attrs.get("geometry"))
+    want = attrs.get("weights_hash")
+    enc = None
+    for candidate in _motif_orders(config, attrs.get("feature_names")):
+        enc = get_encoder(name, geometry=geometry, **candidate)
+        if not want or enc.weights_hash() == want:
+            return enc
+    raise GtaInputError(f"the rebuilt {name} encoder (weights hash {enc.weights_hash()}) is not the one that "
+                        f"made the run's features ({want})",
+                        hint="pass the same --weights (and motif set) as gta extract used")

@@ -1,0 +1,184 @@
+"""Checkpoints without pickle: tensors in safetensors, everything else in JSON.
+
+* :func:`flatten` / :func:`unflatten` turn any nest of dicts, lists, tuples, tensors, numbers and strings (a
+  Lightning checkpoint: AdamW state with integer keys, loop counters, callback states) into ``{key: tensor}`` plus
+  a JSON tree with ``{"__tensor__": key}`` leaves, and back.
+* :class:`SafetensorsCheckpointIO` is a Lightning ``CheckpointIO`` plugin writing ``state.safetensors`` +
+  ``state.json`` atomically (temp file + rename; the JSON is written last and names the tensor file's hash, so a
+  torn pair is detected). ``Trainer.fit(ckpt_path=...)`` restores through it.
+* :func:`save_trainable` / :func:`load_trainable`: ``model.safetensors`` with the trainable parameters, the feature
+  normalisation and the target statistics (in the file's metadata) — megabytes, never the frozen LLM.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from lightning.fabric.plugins.io.checkpoint_io import CheckpointIO
+from safetensors.torch import load_file, save_file
+
+from gta.errors import GtaInputError
+from gta.io.atomic import atomic_path, atomic_write_text
+
+STATE_TENSORS = "state.safetensors"
+STATE_JSON = "state.json"
+MODEL_FILE = "model.safetensors"
+NORM_PREFIX = "_norm."
+FORMAT = "gta-checkpoint-1"
+
+
+# ---- nested structures <-> tensors + JSON --------------------------------------------------------------------------
+def flatten(obj: Any) -> tuple[Any, dict[str, torch.Tensor]]:
+    """(JSON-able tree, tensors): tensors are replaced by ``{"__tensor__": key}``; non-str dict keys, tuples and
+    non-finite floats are encoded so :func:`unflatten` gives back the same types."""
+    tensors: dict[str, torch.Tensor] = {}
+
+    def walk(x: Any, path: str) -> Any:
+        if isinstance(x, torch.Tensor):
+            key = path or "root"
+            tensors[key] = x.detach().cpu().contiguous()
+            return {"__tensor__": key}
+        if isinstance(x, np.ndarray):
+            return walk(torch.from_numpy(np.ascontiguousarray(x)), path)
+        if isinstance(x, dict):
+            if all(isinstance(k, str) for k in x) and not any(k.startswith("__") for k in x):
+                return {k: walk(v, f"{path}/{k}") for k, v in x.items()}
+            items = enumerate(x.items())
+            return {"__items__": [[walk(k, f"{path}/#k{i}"), walk(v, f"{path}/{i}")] for i, (k, v) in items]}
+        if isinstance(x, tuple):
+            return {"__tuple__": [walk(v, f"{path}/{i}") for i, v in enumerate(x)]}
+        if isinstance(x, list):
+            return [walk(v, f"{path}/{i}") for i, v in enumerate(x)]
+        if isinstance(x, np.generic):
+            return walk(x.item(), path)
+        if isinstance(x, float) and not math.isfinite(x):
+            return {"__float__": repr(x)}
+        if x is None or isinstance(x, bool | int | float | str):
+            return x
+        if isinstance(x, Path):
+            return str(x)
+        raise TypeError(f"cannot store {type(x).__name__} at {path or '/'} in a checkpoint (tensors + JSON only)")
+
+    return walk(obj, ""), tensors
+
+
+def unflatten(tree: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    """Inverse of :func:`flatten`."""
+    if isinstance(tree, list):
+        return [unflatten(v, tensors) for v in tree]
+    if isinstance(tree, dict):
+        if set(tree) == {"__tensor__"}:
+            return tensors[tree["__tensor__"]]
+        if set(tree) == {"__tuple__"}:
+            return tuple(unflatten(v, tensors) for v in tree["__tuple__"])
+        if set(tree) == {"__items__"}:
+            return {unflatten(k, tensors): unflatten(v, tensors) for k, v in tree["__items__"]}
+        if set(tree) == {"__float__"}:
+            return float(tree["__float__"])
+        return {k: unflatten(v, tensors) for k, v in tree.items()}
+    return tree
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def save_state(obj: Any, folder: str | Path) -> None:
+    """Write ``obj`` as ``state.safetensors`` + ``state.json`` in ``folder``, each atomically, JSON last."""
+    folder = Path(folder)
+    tree, tensors = flatten(obj)
+    with atomic_path(folder / STATE_TENSORS) as tmp:
+        save_file(tensors, str(tmp))
+        digest = _sha256(tmp)
+    atomic_write_text(folder / STATE_JSON, json.dumps({"format": FORMAT, "tensors_sha256": digest, "tree": tree}))
+
+
+def load_state(folder: str | Path) -> Any:
+    """Read what :func:`save_state` wrote; refuses a pair whose tensor file does not match its JSON."""
+    folder = Path(folder)
+    meta_path, tensor_path = folder / STATE_JSON, folder / STATE_TENSORS
+    if not meta_path.exists() or not tensor_path.exists():
+        raise GtaInputError("no resumable state in the run folder", path=folder,
+                            hint=f"--resume needs {STATE_JSON} and {STATE_TENSORS}; start without --resume")
+    meta = json.loads(meta_path.read_text())
+    if meta.get("format") != FORMAT:
+        raise GtaInputError(f"unknown checkpoint format {meta.get('format')!r}", path=meta_path)
+    if meta.get("tensors_sha256") != _sha256(tensor_path):
+        raise GtaInputError("state.safetensors does not match state.json (interrupted while saving?)",
+                            path=tensor_path, hint="start again without --resume")
+    return unflatten(meta["tree"], load_file(str(tensor_path)))
+
+
+def state_folder(path: str | Path) -> Path:
+    """The run folder a checkpoint path names (``runs/x``, ``runs/x/state.json`` or ``runs/x/state.safetensors``)."""
+    path = Path(path)
+    return path.parent if path.name in (STATE_JSON, STATE_TENSORS) else path
+
+
+class SafetensorsCheckpointIO(CheckpointIO):
+    """Lightning CheckpointIO plugin: ``state.safetensors`` + ``state.json`` in the folder the path names."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
+        save_state(checkpoint, state_folder(path))
+
+    def load_checkpoint(self, path, map_location: Any | None = None, weights_only: bool | None = None) -> dict:
+        state = load_state(state_folder(path))
+        if map_location is not None:
+            state = _to_device(state, map_location)
+        return state
+
+    def remove_checkpoint(self, path) -> None:
+        folder = state_folder(path)
+        for name in (STATE_JSON, STATE_TENSORS):
+            (folder / name).unlink(missing_ok=True)
+
+
+def _to_device(obj: Any, device: Any) -> Any:
+    if callable(device) and not isinstance(device, torch.device | str):
+        return obj
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device)
+    if isinstance(obj, dict):
+        return {k: _to_device(v, device) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(_to_device(v, device) for v in obj)
+    return obj
+
+
+# ---- the trainable weights -----------------------------------------------------------------------------------------
+def save_trainable(path: str | Path, model, feature_mean: torch.Tensor, feature_std: torch.Tensor,
+                   meta: dict[str, Any]) -> None:
+    """``model.safetensors``: ``model.trainable_state_dict()`` + feature norm tensors; ``meta`` (JSON) as metadata."""
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.trainable_state_dict().items()}
+    tensors[NORM_PREFIX + "feature_mean"] = feature_mean.detach().float().cpu().contiguous()
+    tensors[NORM_PREFIX + "feature_std"] = feature_std.detach().float().cpu().contiguous()
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": FORMAT, "meta": json.dumps(meta)})
+
+
+def load_trainable(path: str | Path, model) -> dict[str, Any]:
+    """Load ``model.safetensors`` into ``model`` (weights + feature norm); returns its metadata dict."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.exists():
+        raise GtaInputError("run folder has no model.safetensors", path=path,
+                            hint="train first (gta train), or point --run at a finished run")
+    with safe_open(str(path), framework="pt") as f:
+        metadata = f.metadata() or {}
+    tensors = load_file(str(path))
+    mean = tensors.pop(NORM_PREFIX + "feature_mean")
+    std = tensors.pop(NORM_PREFIX + "feature_std")
+    model.load_trainable_state_dict(tensors)
+    model.set_feature_norm(mean, std)
+    return json.loads(metadata.get("meta", "{}"))

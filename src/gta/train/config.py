@@ -1,0 +1,196 @@
+"""`TrainConfig`: everything a training run needs besides its data, as a dataclass with a YAML round trip.
+
+The model's own settings are a nested :class:`gta.model.gta.GTAConfig` under ``model:``. :func:`default_config`
+is the configuration ``gta train`` uses without ``--config``: sized for the embedded SmolLM2 on a CPU, with the
+speed levers pulled that :func:`speed_levers` lists (and ``config.yaml`` records).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gta.errors import GtaInputError
+from gta.io.atomic import atomic_write_text
+from gta.model.gta import GTAConfig
+
+TASKS = ("cross-gene", "cross-individual", "both")
+STRATEGIES = ("auto", "ddp", "fsdp")
+ACCELERATORS = ("cpu", "gpu", "auto")
+PRECISIONS = ("32", "bf16-mixed", "16-mixed")
+HAP_COMBINES = ("logmeanexp", "mean")
+
+
+@dataclass
+class TrainConfig:
+    """A training run's settings (``model`` is the GTA architecture; the rest is optimisation and data use).
+
+    Cross-individual loss (``task`` cross-individual or both): per gene in a batch, the predicted individual values
+    (two haplotypes combined by ``hap_combine``) are split into their mean over the sampled individuals and the
+    per-gene centred deviations; the loss is MSE(gene means) + ``centred_weight`` * MSE(centred values) / (pooled
+    within-gene variance of the training targets). Without the centred term the gene mean dominates the loss and
+    the small per-individual differences give almost no gradient.
+    """
+
+    model: GTAConfig = field(default_factory=GTAConfig)
+    task: str = "cross-gene"
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    batch_size: int = 8  # genes per optimiser step, summed over all devices
+    max_epochs: int = 10
+    patience: int = 3  # early stopping on validation Spearman: epochs without improvement (0 = off)
+    min_delta: float = 0.0
+    seed: int = 0
+    max_train_examples: int | None = None  # cap on training genes (a fixed, seeded subset)
+    max_individuals_per_gene: int | None = 16  # haplotype subsampling: individuals drawn per gene and step
+    centred_weight: float = 1.0
+    hap_combine: str = "logmeanexp"  # log((exp(h1) + exp(h2)) / 2), or the plain mean
+    feature_norm_genes: int = 2000  # training genes read to fit the per-feature mean/std
+    shuffle_prompts: bool = False  # control: each gene gets another gene's annotation row
+    gradient_clip: float | None = 1.0
+    num_workers: int = 0
+    log_every: int = 10
+    accelerator: str = "cpu"
+    devices: int = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
+    precision: str = "32"
+    deterministic: bool = True
+    feature_cache_mb: int = 1024  # features kept in memory between epochs
+
+    def __post_init__(self) -> None:
+        if isinstance(self.model, dict):
+            self.model = gta_config_from_dict(self.model)
+        self.precision = str(self.precision)
+        self.validate()
+
+    def validate(self, path: str | Path | None = None) -> None:
+        """Raise GtaInputError (naming ``path``) for values outside their allowed sets or ranges."""
+        choices = {"task": TASKS, "strategy": STRATEGIES, "accelerator": ACCELERATORS, "precision": PRECISIONS,
+                   "hap_combine": HAP_COMBINES}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise GtaInputError(f"{name}={getattr(self, name)!r} is not allowed", path=path,
+                                    hint="use one of " + ", ".join(allowed))
+        for name in ("batch_size", "max_epochs", "devices", "num_nodes", "log_every"):
+            if int(getattr(self, name)) < 1:
+                raise GtaInputError(f"{name} must be >= 1, got {getattr(self, name)}", path=path)
+        if self.lr <= 0:
+            raise GtaInputError(f"lr must be > 0, got {self.lr}", path=path)
+        if getattr(self.model, "n_targets", 1) != 1:
+            raise GtaInputError(f"model.n_targets={self.model.n_targets}: training predicts one target (expression)",
+                                path=path, hint="set model.n_targets: 1")
+        if self.patience < 0 or self.num_workers < 0:
+            raise GtaInputError("patience and num_workers must be >= 0", path=path)
+
+    @property
+    def world_size(self) -> int:
+        return int(self.devices) * int(self.num_nodes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], path: str | Path | None = None) -> TrainConfig:
+        """Build from a plain mapping; unknown keys are refused with the list of known ones."""
+        if not isinstance(raw, dict):
+            raise GtaInputError("a training config is a YAML mapping", path=path)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise GtaInputError(f"unknown training config key(s) {unknown}", path=path,
+                                hint=f"known keys: {sorted(known)}")
+        raw = dict(raw)
+        raw["model"] = gta_config_from_dict(raw.get("model") or {}, path=path)
+        try:
+            cfg = cls(**raw)
+        except (TypeError, ValueError) as e:
+            raise GtaInputError(f"bad training config: {e}", path=path) from None
+        cfg.validate(path)
+        return cfg
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def save(self, path: str | Path) -> None:
+        atomic_write_text(path, self.to_yaml())
+
+
+def gta_config_from_dict(raw: dict[str, Any], path: str | Path | None = None) -> GTAConfig:
+    """`GTAConfig` from a mapping, refusing unknown keys (YAML turns tuples into lists; they are given back)."""
+    if isinstance(raw, GTAConfig):
+        return raw
+    if not isinstance(raw, dict):
+        raise GtaInputError("'model' must be a mapping of GTAConfig fields", path=path)
+    fields = {f.name: f for f in dataclasses.fields(GTAConfig)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise GtaInputError(f"unknown model config key(s) {unknown}", path=path, hint=f"known keys: {sorted(fields)}")
+    defaults = GTAConfig()
+    values = {k: (tuple(v) if isinstance(v, list) and isinstance(getattr(defaults, k), tuple) else v)
+              for k, v in raw.items()}
+    try:
+        return dataclasses.replace(defaults, **values)
+    except (TypeError, ValueError) as e:
+        raise GtaInputError(f"bad model config: {e}", path=path) from None
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    """Read a TrainConfig YAML (a run's ``config.yaml`` too: its ``resolved`` section is ignored)."""
+    path = Path(path)
+    if not path.exists():
+        raise GtaInputError("training config not found", path=path, hint="pass --config PATH to a YAML file")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        raise GtaInputError(f"not valid YAML: {getattr(e, 'problem', e)}", path=path,
+                            line=None if mark is None else mark.line + 1) from None
+    if isinstance(raw, dict):
+        raw = {k: v for k, v in raw.items() if k != "resolved"}
+    return TrainConfig.from_dict(raw, path=path)
+
+
+def default_config(**overrides: Any) -> TrainConfig:
+    """The default for ``gta train`` without ``--config``: embedded LLM, first 6 of its 30 layers, patches of 32
+    bins, 256 text prototypes, batches of 8 genes, early stopping after 3 epochs without improvement."""
+    model = GTAConfig()
+    wanted = {"llm": "embedded", "llm_layers": 6, "patch_len": 32, "patch_stride": 32, "n_prototypes": 256,
+              "prefix_cache": True, "gradient_checkpointing": False}
+    names = {f.name for f in dataclasses.fields(GTAConfig)}
+    model = dataclasses.replace(model, **{k: v for k, v in wanted.items() if k in names})
+    cfg = TrainConfig(model=model, batch_size=8, max_epochs=10, patience=3, max_individuals_per_gene=16)
+    return dataclasses.replace(cfg, **overrides) if overrides else cfg
+
+
+def speed_levers(cfg: TrainConfig, llm_total_layers: int | None = None) -> list[str]:
+    """Plain-language list of the speed levers this configuration pulls (written into ``config.yaml``)."""
+    m = cfg.model
+    levers = []
+    layers = getattr(m, "llm_layers", None)
+    if layers and (llm_total_layers is None or layers < llm_total_layers):
+        levers.append(f"LLM cut to its first {layers} layers" + (f" of {llm_total_layers}" if llm_total_layers else ""))
+    if getattr(m, "prefix_cache", False):
+        levers.append("prompt prefix KV cache (each gene's prompt runs once)")
+    if getattr(m, "patch_len", 0) and getattr(m, "patch_stride", 0) >= getattr(m, "patch_len", 0):
+        levers.append(f"non-overlapping patches of {m.patch_len} bins")
+    if getattr(m, "alignment", "") == "prototype" and getattr(m, "n_prototypes", 0) < 1000:
+        levers.append(f"{m.n_prototypes} text prototypes (Time-LLM uses 1000)")
+    if getattr(m, "gradient_checkpointing", False):
+        levers.append("gradient checkpointing (memory for compute)")
+    if getattr(m, "backbone", "llm") != "llm":
+        levers.append(f"backbone={m.backbone}")
+    if cfg.patience:
+        levers.append(f"early stopping (patience {cfg.patience})")
+    if cfg.max_train_examples:
+        levers.append(f"at most {cfg.max_train_examples} training genes")
+    if cfg.task != "cross-gene" and cfg.max_individuals_per_gene:
+        levers.append(f"{cfg.max_individuals_per_gene} individuals per gene and step; each distinct haplotype "
+                      "encoded once per batch")
+    if cfg.precision != "32":
+        levers.append(f"{cfg.precision} precision")
+    return levers

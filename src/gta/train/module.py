@@ -1,0 +1,188 @@
+"""The LightningModule: training/validation steps and the optimiser, nothing else.
+
+Model outputs are in standardised target units. Individual predictions combine the two haplotypes in raw
+(log-scale) units, ``log((exp(h1) + exp(h2)) / 2)`` (``hap_combine: logmeanexp``) or their mean, then return to
+standardised units. Losses (see :class:`gta.train.config.TrainConfig`): reference rows, MSE against the gene mean;
+individual rows, MSE of the per-gene means plus ``centred_weight`` x MSE of per-gene centred values / ``centred_var``.
+
+Validation gathers every rank's predictions (``all_gather_object``), drops the sampler's padding duplicates and
+logs ``val_spearman_gene`` (reference prediction vs gene mean across validation genes), ``val_spearman_ind``
+(median over validation genes of the Spearman across training individuals) and the monitored ``val_spearman``
+(gene for cross-gene, ind for cross-individual, their mean for both).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import lightning as L
+import numpy as np
+import torch
+from torch import Tensor
+
+from gta.evaluate.metrics import spearman
+from gta.train.config import TrainConfig
+
+MIN_INDIVIDUALS = 5
+
+
+def combine_haplotypes(h1: Tensor, h2: Tensor, how: str = "logmeanexp") -> Tensor:
+    """Individual value from two haplotype values (raw log-scale units): log((e^h1 + e^h2) / 2) or the mean."""
+    if how == "mean":
+        return (h1 + h2) / 2
+    return torch.logaddexp(h1, h2) - math.log(2.0)
+
+
+def _scatter_mean(values: Tensor, index: Tensor, n: int) -> tuple[Tensor, Tensor]:
+    counts = torch.zeros(n, dtype=values.dtype, device=values.device).index_add_(0, index, torch.ones_like(values))
+    sums = torch.zeros(n, dtype=values.dtype, device=values.device).index_add_(0, index, values)
+    return sums / counts.clamp(min=1), counts
+
+
+class GTAModule(L.LightningModule):
+    """Thin wrapper: ``model`` is a :class:`gta.model.gta.GTA`; statistics come from :class:`RunData`."""
+
+    def __init__(self, model, cfg: TrainConfig, target_mean: float, target_std: float,
+                 centred_var: float = 1.0) -> None:
+        super().__init__()
+        self.model, self.cfg = model, cfg
+        self.target_mean, self.target_std, self.centred_var = float(target_mean), float(target_std), float(centred_var)
+        self._val: list[dict[str, np.ndarray]] = []
+        self.windows_seen = 0
+        self.genes_seen = 0
+        self.epoch_times: list[float] = []
+        self._epoch_start = 0.0
+
+    # ---- forward pieces --------------------------------------------------------------------------------------
+    def encode(self, batch: dict) -> Tensor:
+        """Model output per feature row, standardised units, float32: [N]."""
+        if batch["features"].numel() == 0:
+            return torch.zeros(0, device=self.device)
+        prompts = batch["prompts"] if self.model.cfg.use_prompt else None
+        return self.model(batch["features"], prompts)[:, 0].float()
+
+    def individual(self, h: Tensor, batch: dict) -> Tensor:
+        """Individual predictions (standardised units) from the rows of their two haplotypes."""
+        raw = h * self.target_std + self.target_mean
+        ind = combine_haplotypes(raw[batch["ind_r1"]], raw[batch["ind_r2"]], self.cfg.hap_combine)
+        return (ind - self.target_mean) / self.target_std
+
+    def losses(self, batch: dict, h: Tensor) -> dict[str, Tensor]:
+        out: dict[str, Tensor] = {}
+        ref = batch["ref_row"] >= 0
+        if bool(ref.any()):
+            out["loss_ref"] = torch.nn.functional.mse_loss(h[batch["ref_row"][ref]], batch["y_gene"][ref])
+        if batch["ind_r1"].numel():
+            pred, y, g = self.individual(h, batch), batch["ind_y"], batch["ind_gene"]
+            n = len(batch["genes"])
+            pm, counts = _scatter_mean(pred, g, n)
+            ym, _ = _scatter_mean(y, g, n)
+            has = counts > 0
+            out["loss_mean"] = torch.nn.functional.mse_loss(pm[has], ym[has])
+            centred = (pred - pm[g]) - (y - ym[g])
+            out["loss_centred"] = centred.pow(2).mean() / self.centred_var
+        total = sum(out.get(k, 0.0) for k in ("loss_ref", "loss_mean"))
+        total = total + self.cfg.centred_weight * out.get("loss_centred", 0.0)
+        out["loss"] = total if isinstance(total, Tensor) else h.sum() * 0.0
+        return out
+
+    # ---- Lightning hooks -------------------------------------------------------------------------------------
+    def training_step(self, batch: dict, batch_idx: int) -> Tensor:
+        h = self.encode(batch)
+        losses = self.losses(batch, h)
+        n = len(batch["genes"])
+        self.windows_seen += int(batch["features"].shape[0]) if batch["features"].numel() else 0
+        self.genes_seen += n
+        self.log("train_loss", losses["loss"], prog_bar=True, batch_size=n)
+        for k in ("loss_ref", "loss_mean", "loss_centred"):
+            if k in losses:
+                self.log(f"train_{k}", losses[k], batch_size=n, on_step=False, on_epoch=True)
+        return losses["loss"]
+
+    def on_train_epoch_start(self) -> None:
+        self._epoch_start = time.perf_counter()
+
+    def on_train_epoch_end(self) -> None:
+        seconds = time.perf_counter() - self._epoch_start
+        self.epoch_times.append(seconds)
+        self.log("epoch_time_s", seconds, sync_dist=True)
+
+    def on_validation_epoch_start(self) -> None:
+        self._val = []
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        h = self.encode(batch)
+        losses = self.losses(batch, h)
+        self.log("val_loss", losses["loss"], batch_size=len(batch["genes"]), sync_dist=True)
+        rec = {"gene": batch["genes"].cpu().numpy(), "y_gene": batch["y_gene"].cpu().numpy(),
+               "ref": np.where(batch["ref_row"].cpu().numpy() >= 0,
+                               h[batch["ref_row"].clamp(min=0)].detach().float().cpu().numpy(), np.nan)}
+        if batch["ind_r1"].numel():
+            rec["ind_gene"] = batch["genes"][batch["ind_gene"]].cpu().numpy()
+            rec["ind_sample"] = batch["ind_sample"].cpu().numpy()
+            rec["ind_pred"] = self.individual(h, batch).detach().float().cpu().numpy()
+            rec["ind_y"] = batch["ind_y"].cpu().numpy()
+        self._val.append(rec)
+
+    def on_validation_epoch_end(self) -> None:
+        records = self._val
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            gathered: list = [None] * torch.distributed.get_world_size()
+            torch.distributed.all_gather_object(gathered, records)
+            records = [r for part in gathered for r in part]
+        metrics = validation_metrics(records, self.cfg.task)
+        for k, v in metrics.items():
+            self.log(k, v, prog_bar=k == "val_spearman", sync_dist=True)
+
+    def configure_optimizers(self):
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        return torch.optim.AdamW(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["rng"] = {"torch": torch.get_rng_state()}
+        checkpoint["throughput"] = {"windows_seen": self.windows_seen, "genes_seen": self.genes_seen,
+                                    "epoch_times": list(self.epoch_times)}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if "rng" in checkpoint:
+            torch.set_rng_state(checkpoint["rng"]["torch"].cpu())
+        t = checkpoint.get("throughput", {})
+        self.windows_seen = int(t.get("windows_seen", 0))
+        self.genes_seen = int(t.get("genes_seen", 0))
+        self.epoch_times = [float(x) for x in t.get("epoch_times", [])]
+
+
+def validation_metrics(records: list[dict[str, np.ndarray]], task: str) -> dict[str, float]:
+    """Spearman metrics from gathered validation records (duplicates from sampler padding removed)."""
+    genes: dict[int, tuple[float, float]] = {}
+    inds: dict[tuple[int, int], tuple[float, float]] = {}
+    for r in records:
+        for g, p, y in zip(r["gene"], r["ref"], r["y_gene"], strict=True):
+            genes[int(g)] = (float(p), float(y))
+        if "ind_gene" in r:
+            for g, s, p, y in zip(r["ind_gene"], r["ind_sample"], r["ind_pred"], r["ind_y"], strict=True):
+                inds[(int(g), int(s))] = (float(p), float(y))
+    out: dict[str, float] = {}
+    pairs = np.array([v for v in genes.values() if np.isfinite(v[0])]).reshape(-1, 2)
+    rho = spearman(pairs[:, 0], pairs[:, 1]) if len(pairs) else float("nan")
+    out["val_spearman_gene"] = 0.0 if not np.isfinite(rho) else rho
+    if task != "cross-gene":
+        by_gene: dict[int, list[tuple[float, float]]] = {}
+        for (g, _), v in inds.items():
+            by_gene.setdefault(g, []).append(v)
+        rhos = []
+        for v in by_gene.values():
+            a = np.array(v)
+            if len(a) < MIN_INDIVIDUALS or np.ptp(a[:, 1]) == 0:
+                continue
+            r = spearman(a[:, 0], a[:, 1])
+            rhos.append(0.0 if not np.isfinite(r) else r)  # constant prediction: no information
+        out["val_spearman_ind"] = float(np.median(rhos)) if rhos else 0.0
+    if task == "cross-gene":
+        out["val_spearman"] = out["val_spearman_gene"]
+    elif task == "cross-individual":
+        out["val_spearman"] = out["val_spearman_ind"]
+    else:
+        out["val_spearman"] = (out["val_spearman_gene"] + out["val_spearman_ind"]) / 2
+    return out

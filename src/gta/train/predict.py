@@ -1,0 +1,230 @@
+"""Prediction with a trained run: reference genomes (one row per gene) and personal genomes (one row per
+individual, the two haplotypes combined as in training).
+
+``predict(run, manifest, features, out)`` reloads the run's ``config.yaml`` and ``model.safetensors``, loads the
+same frozen LLM (its sha256 must equal the one the run recorded) and writes a table with the columns
+``gene_id, sample, haplotype, split, y_true, y_pred`` (+ ``sample_split`` for individual rows): gene rows have
+``sample == "" == haplotype``; individual rows ``haplotype == "both"``. ``y_true`` is NaN where the data set has
+no expression. Values are in the manifest's expression units (the run's target standardisation inverted).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from gta.errors import GtaInputError
+from gta.evaluate.metrics import per_gene_spearman, spearman
+from gta.io.atomic import atomic_path
+from gta.train.checkpoint import MODEL_FILE, load_trainable
+from gta.train.config import TrainConfig, load_config
+from gta.train.data import FeatureSource, GeneItems, RunData, collate
+from gta.train.module import combine_haplotypes
+from gta.train.prompts import PROMPTS_FILE, run_prompts
+
+log = logging.getLogger(__name__)
+COLUMNS = ["gene_id", "sample", "haplotype", "split", "y_true", "y_pred", "sample_split"]
+STORE_CHECKED = ("encoder", "encoder_config", "weights_hash", "geometry", "dtype")
+
+
+def predict_frame(model, data: RunData, source: FeatureSource, genes: list[int], individuals: list[int] | None,
+                  hap_combine: str = "logmeanexp", batch_size: int = 8, progress: bool = False) -> pd.DataFrame:
+    """Prediction table for ``genes`` (indices into ``data``); individual rows for ``individuals`` (sample indices)
+    when given. Runs under ``torch.inference_mode`` on the model's device."""
+    items = GeneItems(data, source, genes, ref=True, individuals=individuals, need_targets=False)
+    batches = DataLoader(items, batch_size=batch_size, collate_fn=collate)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    gene_rows: list[tuple] = []
+    ind_rows: list[tuple] = []
+    try:
+        with torch.inference_mode():
+            for batch in tqdm(batches, desc="predict", unit="batch", disable=not progress):
+                prompts = batch["prompts"] if model.cfg.use_prompt else None
+                h = model(batch["features"].to(device), prompts)[:, 0].float().cpu()
+                raw = h * data.target_std + data.target_mean
+                for b, g in enumerate(batch["genes"].tolist()):
+                    gene_rows.append((data.gene_ids[g], "", "", data.split[g], float(data.y_gene[g]),
+                                      float(raw[batch["ref_row"][b]]), ""))
+                if batch["ind_r1"].numel():
+                    ind = combine_haplotypes(raw[batch["ind_r1"]], raw[batch["ind_r2"]], hap_combine)
+                    for b, s, p in zip(batch["ind_gene"].tolist(), batch["ind_sample"].tolist(), ind.tolist(),
+                                       strict=True):
+                        g = int(batch["genes"][b])
+                        y = float(data.y_ind[g, s]) if data.y_ind is not None else float("nan")
+                        ind_rows.append((data.gene_ids[g], data.samples[s], "both", data.split[g], y, float(p),
+                                         data.sample_split[s]))
+    finally:
+        model.train(was_training)
+    return pd.DataFrame(gene_rows + ind_rows, columns=COLUMNS)
+
+
+def _write_table(df: pd.DataFrame, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        if path.suffix == ".parquet":
+            df.to_parquet(tmp, index=False)
+        elif path.suffix == ".csv":
+            df.to_csv(tmp, index=False)
+        else:
+            df.to_csv(tmp, sep="\t", index=False)
+
+
+def scores(df: pd.DataFrame) -> dict[str, Any]:
+    """Gene-level Spearman per split; with individual rows, the median per-gene Spearman per (gene split,
+    individual split)."""
+    out: dict[str, Any] = {}
+    genes = df[df["sample"] == ""]
+    for split, g in genes.groupby("split"):
+        ok = g["y_true"].notna()
+        rho = spearman(g.loc[ok, "y_pred"], g.loc[ok, "y_true"]) if ok.sum() >= 3 else float("nan")
+        out[f"{split}_spearman"] = None if not np.isfinite(rho) else rho
+    ind = df[(df["sample"] != "") & df["y_true"].notna()]
+    if len(ind):
+        table: dict[str, dict[str, Any]] = {}
+        for (split, sample_split), part in ind.groupby(["split", "sample_split"]):
+            rhos = per_gene_spearman(part)
+            table.setdefault(split, {})[f"{sample_split}_individuals"] = (
+                float(rhos["rho"].median()) if len(rhos) else None)
+        out["individual_spearman_median"] = table
+    return out
+
+
+def write_split_predictions(model, data: RunData, source: FeatureSource, cfg: TrainConfig, folder: Path,
+                            progress: bool = True) -> tuple[dict[str, Path], dict[str, Any]]:
+    """``folder/{split}.parquet`` for every split (individual rows for all individuals when the task uses them);
+    returns the paths and :func:`scores` of all rows."""
+    individuals = list(range(len(data.samples))) if cfg.task != "cross-gene" and data.has_individuals else None
+    paths, frames = {}, []
+    for split in ("train", "val", "test"):
+        genes = data.genes_in(split)
+        if not genes:
+            continue
+        df = predict_frame(model, data, source, genes, individuals, cfg.hap_combine, cfg.batch_size, progress)
+        paths[split] = folder / f"{split}.parquet"
+        _write_table(df, paths[split])
+        frames.append(df)
+    return paths, scores(pd.concat(frames, ignore_index=True)) if frames else {}
+
+
+# ---- reloading a run -----------------------------------------------------------------------------------------------
+def read_run(run: str | Path) -> tuple[TrainConfig, dict[str, Any]]:
+    """(TrainConfig, resolved section) of a run folder."""
+    run = Path(run)
+    path = run / "config.yaml"
+    if not path.exists():
+        raise GtaInputError("not a run folder (no config.yaml)", path=run, hint="pass --run runs/NAME of gta train")
+    return load_config(path), (yaml.safe_load(path.read_text()) or {}).get("resolved", {})
+
+
+def load_run_model(run: str | Path, d_feat: int | None = None, n_bins: int | None = None, llm=None):
+    """(model with the run's best weights, TrainConfig, resolved, model metadata). Loads the run's LLM and refuses
+    one whose sha256 differs from the recorded one."""
+    from gta.model.gta import build_model
+    from gta.model.llm import llm_identity, load_llm
+
+    run = Path(run)
+    cfg, resolved = read_run(run)
+    if llm is None:
+        layers = 1 if cfg.model.backbone == "none" else cfg.model.llm_layers
+        llm = load_llm(cfg.model.llm, num_layers=layers)
+    want = (resolved.get("llm") or {}).get("sha256")
+    got = llm_identity(llm)["sha256"]
+    if want and got != want:
+        raise GtaInputError(f"the LLM {cfg.model.llm!r} (sha256 {got[:12]}) is not the one the run was trained "
+                            f"with (sha256 {want[:12]})", path=run / "config.yaml",
+                            hint="use the same LLM file as in training")
+    attrs = (resolved.get("store") or {}).get("attrs", {})
+    for name, given in (("n_features", d_feat), ("n_bins", n_bins)):
+        if given is not None and name in attrs and int(attrs[name]) != int(given):
+            raise GtaInputError(f"the features have {name}={given} but the run was trained with {attrs[name]}",
+                                path=run / "config.yaml", hint="extract features with the run's encoder settings")
+    d_feat = int(attrs["n_features"]) if d_feat is None else d_feat
+    n_bins = int(attrs["n_bins"]) if n_bins is None else n_bins
+    model = build_model(cfg.model, d_feat, n_bins, llm=llm)
+    meta = load_trainable(run / MODEL_FILE, model)
+    return model, cfg, resolved, meta
+
+
+def prediction_data(dataset, store, meta: dict[str, Any], with_individuals: bool) -> RunData:
+    """RunData for prediction: every gene of the store that the data set knows (expression optional)."""
+    by_id = {g.gene_id: g for g in dataset.genes}
+    done = store.ref_done_mask() if hasattr(store, "ref_done_mask") else np.ones(len(store.gene_ids), bool)
+    gene_ids = [g for g, ok in zip(store.gene_ids, done, strict=True) if ok and g in by_id]
+    if not gene_ids:
+        raise GtaInputError("no gene of the feature store is in the data set's gene table",
+                            path=getattr(store, "path", None), hint="use the store extracted for this --data")
+    splits = dataset.gene_splits
+    expr = dataset.expression.for_genes([by_id[g] for g in gene_ids]) if dataset.expression is not None else None
+    values = (expr.reindex(gene_ids).to_numpy(float) if expr is not None
+              else np.full((len(gene_ids), 0), np.nan))
+    with np.errstate(all="ignore"):
+        y_gene = np.nanmean(values, axis=1) if values.shape[1] else np.full(len(gene_ids), np.nan)
+    data = RunData(gene_ids=gene_ids, split=[splits.get(g, "test") for g in gene_ids], y_gene=y_gene,
+                   target_mean=float(meta["target_mean"]), target_std=float(meta["target_std"]))
+    if with_individuals:
+        samples = list(getattr(store, "samples", None) or [])
+        if not samples:
+            raise GtaInputError("the feature store holds no personal haplotypes", path=getattr(store, "path", None),
+                                hint="extract them with gta extract ... --individuals all, or drop --individuals")
+        try:
+            train, _ = dataset.individual_splits()
+        except GtaInputError:
+            train = []
+        train_set = set(train)
+        data.samples = samples
+        data.sample_split = ["train" if s in train_set else "test" for s in samples]
+        cols = [str(c) for c in expr.columns] if expr is not None else []
+        data.y_ind = np.full((len(gene_ids), len(samples)), np.nan)
+        for j, s in enumerate(samples):
+            if s in cols:
+                data.y_ind[:, j] = values[:, cols.index(s)]
+    return data
+
+
+def _run_prompts(run: Path, dataset, gene_ids: list[str], cfg: TrainConfig) -> dict[str, str]:
+    path = run / PROMPTS_FILE
+    if path.exists():
+        saved = json.loads(path.read_text()).get("prompts", {})
+        if set(gene_ids) <= set(saved):
+            return {g: saved[g] for g in gene_ids}
+    if cfg.shuffle_prompts:
+        log.warning("the run used shuffled prompts; genes it never saw get shuffled prompts among themselves")
+    return run_prompts(dataset, gene_ids, folder=None, shuffle=cfg.shuffle_prompts, seed=cfg.seed, progress=True)
+
+
+def predict(run: str | Path, manifest, features, out: str | Path | None = None, individuals: bool = False,
+            batch_size: int | None = None, llm=None, progress: bool = True) -> pd.DataFrame:
+    """Predict with the run ``run`` on ``manifest`` (path or Dataset) and ``features`` (path or FeatureStore);
+    write the table to ``out`` (.tsv, .csv or .parquet) when given; return it."""
+    from gta.features.store import FeatureStore
+    from gta.io.dataset import open_dataset
+
+    run = Path(run)
+    cfg, resolved = read_run(run)
+    attrs = (resolved.get("store") or {}).get("attrs", {})
+    if isinstance(features, str | Path):
+        store = FeatureStore.open(features, expect={k: attrs[k] for k in STORE_CHECKED if k in attrs})
+    else:
+        store = features
+    dataset = open_dataset(manifest) if isinstance(manifest, str | Path) else manifest
+    model, cfg, resolved, meta = load_run_model(run, store.n_features, store.n_bins, llm=llm)
+    data = prediction_data(dataset, store, meta, individuals)
+    if cfg.model.use_prompt:
+        data.prompts = _run_prompts(run, dataset, data.gene_ids, cfg)
+    source = FeatureSource(store, cfg.feature_cache_mb)
+    df = predict_frame(model, data, source, list(range(len(data.gene_ids))),
+                       list(range(len(data.samples))) if individuals else None, cfg.hap_combine,
+                       batch_size or cfg.batch_size, progress)
+    if out is not None:
+        _write_table(df, Path(out))
+    return df

@@ -1,0 +1,125 @@
+"""Per-gene prompts for training: the annotation row, the data set's description and window statistics.
+
+``gene_prompt(dataset, gene)`` is exactly the text the model reads for a gene (and what ``gta prompt`` prints):
+:func:`gta.model.prompt.build_prompt` of the gene's annotation row, ``dataset.manifest.description`` and the
+window statistics GC content (of the reference input window) and, when the manifest names a VCF, the number of
+variant records in that window (a cyvcf2 region query; skipped if the VCF has no index or lacks the contig).
+A run keeps the prompts of all its genes in ``runs/NAME/prompts.json`` so they are computed once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from gta.io.atomic import atomic_write_text
+from gta.io.genome import canonical_chrom_aliases
+from gta.model.prompt import PROMPT_TEMPLATE_VERSION, build_prompt, shuffle_annotations
+
+log = logging.getLogger(__name__)
+PROMPTS_FILE = "prompts.json"
+
+
+def _gene(dataset, gene):
+    return dataset.gene(gene) if isinstance(gene, str) else gene
+
+
+def gc_fraction(seq: str) -> float | None:
+    """G+C share of the called (non-N) bases; None for an all-N window."""
+    acgt = len(seq) - seq.count("N")
+    return None if acgt == 0 else (seq.count("G") + seq.count("C")) / acgt
+
+
+class _VariantCounter:
+    """Counts VCF records in a genome interval through the index (cyvcf2); silent no-op when that is impossible."""
+
+    def __init__(self, path: str | Path | None) -> None:
+        self.vcf = None
+        if path is None:
+            return
+        try:
+            from cyvcf2 import VCF
+
+            self.vcf = VCF(str(path), lazy=True, threads=1)
+            self.seqnames = set(self.vcf.seqnames)
+        except Exception as e:  # noqa: BLE001 - an unreadable VCF is reported by `gta validate`, not here
+            log.info("variant counts left out of prompts: %s", e)
+            self.vcf = None
+
+    def count(self, chrom: str, start: int, end: int) -> int | None:
+        if self.vcf is None:
+            return None
+        name = next((c for c in [chrom, *canonical_chrom_aliases(chrom)] if c in self.seqnames), None)
+        if name is None:
+            return 0 if self.seqnames else None
+        try:
+            with warnings.catch_warnings():  # cyvcf2 warns on an empty region: zero is the answer
+                warnings.simplefilter("ignore")
+                return sum(1 for _ in self.vcf(f"{name}:{max(start, 0) + 1}-{end}"))
+        except Exception as e:  # noqa: BLE001 - no index: cheap counting is impossible, leave the statistic out
+            log.info("variant counts left out of prompts: %s", e)
+            self.vcf = None
+            return None
+
+
+def window_stats(dataset, gene, counter: _VariantCounter | None = None) -> dict[str, float | int]:
+    """``{"gc": fraction, "n_variants": count}`` of a gene's input window (keys left out when unknown)."""
+    gene = _gene(dataset, gene)
+    geometry = dataset.manifest.geometry
+    stats: dict[str, float | int] = {}
+    gc = gc_fraction(dataset.genome.gene_window(gene, geometry))
+    if gc is not None:
+        stats["gc"] = gc
+    if counter is None:
+        counter = _VariantCounter(getattr(dataset, "variants_path", None))
+    start, end = geometry.window(gene.tss, gene.strand)
+    n = counter.count(gene.chrom, start, end)
+    if n is not None:
+        stats["n_variants"] = n
+    return stats
+
+
+def _fallback_row(gene) -> dict[str, str]:
+    """What the gene table itself says, for a gene without an annotation row."""
+    return {"gene_id": gene.gene_id, "symbol": gene.symbol, "gene_type": gene.gene_type}
+
+
+def gene_prompt(dataset, gene, annotations: dict[str, dict] | None = None,
+                counter: _VariantCounter | None = None) -> str:
+    """The prompt for one gene (a ``Gene`` or an id/symbol ``dataset.gene`` resolves), as the model sees it.
+
+    ``annotations`` overrides ``dataset.annotations`` (the shuffled-prompt control passes a shuffled mapping).
+    """
+    gene = _gene(dataset, gene)
+    rows = dataset.annotations if annotations is None else annotations
+    row = (rows or {}).get(gene.gene_id) or _fallback_row(gene)
+    return build_prompt(row, dataset.manifest.description, window_stats(dataset, gene, counter))
+
+
+def run_prompts(dataset, gene_ids: Iterable[str], folder: str | Path | None = None, shuffle: bool = False,
+                seed: int = 0, progress: bool = True, save: bool = True) -> dict[str, str]:
+    """Prompts of ``gene_ids``, read from ``folder/prompts.json`` when it holds them all, else computed (and saved
+    there when ``save``)."""
+    gene_ids = list(gene_ids)
+    path = Path(folder) / PROMPTS_FILE if folder is not None else None
+    key = {"template": PROMPT_TEMPLATE_VERSION, "shuffle": bool(shuffle), "seed": int(seed)}
+    if path is not None and path.exists():
+        saved: dict[str, Any] = json.loads(path.read_text())
+        if saved.get("key") == key and set(gene_ids) <= set(saved.get("prompts", {})):
+            return {g: saved["prompts"][g] for g in gene_ids}
+    annotations = dataset.annotations
+    if shuffle:
+        annotations = shuffle_annotations(
+            {g: (annotations or {}).get(g) or _fallback_row(dataset.gene(g)) for g in gene_ids}, seed)
+    counter = _VariantCounter(getattr(dataset, "variants_path", None))
+    prompts = {g: gene_prompt(dataset, g, annotations, counter)
+               for g in tqdm(gene_ids, desc="prompts", unit="gene", disable=not progress or len(gene_ids) < 50)}
+    if path is not None and save:
+        atomic_write_text(path, json.dumps({"key": key, "prompts": prompts}, indent=0))
+    return prompts

@@ -1,0 +1,320 @@
+"""``gta.train.train``: one training run into ``runs/NAME/`` (resumable), with Lightning doing the loop.
+
+Run folder::
+
+    config.yaml          TrainConfig + ``resolved``: data set fingerprint, store attrs + hash, LLM identity, seeds,
+                         versions, speed levers, split sizes, target statistics
+    prompts.json         every gene's prompt (computed once)
+    model.safetensors    trainable parameters + feature normalisation of the best epoch (by val Spearman)
+    state.safetensors    optimiser, loop counters, early stopping, RNG: saved at every epoch end (atomically) for
+    state.json           ``--resume``
+    metrics.csv          Lightning CSVLogger (TensorBoard events too when tensorboard is installed)
+    predictions/{train,val,test}.parquet   gene_id, sample, haplotype, split, y_true, y_pred (+ sample_split)
+    summary.json         val/test Spearman, wall time, peak RSS, throughput, epochs
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import resource
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+import yaml
+from lightning.fabric.utilities.rank_zero import rank_zero_only
+from lightning.pytorch.callbacks import Checkpoint, EarlyStopping
+
+from gta import __version__
+from gta.errors import GtaInputError
+from gta.io.atomic import atomic_write_text
+from gta.train.checkpoint import MODEL_FILE, STATE_JSON, SafetensorsCheckpointIO, save_trainable
+from gta.train.config import TrainConfig, default_config, load_config, speed_levers
+from gta.train.data import FeatureSource, GTADataModule, RunData, build_run_data, fit_feature_norm
+from gta.train.module import GTAModule
+from gta.train.prompts import run_prompts
+
+log = logging.getLogger(__name__)
+STORE_IDENTITY = ("encoder", "encoder_config", "weights_hash", "dataset_hash", "geometry", "dtype", "n_bins",
+                  "n_features", "gta_version")
+# settings that may change between an interrupted run and its --resume (hardware and the epoch budget)
+RESUMABLE_CHANGES = ("max_epochs", "devices", "num_nodes", "accelerator", "strategy", "num_workers", "log_every",
+                     "feature_cache_mb")
+
+_EXPECTED_WARNINGS = (  # Lightning notices that do not apply here
+    ".*Experiment logs directory .* exists and is not empty.*",  # the run folder holds config/prompts; CSV appends
+    ".*module\\(s\\) in eval mode at the start of training.*",  # the frozen LLM stays in eval mode on purpose
+    ".*does not have many workers.*",  # features are read from memory; workers are a config option
+    ".*isinstance\\(treespec, LeafSpec\\).*",  # lightning 2.6 vs torch 2.13 deprecation, nothing to act on
+)
+
+
+@dataclass
+class RunResult:
+    """What :func:`train` returns (on rank 0; other ranks get ``summary = {}``)."""
+
+    out: Path
+    config: TrainConfig
+    summary: dict[str, Any] = field(default_factory=dict)
+    predictions: dict[str, Path] = field(default_factory=dict)
+    model: Any = None
+
+
+def open_inputs(manifest, features):
+    """(Dataset, FeatureStore) from paths, or the objects themselves when already opened."""
+    from gta.features.store import FeatureStore
+    from gta.io.dataset import open_dataset
+
+    dataset = open_dataset(manifest) if isinstance(manifest, str | Path) else manifest
+    store = FeatureStore.open(features) if isinstance(features, str | Path) else features
+    return dataset, store
+
+
+def store_identity(store) -> dict[str, Any]:
+    attrs = dict(getattr(store, "attrs", {}) or {})
+    digest = hashlib.sha256(json.dumps(attrs, sort_keys=True, default=str).encode()).hexdigest()
+    return {"attrs": {k: attrs[k] for k in STORE_IDENTITY if k in attrs}, "attrs_sha256": digest,
+            "path": str(getattr(store, "path", ""))}
+
+
+def _resolve_config(out: Path, config, resume: bool, overrides: dict[str, Any]) -> TrainConfig:
+    saved = out / "config.yaml"
+    if isinstance(config, str | Path):
+        config = load_config(config)
+    if resume:
+        if not saved.exists():
+            raise GtaInputError("nothing to resume: the run folder has no config.yaml", path=out,
+                                hint="start the run without --resume")
+        cfg = load_config(saved)
+        if config is not None:
+            a = {k: v for k, v in config.to_dict().items() if k not in RESUMABLE_CHANGES}
+            b = {k: v for k, v in cfg.to_dict().items() if k not in RESUMABLE_CHANGES}
+            if a != b:
+                diff = sorted(k for k in a if a[k] != b.get(k))
+                raise GtaInputError(f"--config differs from the run's config.yaml in {diff}", path=saved,
+                                    hint="resume without --config, or start a new run with another --out")
+    else:
+        if (out / STATE_JSON).exists() or (out / MODEL_FILE).exists():
+            raise GtaInputError("the run folder already holds a run", path=out,
+                                hint="pass --resume to continue it, or another --out for a new run")
+        cfg = config if config is not None else default_config()
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    if resume:
+        fixed = sorted(k for k in changes if k not in RESUMABLE_CHANGES and changes[k] != getattr(cfg, k))
+        if fixed:
+            raise GtaInputError(f"cannot change {fixed} when resuming", path=saved,
+                                hint="start a new run with another --out")
+    return dataclasses.replace(cfg, **changes) if changes else cfg
+
+
+def _check_same_inputs(out: Path, resolved: dict[str, Any]) -> None:
+    """--resume must see the data set, feature store and LLM the run started with."""
+    saved = (yaml.safe_load((out / "config.yaml").read_text()) or {}).get("resolved", {})
+    for what, path in (("data set", ("dataset", "fingerprint")), ("feature store", ("store", "attrs_sha256")),
+                       ("LLM", ("llm", "sha256"))):
+        old, new = saved.get(path[0], {}).get(path[1]), resolved[path[0]][path[1]]
+        if old is not None and old != new:
+            raise GtaInputError(f"the {what} differs from the one this run started with", path=out / "config.yaml",
+                                hint="resume with the same --data, --features and LLM, or start a new run")
+
+
+def _strategy(cfg: TrainConfig, llm):
+    if cfg.strategy != "fsdp":
+        return cfg.strategy
+    from lightning.pytorch.strategies import FSDPStrategy
+
+    # Wrap policy on the LLM's decoder layer class. The frozen LLM is held outside the module tree (FrozenLLM), so
+    # FSDP shards the trainable modules; each device keeps its own copy of the frozen decoder.
+    layer_cls = {type(layer) for layer in getattr(llm.hf, "layers", [])}
+    return FSDPStrategy(auto_wrap_policy=layer_cls or None, state_dict_type="full",
+                        checkpoint_io=SafetensorsCheckpointIO())
+
+
+def _loggers(out: Path) -> list:
+    from lightning.pytorch.loggers import CSVLogger
+
+    loggers: list = [CSVLogger(save_dir=str(out), name="", version="")]
+    try:
+        import tensorboard  # noqa: F401
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        loggers.append(TensorBoardLogger(save_dir=str(out), name="tensorboard", version=""))
+    except ImportError:
+        pass
+    return loggers
+
+
+class RunCheckpoint(Checkpoint):
+    """At every training epoch end (after validation): the best model to ``model.safetensors`` when the monitored
+    metric improved, then the resumable state to ``state.safetensors`` + ``state.json``."""
+
+    def __init__(self, out: Path, monitor: str, norm: tuple[torch.Tensor, torch.Tensor], meta: dict[str, Any]) -> None:
+        self.out, self.monitor, self.norm, self.meta = out, monitor, norm, meta
+        self.best: float = float("-inf")
+        self.best_epoch: int = -1
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        value = trainer.callback_metrics.get(self.monitor)
+        if value is not None and float(value) > self.best:
+            self.best, self.best_epoch = float(value), int(trainer.current_epoch)
+            if trainer.is_global_zero:
+                meta = {**self.meta, "epoch": self.best_epoch, self.monitor: self.best}
+                save_trainable(self.out / MODEL_FILE, pl_module.model, *self.norm, meta)
+        trainer.save_checkpoint(self.out / STATE_JSON, weights_only=False)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "best_epoch": self.best_epoch}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.best = float(state_dict["best"])
+        self.best_epoch = int(state_dict["best_epoch"])
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process (Linux ru_maxrss is in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def train(manifest, features, out: str | Path, config: TrainConfig | str | Path | None = None, *,
+          resume: bool = False, task: str | None = None, devices: int | None = None, accelerator: str | None = None,
+          strategy: str | None = None, precision: str | None = None, max_epochs: int | None = None,
+          seed: int | None = None, llm=None, progress: bool = True) -> RunResult:
+    """Train GTA on ``manifest`` (path or opened Dataset) with features ``features`` (path or FeatureStore) into the
+    run folder ``out``. ``config``: a TrainConfig, a YAML path, or None for :func:`default_config`; keyword options
+    override it. ``resume``: continue from the folder's ``state.*``. ``llm``: an already loaded FrozenLLM matching
+    ``config.model.llm`` (tests pass a tiny one)."""
+    from gta.model.gta import build_model
+    from gta.model.llm import llm_identity, load_llm
+
+    t0 = time.perf_counter()
+    out = Path(out)
+    overrides = {"task": task, "devices": devices, "accelerator": accelerator, "strategy": strategy,
+                 "precision": None if precision is None else str(precision), "max_epochs": max_epochs, "seed": seed}
+    cfg = _resolve_config(out, config, resume, overrides)
+    is_zero = rank_zero_only.rank == 0
+    if is_zero:
+        out.mkdir(parents=True, exist_ok=True)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+
+    dataset, store = open_inputs(manifest, features)
+    data = build_run_data(dataset, store, cfg)
+    if not data.genes_in("val"):
+        raise GtaInputError("no validation genes have features and expression; early stopping needs some",
+                            path=dataset.manifest.path, hint="set splits.val_chroms (or val_genes) in the manifest")
+    if cfg.model.use_prompt:
+        data.prompts = run_prompts(dataset, data.gene_ids, folder=out, shuffle=cfg.shuffle_prompts, seed=cfg.seed,
+                                   progress=progress and is_zero, save=is_zero)
+
+    if llm is None:
+        layers = 1 if cfg.model.backbone == "none" else cfg.model.llm_layers
+        llm = load_llm(cfg.model.llm, num_layers=layers)
+    identity = llm_identity(llm)
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.model, store.n_features, store.n_bins, llm=llm)
+    source = FeatureSource(store, cfg.feature_cache_mb)
+    mean, std = fit_feature_norm(source, [data.gene_ids[i] for i in data.genes_in("train")], cfg.feature_norm_genes,
+                                 cfg.seed)
+    model.set_feature_norm(torch.from_numpy(mean), torch.from_numpy(std))
+
+    resolved = {
+        "dataset": {"path": str(getattr(dataset.manifest, "path", "")), "fingerprint": dataset.fingerprint()},
+        "store": store_identity(store),
+        "llm": identity,
+        "seeds": {"seed": cfg.seed, "python_hash_seed": os.environ.get("PYTHONHASHSEED")},
+        "versions": {"gta": __version__, "torch": torch.__version__, "lightning": L.__version__},
+        "speed_levers": speed_levers(cfg),
+        "data": data.summary(),
+        "n_trainable": int(model.n_trainable()),
+        "monitor": "val_spearman",
+    }
+    resolved = json.loads(json.dumps(resolved, default=str))  # plain types only in config.yaml
+    if resume:
+        _check_same_inputs(out, resolved)
+    if is_zero:
+        atomic_write_text(out / "config.yaml", yaml.safe_dump({**cfg.to_dict(), "resolved": resolved},
+                                                               sort_keys=False))
+
+    module = GTAModule(model, cfg, data.target_mean, data.target_std, data.centred_var)
+    datamodule = GTADataModule(data, source, cfg)
+    meta = {"target_mean": data.target_mean, "target_std": data.target_std, "task": cfg.task,
+            "llm_sha256": identity["sha256"]}
+    checkpoint = RunCheckpoint(out, "val_spearman", (torch.from_numpy(mean), torch.from_numpy(std)), meta)
+    callbacks: list = [checkpoint]
+    if cfg.patience > 0:
+        callbacks.insert(0, EarlyStopping(monitor="val_spearman", mode="max", patience=cfg.patience,
+                                          min_delta=cfg.min_delta, check_finite=False))
+    strategy_obj = _strategy(cfg, llm)
+    plugins = [] if not isinstance(strategy_obj, str) else [SafetensorsCheckpointIO()]
+    trainer = L.Trainer(
+        accelerator=cfg.accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes, strategy=strategy_obj,
+        precision=cfg.precision, max_epochs=cfg.max_epochs, callbacks=callbacks, logger=_loggers(out),
+        enable_checkpointing=True, plugins=plugins, deterministic=True if cfg.accelerator == "cpu" and
+        cfg.deterministic else ("warn" if cfg.deterministic else False),
+        gradient_clip_val=cfg.gradient_clip, log_every_n_steps=cfg.log_every, use_distributed_sampler=False,
+        num_sanity_val_steps=0, enable_progress_bar=progress, enable_model_summary=False,
+        default_root_dir=str(out),
+    )
+    fit_start = time.perf_counter()
+    deterministic = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    try:
+        with warnings.catch_warnings():
+            for text in _EXPECTED_WARNINGS:
+                warnings.filterwarnings("ignore", message=text)
+            trainer.fit(module, datamodule=datamodule, ckpt_path=str(out / STATE_JSON) if resume else None)
+    finally:  # Trainer(deterministic=...) switches a process-wide flag: give the caller's setting back
+        torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
+    fit_seconds = time.perf_counter() - fit_start
+    if trainer.interrupted:  # Ctrl-C: the last finished epoch is saved; --resume continues from it
+        raise KeyboardInterrupt
+    result = RunResult(out=out, config=cfg, model=model)
+    if not trainer.is_global_zero:
+        return result
+
+    from gta.train.checkpoint import load_trainable
+    from gta.train.predict import write_split_predictions
+
+    load_trainable(out / MODEL_FILE, model)
+    model.to(trainer.strategy.root_device)
+    result.predictions, scores = write_split_predictions(model, data, source, cfg, out / "predictions")
+    epochs_run = len(module.epoch_times)
+    summary = {
+        **scores,
+        "best_epoch": checkpoint.best_epoch,
+        "best_val_spearman": checkpoint.best,
+        "epochs": int(trainer.current_epoch),
+        "stopped_early": bool(trainer.should_stop and trainer.current_epoch < cfg.max_epochs),
+        "wall_time_s": time.perf_counter() - t0,
+        "fit_time_s": fit_seconds,
+        "epoch_times_s": list(module.epoch_times),
+        "mean_epoch_s": float(np.mean(module.epoch_times)) if module.epoch_times else None,
+        "genes_per_s": module.genes_seen / max(sum(module.epoch_times), 1e-9) if epochs_run else None,
+        "windows_per_s": module.windows_seen / max(sum(module.epoch_times), 1e-9) if epochs_run else None,
+        "peak_rss_mb": peak_rss_mb(),
+        "n_trainable": int(model.n_trainable()),
+        "data": data.summary(),
+        "task": cfg.task,
+        "speed_levers": resolved["speed_levers"],
+    }
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=1, default=float))
+    result.summary = summary
+    return result
+
+
+def summarise_run(result: RunResult) -> str:
+    s = result.summary
+    fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
+    return (f"run {result.out}: val Spearman {fmt(s.get('val_spearman'))}, test Spearman "
+            f"{fmt(s.get('test_spearman'))}, best epoch {s.get('best_epoch')}, {s.get('epochs')} epochs, "
+            f"{fmt(s.get('mean_epoch_s'))} s/epoch, peak RSS {s.get('peak_rss_mb', 0):.0f} MB")
+
+
+__all__ = ["RunResult", "train", "RunData", "summarise_run"]

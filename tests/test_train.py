@@ -1,0 +1,302 @@
+"""gta.train: config round trip, learning on a toy signal, frozen LLM, run folder contract, prompts, predict."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+from typer.testing import CliRunner
+
+from ddp_script import make_toy, toy_config
+from gta.errors import GtaInputError
+from gta.io.dataset import open_dataset
+from gta.model.prompt import build_prompt
+from gta.train import TrainConfig, default_config, gene_prompt, load_config, predict, train
+from gta.train.config import speed_levers
+from gta.train.data import FeatureSource, GTADataModule, build_run_data, fit_feature_norm
+from gta.train.module import GTAModule, combine_haplotypes, validation_metrics
+from gta.train.prompts import gc_fraction
+
+CONTRACT = ["gene_id", "sample", "haplotype", "split", "y_true", "y_pred"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors on a shared 2-core machine: one intra-op thread is ~100x faster than two."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    return make_toy(tmp_path_factory.mktemp("toy"))
+
+
+@pytest.fixture(scope="module")
+def tiny_llm():
+    from gta.model.llm import tiny_random_llm
+
+    return tiny_random_llm(num_layers=2)
+
+
+@pytest.fixture(scope="module")
+def cli_run(toy, tmp_path_factory):
+    """A cross-gene run through `gta train` (2 epochs)."""
+    import gta.cli.model_commands  # noqa: F401 - registers the commands
+    from gta.cli.app import app
+
+    folder = tmp_path_factory.mktemp("run")
+    cfg_path = folder / "cfg.yaml"
+    toy_config(max_epochs=2).save(cfg_path)
+    out = folder / "run"
+    res = CliRunner().invoke(app, ["train", "--data", str(toy[0]), "--features", str(toy[1]), "--out", str(out),
+                                   "--config", str(cfg_path), "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert "val Spearman" in res.output
+    return out
+
+
+# ---- config ---------------------------------------------------------------------------------------------------
+def test_config_yaml_round_trip(tmp_path):
+    cfg = toy_config(task="both", max_train_examples=10, precision="bf16-mixed")
+    cfg.save(tmp_path / "c.yaml")
+    back = load_config(tmp_path / "c.yaml")
+    assert back == cfg
+    assert back.model.llm == "tiny-random" and back.model.n_prototypes == 16
+
+
+def test_config_refuses_unknown_and_bad_values(tmp_path):
+    (tmp_path / "a.yaml").write_text("lr: 0.1\nbatchsize: 3\n")
+    with pytest.raises(GtaInputError, match="batchsize"):
+        load_config(tmp_path / "a.yaml")
+    (tmp_path / "b.yaml").write_text("task: cross-tissue\n")
+    with pytest.raises(GtaInputError, match="task"):
+        load_config(tmp_path / "b.yaml")
+    (tmp_path / "c.yaml").write_text("model: {n_layerz: 3}\n")
+    with pytest.raises(GtaInputError, match="n_layerz"):
+        load_config(tmp_path / "c.yaml")
+
+
+def test_default_config_is_for_the_embedded_llm_and_names_its_levers():
+    cfg = default_config()
+    assert cfg.model.llm == "embedded" and cfg.accelerator == "cpu" and cfg.precision == "32"
+    levers = " | ".join(speed_levers(cfg, 30))
+    assert "first 6 layers of 30" in levers and "prefix KV cache" in levers and "early stopping" in levers
+    assert "256 text prototypes" in levers
+
+
+# ---- pieces ------------------------------------------------------------------------------------------------------
+def test_combine_haplotypes_is_log_mean_exp():
+    h1, h2 = torch.tensor([1.0, 2.0]), torch.tensor([1.0, 0.0])
+    assert torch.allclose(combine_haplotypes(h1, h2), torch.log((h1.exp() + h2.exp()) / 2))
+    assert torch.allclose(combine_haplotypes(h1, h1), h1)
+    assert torch.allclose(combine_haplotypes(h1, h2, "mean"), (h1 + h2) / 2)
+
+
+def test_validation_metrics_drop_padding_duplicates_and_handle_constant_predictions():
+    rec = {"gene": np.array([0, 1, 2, 2]), "ref": np.array([0.1, 0.2, 0.3, 0.3]),
+           "y_gene": np.array([1.0, 2.0, 3.0, 3.0])}
+    m = validation_metrics([rec], "cross-gene")
+    assert m["val_spearman"] == pytest.approx(1.0)
+    const = {**rec, "ref": np.zeros(4)}
+    assert validation_metrics([const], "cross-gene")["val_spearman"] == 0.0  # NaN would stop early
+
+
+def test_feature_norm_uses_training_genes_only(toy):
+    from gta.features.store import FeatureStore
+
+    store = FeatureStore.open(toy[1])
+    source = FeatureSource(store)
+    mean, std = fit_feature_norm(source, store.gene_ids[:3], 100, 0)
+    x = np.concatenate([store.read_ref(g) for g in store.gene_ids[:3]])
+    np.testing.assert_allclose(mean, x.mean(0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(std, x.std(0), rtol=1e-4)
+
+
+def _module(toy, tiny_llm, task="cross-gene", alignment="prototype", **kw):
+    import dataclasses
+
+    from gta.features.store import FeatureStore
+    from gta.model.gta import build_model
+
+    cfg = toy_config(task=task, **kw)
+    cfg.model = dataclasses.replace(cfg.model, alignment=alignment)
+    dataset, store = open_dataset(toy[0]), FeatureStore.open(toy[1])
+    data = build_run_data(dataset, store, cfg)
+    data.prompts = {g: f"<|start_prompt|>gene {g}<|end_prompt|>" for g in data.gene_ids}
+    torch.manual_seed(0)
+    model = build_model(cfg.model, store.n_features, store.n_bins, llm=tiny_llm)
+    source = FeatureSource(store)
+    model.set_feature_norm(*map(torch.from_numpy, fit_feature_norm(source, data.gene_ids, 100, 0)))
+    return GTAModule(model, cfg, data.target_mean, data.target_std, data.centred_var), GTADataModule(data, source, cfg)
+
+
+@pytest.mark.parametrize("task", ["cross-gene", "cross-individual"])
+@pytest.mark.parametrize("alignment", ["prototype", "linear"])
+def test_training_steps_lower_the_loss_and_only_trainable_parameters_move(toy, tiny_llm, task, alignment):
+    module, dm = _module(toy, tiny_llm, task, lr=3e-3, alignment=alignment)
+    batch = next(iter(dm.train_dataloader()))
+    llm_before = {k: v.clone() for k, v in tiny_llm.hf.state_dict().items()}
+    opt = module.configure_optimizers()
+    llm_ids = {id(p) for p in tiny_llm.hf.parameters()}
+    assert llm_ids and not llm_ids & {id(p) for g in opt.param_groups for p in g["params"]}
+    module.train()
+    losses = []
+    for _ in range(15):
+        opt.zero_grad()
+        loss = module.losses(batch, module.encode(batch))["loss"]
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert losses[1] < losses[0]  # one step lowers the loss
+    if alignment == "linear":  # the toy signal is learnable: the batch is fitted well within 15 steps
+        assert losses[-1] < 0.6 * losses[0]
+    for k, v in tiny_llm.hf.state_dict().items():
+        assert torch.equal(v, llm_before[k]), k
+
+
+def test_cross_individual_batches_use_training_individuals_and_encode_each_haplotype_once(toy, tiny_llm):
+    module, dm = _module(toy, tiny_llm, "both", max_individuals_per_gene=4)
+    data = dm.data
+    item = dm.train_items[(0, 0)]
+    assert len(item["ind_sample"]) == 4
+    assert all(data.sample_split[s] == "train" for s in item["ind_sample"])
+    rows = np.concatenate([item["ind_r1"], item["ind_r2"]])
+    assert len(item["features"]) == len(set(rows.tolist()) | {0})  # distinct windows only (row 0 = reference)
+    assert dm.train_items[(0, 1)]["ind_sample"].tolist() != item["ind_sample"].tolist() or len(data.samples) <= 4
+    val = dm.val_items[0]
+    assert set(val["ind_sample"].tolist()) <= set(data.samples_in("train"))
+
+
+def test_max_train_examples_caps_the_training_genes(toy, tiny_llm):
+    _, dm = _module(toy, tiny_llm, max_train_examples=5)
+    assert len(dm.train_items) == 5 and set(dm.train_genes) <= set(dm.data.genes_in("train"))
+    assert sum(len(b["genes"]) for b in dm.train_dataloader()) == 5
+
+
+# ---- a whole run ---------------------------------------------------------------------------------------------------
+def test_run_folder_contract(cli_run, toy):
+    files = {p.name for p in cli_run.iterdir()}
+    assert {"config.yaml", "model.safetensors", "state.safetensors", "state.json", "metrics.csv", "prompts.json",
+            "summary.json", "predictions"} <= files
+    cfg = yaml.safe_load((cli_run / "config.yaml").read_text())
+    resolved = cfg["resolved"]
+    assert resolved["dataset"]["fingerprint"] == open_dataset(toy[0]).fingerprint()
+    assert len(resolved["store"]["attrs_sha256"]) == 64 and resolved["store"]["attrs"]["encoder"] == "toy"
+    assert resolved["llm"]["path"] == "tiny-random" and len(resolved["llm"]["sha256"]) == 64
+    assert resolved["seeds"]["seed"] == 0 and resolved["versions"]["gta"]
+    assert load_config(cli_run / "config.yaml").model.n_prototypes == 16  # the resolved section is ignored
+    summary = json.loads((cli_run / "summary.json").read_text())
+    for key in ("val_spearman", "test_spearman", "wall_time_s", "peak_rss_mb", "genes_per_s", "epoch_times_s"):
+        assert key in summary
+    assert summary["epochs"] == 2 and len(summary["epoch_times_s"]) == 2
+    metrics = pd.read_csv(cli_run / "metrics.csv")
+    assert {"train_loss", "val_spearman", "epoch"} <= set(metrics.columns)
+    assert metrics["val_spearman"].notna().sum() == 2
+    # the model file holds trainable weights only (no LLM tensor), megabytes at most
+    from safetensors.torch import load_file
+
+    weights = load_file(str(cli_run / "model.safetensors"))
+    assert not any(k.startswith("llm.") or "layers." in k for k in weights)
+    assert (cli_run / "model.safetensors").stat().st_size < 10e6
+
+
+def test_predictions_parquet_contract(cli_run):
+    frames = {s: pd.read_parquet(cli_run / "predictions" / f"{s}.parquet") for s in ("train", "val", "test")}
+    for split, df in frames.items():
+        assert list(df.columns[:6]) == CONTRACT
+        assert (df["split"] == split).all()
+        assert (df["sample"] == "").all() and (df["haplotype"] == "").all()  # cross-gene rows
+        assert df["gene_id"].is_unique and np.isfinite(df["y_pred"]).all()
+    assert len(frames["train"]) == 32 and len(frames["val"]) == 8 and len(frames["test"]) == 8
+
+
+def test_llm_unchanged_by_training(cli_run):
+    from gta.model.llm import llm_identity, tiny_random_llm
+
+    resolved = yaml.safe_load((cli_run / "config.yaml").read_text())["resolved"]
+    assert llm_identity(tiny_random_llm(num_layers=2))["sha256"] == resolved["llm"]["sha256"]
+
+
+def test_predict_matches_the_run_and_checks_the_llm(cli_run, toy, tmp_path):
+    df = predict(cli_run, toy[0], toy[1], tmp_path / "p.tsv", progress=False)
+    assert list(df.columns[:6]) == CONTRACT and len(df) == 48
+    saved = pd.concat([pd.read_parquet(cli_run / "predictions" / f"{s}.parquet") for s in ("train", "val", "test")])
+    merged = df.merge(saved, on="gene_id", suffixes=("", "_run"))
+    np.testing.assert_allclose(merged["y_pred"], merged["y_pred_run"], rtol=1e-5, atol=1e-5)
+    written = pd.read_csv(tmp_path / "p.tsv", sep="\t", keep_default_na=False)
+    assert list(written.columns[:6]) == CONTRACT
+    # a run whose recorded LLM hash differs is refused
+    other = tmp_path / "other"
+    other.mkdir()
+    for name in ("model.safetensors", "prompts.json"):
+        (other / name).write_bytes((cli_run / name).read_bytes())
+    cfg = yaml.safe_load((cli_run / "config.yaml").read_text())
+    cfg["resolved"]["llm"]["sha256"] = "0" * 64
+    (other / "config.yaml").write_text(yaml.safe_dump(cfg))
+    with pytest.raises(GtaInputError, match="not the one the run was trained"):
+        predict(other, toy[0], toy[1], None, progress=False)
+
+
+def test_both_task_writes_individual_rows(toy, tmp_path, tiny_llm):
+    res = train(toy[0], toy[1], tmp_path / "run", toy_config(task="both", max_epochs=1), llm=tiny_llm,
+                progress=False)
+    df = pd.read_parquet(res.predictions["test"])
+    genes, ind = df[df["sample"] == ""], df[df["sample"] != ""]
+    assert len(genes) == 8 and (genes["haplotype"] == "").all()
+    assert (ind["haplotype"] == "both").all() and set(ind["sample_split"]) == {"train", "test"}
+    assert len(ind) == 8 * 20 and ind["y_true"].notna().all()
+    assert res.summary["individual_spearman_median"]["test"]["test_individuals"] is not None
+    with pytest.raises(GtaInputError, match="already holds a run"):
+        train(toy[0], toy[1], tmp_path / "run", toy_config(), llm=tiny_llm, progress=False)
+
+
+def test_cross_individual_needs_haplotypes(tmp_path, tiny_llm):
+    manifest, store = make_toy(tmp_path / "noh", haplotypes=False)
+    with pytest.raises(GtaInputError, match="no personal haplotypes"):
+        train(manifest, store, tmp_path / "run", toy_config(task="cross-individual"), llm=tiny_llm, progress=False)
+
+
+def test_resume_without_state_is_refused(toy, tmp_path):
+    with pytest.raises(GtaInputError, match="nothing to resume"):
+        train(toy[0], toy[1], tmp_path / "run", resume=True, progress=False)
+
+
+# ---- prompts -------------------------------------------------------------------------------------------------------
+def test_gene_prompt_and_the_prompt_command(toy, cli_run):
+    import gta.cli.model_commands  # noqa: F401
+    from gta.cli.app import app
+
+    dataset = open_dataset(toy[0])
+    gene = dataset.genes[5]
+    text = gene_prompt(dataset, gene.gene_id)
+    gc = gc_fraction(dataset.genome.gene_window(gene, dataset.manifest.geometry))
+    assert text == build_prompt(dataset.annotations.get(gene.gene_id) or {"gene_id": gene.gene_id, "symbol":
+                                gene.symbol, "gene_type": gene.gene_type}, dataset.manifest.description, {"gc": gc})
+    assert f"GC {100 * gc:.1f}%" in text and gene.symbol in text
+    res = CliRunner().invoke(app, ["prompt", "--data", str(toy[0]), "--gene", gene.symbol])
+    assert res.exit_code == 0 and res.output == text + "\n"
+    saved = json.loads((cli_run / "prompts.json").read_text())["prompts"]
+    assert saved[gene.gene_id] == text
+
+
+def test_gene_prompt_counts_variants_in_the_window(tmp_path):
+    from fixtures import make_dataset
+
+    manifest = make_dataset(tmp_path / "d", with_vcf=True, geometry={"input_len": 2048, "bin_size": 64,
+                                                                     "output_bins": 32})
+    dataset = open_dataset(manifest)
+    near = dataset.gene("BETA")  # TSS at 1999 on chr1: the variant at 1500 is inside its 2 kb window
+    far = dataset.gene("IOTA")
+    assert "variants 1" in gene_prompt(dataset, near)
+    assert "variants 0" in gene_prompt(dataset, far)
+
+
+def test_train_config_dataclass_is_exported():
+    assert TrainConfig().task == "cross-gene"
