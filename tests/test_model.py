@@ -195,3 +195,26 @@ def test_gradient_checkpointing_switch_same_gradients(llm):
         model(_features(), PROMPTS).sum().backward()
         grads.append(model.embed.proj.weight.grad)
     torch.testing.assert_close(grads[0], grads[1])
+
+
+@pytest.mark.parametrize("alignment", ["prototype", "linear"])
+def test_alignment_learns_a_planted_distal_signal(llm, alignment):
+    """Regression: with a default Linear init the prototypes were near-identical mixtures of the whole
+    vocabulary, attention was uniform and the output constant whatever the input."""
+    torch.manual_seed(0)
+    n_bins, d_feat = 32, 4
+    x = torch.randn(48, n_bins, d_feat)
+    y = x[:, 24:28, 0].sum(1)  # a signal far from the centre bin
+    cfg = _cfg(alignment=alignment, use_prompt=False, patch_len=4, patch_stride=4, dropout=0.0, prototype_vocab=2048)
+    model = GTA(cfg, d_feat, n_bins, llm=llm)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-3)
+    first = None
+    for _ in range(60):
+        loss = ((model(x)[:, 0] - y) ** 2).mean()
+        first = loss.item() if first is None else first
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.5 * first
+    with torch.no_grad():
+        assert model(x)[:, 0].std() > 0.3 * y.std()

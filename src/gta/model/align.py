@@ -60,6 +60,10 @@ class TextPrototypes(nn.Module):
     def __init__(self, vocab_size: int, n_prototypes: int) -> None:
         super().__init__()
         self.mapping = nn.Linear(vocab_size, n_prototypes, bias=False)  # weight [k, v]
+        with torch.no_grad():  # start from K distinct words: a default init mixes ~all of V into K near-equal vectors
+            self.mapping.weight.zero_()
+            words = torch.randperm(vocab_size)[:n_prototypes]
+            self.mapping.weight[torch.arange(len(words)), words] = 1.0
         self._cache: tuple[tuple, Tensor] | None = None
 
     def _key(self, E: Tensor) -> tuple:
@@ -90,6 +94,8 @@ class ReprogrammingLayer(nn.Module):
                  dropout: float = 0.0) -> None:
         super().__init__()
         self.n_heads, self.d_keys = n_heads, d_keys
+        self.query_norm = nn.LayerNorm(d_model)  # word embeddings are small (RMS ~0.1): normalise both sides so
+        self.proto_norm = nn.LayerNorm(d_llm)  # the attention scores start informative, not uniform
         self.query = nn.Linear(d_model, n_heads * d_keys)
         self.key = nn.Linear(d_llm, n_heads * d_keys)
         self.value = nn.Linear(d_llm, n_heads * d_keys)
@@ -98,9 +104,10 @@ class ReprogrammingLayer(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, patches: Tensor, prototypes: Tensor, return_attention: bool = False):
-        q = rearrange(self.query(patches), "b p (h e) -> b h p e", h=self.n_heads)
-        k = rearrange(self.key(prototypes), "k (h e) -> h k e", h=self.n_heads)
-        v = rearrange(self.value(prototypes), "k (h e) -> h k e", h=self.n_heads)
+        q = rearrange(self.query(self.query_norm(patches)), "b p (h e) -> b h p e", h=self.n_heads)
+        protos = self.proto_norm(prototypes - prototypes.mean(dim=0, keepdim=True))  # drop the shared direction
+        k = rearrange(self.key(protos), "k (h e) -> h k e", h=self.n_heads)
+        v = rearrange(self.value(protos), "k (h e) -> h k e", h=self.n_heads)
         scores = torch.einsum("bhpe,hke->bhpk", q, k) / math.sqrt(self.d_keys)
         attn = scores.softmax(dim=-1)  # [b, h, p, k]
         mixed = torch.einsum("bhpk,hke->bhpe", self.dropout(attn), v)

@@ -1,0 +1,313 @@
+"""``gta benchmark``: train and score GTA, its ablations and the baselines on identical splits and features.
+
+Every model sees the same targets (``gta.train.data.build_run_data``: gene means and, with personal haplotypes,
+individual values), the same gene splits (held-out chromosomes) and the same individual split. Each model's
+prediction table is saved; ``results.json`` and the report are computed from those tables alone.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import resource
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+from rich.console import Console
+
+from gta.errors import GtaInputError
+from gta.evaluate import results as R
+from gta.evaluate.metrics import noise_ceiling
+
+log = logging.getLogger(__name__)
+console = Console(stderr=True)
+
+ABLATIONS: dict[str, tuple[str, dict[str, Any]]] = {
+    "GTA": ("gta", {}),
+    "GTA no prompt": ("ablation", {"use_prompt": False}),
+    "GTA no alignment": ("ablation", {"alignment": "linear"}),
+    "GTA no LLM": ("ablation", {"backbone": "none"}),
+    "GTA random LLM": ("ablation", {"backbone": "random"}),
+}
+DESCRIPTIONS = {
+    "GTA": "motif/Enformer features -> token alignment onto text prototypes -> frozen LLM after the gene prompt",
+    "GTA no prompt": "GTA without the annotation prompt prefix",
+    "GTA no alignment": "a plain linear projection into the LLM's embedding space instead of prototype attention",
+    "GTA no LLM": "the aligned tokens go through a small transformer trained from scratch",
+    "GTA random LLM": "a randomly initialised LLM of the same architecture, frozen",
+    "Ridge (promoter bins)": "RidgeCV on the features of the central bins around the TSS",
+    "Ridge (all bins)": "RidgeCV on the features pooled into distance bands over the whole window",
+    "Annotation only": "the prompt text embedded by all-MiniLM-L6-v2, then RidgeCV (no sequence)",
+    "Enformer-arch (scratch)": "an Enformer-architecture model trained from scratch on one-hot sequence",
+    "Enformer readout": "pretrained Enformer's GM12878 CAGE track at the TSS bins",
+    "eQTL elastic net": "PrediXcan-style per-gene elastic net on window genotypes (cross-individual only)",
+}
+BASELINES = ("Ridge (promoter bins)", "Ridge (all bins)", "Annotation only", "Enformer-arch (scratch)",
+             "eQTL elastic net", "Enformer readout")
+
+
+@dataclass
+class BenchmarkConfig:
+    """Which models to run, and how. ``gta`` is a TrainConfig mapping shared by GTA and its ablations."""
+
+    gta: dict[str, Any] = field(default_factory=dict)
+    models: list[str] = field(default_factory=lambda: list(ABLATIONS) + list(BASELINES))
+    enformer_arch: dict[str, Any] = field(default_factory=lambda: {"crop_bp": 32768, "epochs": 20,
+                                                                    "max_minutes": 5.0})
+    enformer_weights: str | None = None  # a local pretrained Enformer folder for the readout baseline
+    n_boot: int = 1000
+    seed: int = 0
+
+    @classmethod
+    def load(cls, path: str | Path | None) -> BenchmarkConfig:
+        if path is None:
+            return cls()
+        raw = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(raw, dict):
+            raise GtaInputError("a benchmark config is a YAML mapping", path)
+        unknown = set(raw) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise GtaInputError(f"unknown key(s) {sorted(unknown)}", path,
+                                hint=f"known: {sorted(cls.__dataclass_fields__)}")
+        cfg = cls(**raw)
+        bad = [m for m in cfg.models if m not in ABLATIONS and m not in BASELINES]
+        if bad:
+            raise GtaInputError(f"unknown model(s) {bad}", path, hint=f"known: {list(ABLATIONS) + list(BASELINES)}")
+        return cfg
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _gene_rows(data, idx: list[int], pred: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame({
+        "gene_id": [data.gene_ids[i] for i in idx], "sample": "", "haplotype": "",
+        "split": [data.split[i] for i in idx], "y_true": data.y_gene[idx].astype(float),
+        "y_pred": np.asarray(pred, float), "sample_split": "",
+    })
+
+
+def _individual_rows(data, store, predict_windows: Callable[[np.ndarray], np.ndarray], combine: str) -> pd.DataFrame:
+    """Per-haplotype predictions of a feature model, combined per individual like GTA's."""
+    from gta.train.data import FeatureSource
+
+    if not data.has_individuals:
+        return pd.DataFrame()
+    source = FeatureSource(store, 256)
+    rows = []
+    for g, gene_id in enumerate(data.gene_ids):
+        haps = source.haps(gene_id)
+        keys = sorted({k for pair in haps.values() for k in pair})
+        if not keys:
+            continue
+        h = dict(zip(keys, predict_windows(np.stack([source.get(gene_id, k) for k in keys])), strict=True))
+        for s, sample in enumerate(data.samples):
+            if sample not in haps or not np.isfinite(data.y_ind[g, s]):
+                continue
+            h1, h2 = h[haps[sample][0]], h[haps[sample][1]]
+            y = (h1 + h2) / 2 if combine == "mean" else float(np.logaddexp(h1, h2) - np.log(2.0))
+            rows.append((gene_id, sample, "both", data.split[g], float(data.y_ind[g, s]), y, data.sample_split[s]))
+    return pd.DataFrame(rows, columns=["gene_id", "sample", "haplotype", "split", "y_true", "y_pred", "sample_split"])
+
+
+def _run_gta(name: str, overrides: dict[str, Any], ctx: dict[str, Any]) -> tuple[pd.DataFrame, list[str]]:
+    from gta.train import train
+    from gta.train.config import TrainConfig
+
+    raw = copy.deepcopy(ctx["cfg"].gta)
+    raw.setdefault("model", {}).update(overrides)
+    raw.setdefault("task", ctx["task"])
+    cfg = TrainConfig.from_dict(raw)
+    run_dir = ctx["out"] / "runs" / R._slug(name)
+    result = train(ctx["dataset"], ctx["store"], run_dir, config=cfg, progress=ctx["progress"])
+    tables = [pd.read_parquet(p) for p in sorted((run_dir / "predictions").glob("*.parquet"))]
+    df = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+    s = result.summary or {}
+    notes = [f"run folder: runs/{run_dir.name}", f"best epoch {s.get('best_epoch')} of {s.get('epochs')}",
+             f"{s.get('n_trainable', 0):,} trainable parameters"]
+    if s.get("speed_levers"):
+        notes.append("speed levers: " + "; ".join(map(str, s["speed_levers"])))
+    return df, notes
+
+
+def _run_ridge(name: str, ctx: dict[str, Any]) -> tuple[pd.DataFrame, list[str]]:
+    from gta.evaluate.baselines import RidgeOnBins
+
+    data, store = ctx["data"], ctx["store"]
+    X = ctx["ref_features"]
+    train = data.genes_in("train") + data.genes_in("val")
+    model = RidgeOnBins(bins="central" if "promoter" in name else "all", tss_bin=store.geometry.tss_bin)
+    model.fit(X[train], data.y_gene[train])
+    all_idx = list(range(len(data.gene_ids)))
+    df = _gene_rows(data, all_idx, model.predict(X))
+    ind = _individual_rows(data, store, model.predict, ctx["combine"])
+    return pd.concat([df, ind], ignore_index=True), [f"ridge alpha {getattr(model, 'alpha_', 'n/a')}"]
+
+
+def _run_annotation(ctx: dict[str, Any]) -> tuple[pd.DataFrame, list[str]]:
+    from gta.evaluate.baselines import AnnotationOnly
+    from gta.train.prompts import run_prompts
+
+    data = ctx["data"]
+    prompts = run_prompts(ctx["dataset"], data.gene_ids, progress=False)
+    texts = [prompts[g] for g in data.gene_ids]
+    train = data.genes_in("train") + data.genes_in("val")
+    model = AnnotationOnly().fit([texts[i] for i in train], data.y_gene[train])
+    return _gene_rows(data, list(range(len(texts))), model.predict(texts)), ["texts: the GTA prompts"]
+
+
+def _run_enformer_arch(ctx: dict[str, Any]) -> tuple[pd.DataFrame, list[str]]:
+    from gta.evaluate.seq_baseline import EnformerScratch
+    from gta.io.genome import one_hot
+
+    data, dataset = ctx["data"], ctx["dataset"]
+    geometry = dataset.manifest.geometry
+    genes = {g.gene_id: g for g in dataset.genes}
+    crop = ctx["cfg"].enformer_arch.get("crop_bp") or geometry.input_len
+    lo = (geometry.input_len - crop) // 2  # crop here too, so memory holds only what the model reads
+    X = np.stack([one_hot(dataset.genome.gene_window(genes[g], geometry)[lo:lo + crop]) for g in data.gene_ids])
+    tr, va = data.genes_in("train"), data.genes_in("val")
+    y = (data.y_gene - data.target_mean) / data.target_std
+    kw = {**ctx["cfg"].enformer_arch, "seed": ctx["cfg"].seed}
+    model = EnformerScratch(**kw).fit(X[tr], y[tr], X[va], y[va])
+    pred = model.predict(X) * data.target_std + data.target_mean
+    report = getattr(model, "fit_report_", {})
+    return _gene_rows(data, list(range(len(X))), pred), [model.label, json.dumps(report, default=str)]
+
+
+def _run_eqtl(ctx: dict[str, Any]) -> tuple[pd.DataFrame, list[str]]:
+    from gta.evaluate.baselines import fit_predict_eqtl
+    from gta.io.variants import VariantReader
+
+    data, dataset = ctx["data"], ctx["dataset"]
+    if not data.has_individuals or dataset.variants_path is None:
+        raise _NotRun("needs personal haplotypes in the store and a VCF in the manifest")
+    genes = {g.gene_id: g for g in dataset.genes}
+    geometry = dataset.manifest.geometry
+    reader = VariantReader(dataset.variants_path, dataset.genome)
+    dosages: dict[str, pd.DataFrame] = {}
+    for gene_id in data.gene_ids:
+        g = genes[gene_id]
+        start, end = geometry.window(g.tss, g.strand)
+        calls = reader.region(g.chrom, start, end)
+        if not len(calls):
+            continue
+        d = (calls.gt > 0).sum(axis=2).T.astype(float)  # [samples, records]
+        keep = d.std(axis=0) > 0
+        if keep.any():
+            dosages[gene_id] = pd.DataFrame(d[:, keep], index=calls.samples)
+    expr = pd.DataFrame(data.y_ind, index=data.gene_ids, columns=data.samples)
+    train = [s for s, p in zip(data.samples, data.sample_split, strict=True) if p == "train"]
+    test = [s for s, p in zip(data.samples, data.sample_split, strict=True) if p == "test"]
+    split = dict(zip(data.gene_ids, data.split, strict=True))
+    df = fit_predict_eqtl(dosages, expr, train, test, split, seed=ctx["cfg"].seed)
+    return df, [f"{len(dosages)} genes with variable genotypes in the window"]
+
+
+class _NotRun(Exception):
+    pass
+
+
+def benchmark(manifest, features, out: str | Path, config: BenchmarkConfig | str | Path | None = None,
+              progress: bool = True) -> Path:
+    """Train and evaluate every configured model; write ``results.json``, ``results.md``, plots and ``report.html``.
+
+    Returns the path of ``report.html``.
+    """
+    from gta.evaluate.report import render_report
+    from gta.features.store import FeatureStore
+    from gta.io.dataset import open_dataset
+    from gta.train.config import TrainConfig
+    from gta.train.data import build_run_data
+
+    cfg = config if isinstance(config, BenchmarkConfig) else BenchmarkConfig.load(config)
+    out = Path(out)
+    pred_dir = out / "predictions"
+    pred_dir.mkdir(parents=True, exist_ok=True)
+    dataset = manifest if hasattr(manifest, "genes") else open_dataset(manifest)
+    store = features if hasattr(features, "read_ref") else FeatureStore.open(features)
+    task = "both" if store.samples else "cross-gene"
+    tcfg = TrainConfig.from_dict({**copy.deepcopy(cfg.gta), "task": cfg.gta.get("task", task)})
+    data = build_run_data(dataset, store, tcfg)
+    ctx = {"cfg": cfg, "dataset": dataset, "store": store, "data": data, "out": out, "task": tcfg.task,
+           "progress": progress, "combine": tcfg.hap_combine}
+
+    res = R.Results(settings=R.MetricSettings(n_boot=cfg.n_boot, seed=cfg.seed))
+    from gta import __version__
+
+    res.gta_version = __version__
+    summary = data.summary()
+    res.dataset = R.DatasetInfo(
+        name=dataset.manifest.name, hash=dataset.fingerprint(), description=dataset.manifest.description,
+        n_genes=len(data.gene_ids), n_samples=len(data.samples), genes_by_split=summary["genes"],
+        samples_by_split=summary["individuals"], simulated=dataset.manifest.truth is not None)
+    truth = dataset.manifest.truth
+    if truth is not None and (Path(truth) / "genes.tsv").exists():
+        t = pd.read_csv(Path(truth) / "genes.tsv", sep="\t", dtype={"gene_id": str})
+        if "distal_share" in t:
+            R.write_gene_info(pred_dir, t.set_index("gene_id")["distal_share"].astype(float))
+
+    needs_features = {"Ridge (promoter bins)", "Ridge (all bins)"} & set(cfg.models)
+    if needs_features:
+        ctx["ref_features"] = np.stack([store.read_ref(g) for g in data.gene_ids]).astype(np.float32)
+
+    runners: dict[str, Callable[[], tuple[pd.DataFrame, list[str]]]] = {}
+    for name in cfg.models:
+        if name in ABLATIONS:
+            runners[name] = lambda n=name: _run_gta(n, ABLATIONS[n][1], ctx)
+        elif name.startswith("Ridge"):
+            runners[name] = lambda n=name: _run_ridge(n, ctx)
+        elif name == "Annotation only":
+            runners[name] = lambda: _run_annotation(ctx)
+        elif name == "Enformer-arch (scratch)":
+            runners[name] = lambda: _run_enformer_arch(ctx)
+        elif name == "eQTL elastic net":
+            runners[name] = lambda: _run_eqtl(ctx)
+        elif name == "Enformer readout":
+            runners[name] = lambda: (_ for _ in ()).throw(_NotRun(
+                "needs pretrained Enformer weights (benchmark config: enformer_weights: DIR) and an Enformer "
+                "feature store with the CAGE track" if not cfg.enformer_weights else
+                "the Enformer readout runs from an Enformer store with --cage-track; not wired for this store"))
+
+    results_json = out / "results.json"
+    for i, (name, run) in enumerate(runners.items(), 1):
+        kind = ABLATIONS[name][0] if name in ABLATIONS else "baseline"
+        console.print(f"[bold]benchmark[/bold] [{i}/{len(runners)}] {name}")
+        t0 = time.perf_counter()
+        try:
+            df, notes = run()
+        except _NotRun as e:
+            R.record_not_run(res, name, str(e), kind=kind, description=DESCRIPTIONS.get(name, ""))
+            console.print(f"  not run: {e}")
+            continue
+        wall = time.perf_counter() - t0
+        R.record_model(res, pred_dir, name, df, kind=kind, description=DESCRIPTIONS.get(name, ""),
+                       wall_time_s=wall, peak_memory_mb=_peak_mb(), notes=notes)
+        cg = res.model(name).metrics.get("cross_gene") or {}
+        rho = cg.get("spearman")
+        console.print(f"  done in {wall:.0f} s; test cross-gene Spearman "
+                      + ("n/a" if rho is None else f"{rho:.3f}"))
+        _write(res, results_json, pred_dir, truth)  # results so far survive an interruption
+
+    _write(res, results_json, pred_dir, truth)
+    report = render_report(results_json, pred_dir, out / "report.html")
+    return Path(report) if report else out / "report.html"
+
+
+def _write(res: R.Results, path: Path, pred_dir: Path, truth) -> None:
+    observed = None
+    for m in res.models:
+        if m.status == "ok" and m.predictions:
+            observed = R.load_predictions(pred_dir / m.predictions)
+            break
+    res.noise_ceiling = noise_ceiling(observed, truth, min_samples=res.settings.min_samples) if truth else \
+        {"available": False, "note": "real data: no noise-free truth"}
+    R.write_results(res, path)
