@@ -212,9 +212,12 @@ def test_predictions_parquet_contract(cli_run):
     for split, df in frames.items():
         assert list(df.columns[:6]) == CONTRACT
         assert (df["split"] == split).all()
-        assert (df["sample"] == "").all() and (df["haplotype"] == "").all()  # cross-gene rows
-        assert df["gene_id"].is_unique and np.isfinite(df["y_pred"]).all()
-    assert len(frames["train"]) == 32 and len(frames["val"]) == 8 and len(frames["test"]) == 8
+        genes = df[df["sample"] == ""]  # cross-gene rows
+        assert (genes["haplotype"] == "").all() and genes["gene_id"].is_unique
+        assert np.isfinite(df["y_pred"]).all()
+        people = df[df["sample"] != ""]  # a cross-gene run still predicts held-out individuals from their haplotypes
+        assert len(people) and (people["haplotype"] == "both").all() and (people["sample_split"] == "test").all()
+    assert [int((frames[s]["sample"] == "").sum()) for s in ("train", "val", "test")] == [32, 8, 8]
 
 
 def test_llm_unchanged_by_training(cli_run):
@@ -228,6 +231,7 @@ def test_predict_matches_the_run_and_checks_the_llm(cli_run, toy, tmp_path):
     df = predict(cli_run, toy[0], toy[1], tmp_path / "p.tsv", progress=False)
     assert list(df.columns[:6]) == CONTRACT and len(df) == 48
     saved = pd.concat([pd.read_parquet(cli_run / "predictions" / f"{s}.parquet") for s in ("train", "val", "test")])
+    saved = saved[saved["sample"] == ""]  # gene rows
     merged = df.merge(saved, on="gene_id", suffixes=("", "_run"))
     np.testing.assert_allclose(merged["y_pred"], merged["y_pred_run"], rtol=1e-5, atol=1e-5)
     written = pd.read_csv(tmp_path / "p.tsv", sep="\t", keep_default_na=False)
@@ -245,7 +249,8 @@ def test_predict_matches_the_run_and_checks_the_llm(cli_run, toy, tmp_path):
 
 
 def test_both_task_writes_individual_rows(toy, tmp_path, tiny_llm):
-    res = train(toy[0], toy[1], tmp_path / "run", toy_config(task="both", max_epochs=1), llm=tiny_llm,
+    res = train(toy[0], toy[1], tmp_path / "run", toy_config(task="both", max_epochs=1, predict_individuals="all"),
+                llm=tiny_llm,
                 progress=False)
     df = pd.read_parquet(res.predictions["test"])
     genes, ind = df[df["sample"] == ""], df[df["sample"] != ""]

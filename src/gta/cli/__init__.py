@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "eval_commands",  # benchmark, demo
     "interpret_commands",  # interpret, score-variants
     "annotation_commands",  # annotations build
+    "inspect_commands",  # sequence, variants
 )
 
 for _name in COMMAND_MODULES:

@@ -107,8 +107,8 @@ def cross_individual_hists(results: Results) -> Figure:
         ci = m.metrics["cross_individual"]
         for group, col in (("seen", SEEN), ("unseen", UNSEEN)):
             s = ci.get(group) or {}
-            v = list((s.get("per_gene") or {}).values())
-            if v:
+            v = [x for x in (s.get("per_gene") or {}).values() if x is not None and np.isfinite(x)]
+            if v and s.get("median") is not None:
                 ax.hist(v, bins=edges, alpha=0.55, color=col, label=f"{group} (median {s['median']:.2f})")
                 ax.axvline(s["median"], color=col, lw=1.4)
         ax.axvline(0, color="#333", lw=0.6, ls=":")

@@ -61,6 +61,7 @@ class TrainConfig:
     precision: str = "32"
     deterministic: bool = True
     feature_cache_mb: int = 1024  # features kept in memory between epochs
+    predict_individuals: str = "test"  # individual rows in predictions/: held-out individuals, all, or none
 
     def __post_init__(self) -> None:
         if isinstance(self.model, dict):
@@ -70,7 +71,8 @@ class TrainConfig:
 
     def validate(self, path: str | Path | None = None) -> None:
         """Raise GtaInputError (naming ``path``) for values outside their allowed sets or ranges."""
-        choices = {"task": TASKS, "strategy": STRATEGIES, "accelerator": ACCELERATORS, "precision": PRECISIONS,
+        choices = {"predict_individuals": ("test", "all", "none"),
+                   "task": TASKS, "strategy": STRATEGIES, "accelerator": ACCELERATORS, "precision": PRECISIONS,
                    "hap_combine": HAP_COMBINES}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:

@@ -74,7 +74,8 @@ def build_run_data(dataset, store, cfg: TrainConfig, need_individuals: bool | No
     if dataset.expression is None:
         raise GtaInputError("the manifest names no expression file, so there is nothing to train on",
                             path=dataset.manifest.path, hint="add 'expression: FILE' to the manifest")
-    need_individuals = cfg.task != "cross-gene" if need_individuals is None else need_individuals
+    if need_individuals is None:  # individuals are read whenever the store has them (for evaluation at least)
+        need_individuals = cfg.task != "cross-gene" or bool(getattr(store, "samples", None))
     skipped: dict[str, int] = {}
     done = store.ref_done_mask() if hasattr(store, "ref_done_mask") else np.ones(len(store.gene_ids), bool)
     in_store = [g for g, ok in zip(store.gene_ids, done, strict=True) if ok]
@@ -136,6 +137,8 @@ def _add_individuals(data: RunData, dataset, store, columns, values: np.ndarray)
     data.samples = samples
     data.sample_split = [which[s] for s in samples]
     data.y_ind = values[:, index]
+    if not data.samples_in("train"):  # held-out individuals only (evaluation): no within-gene variance to fit
+        return
     z = data.standardise(data.y_ind[np.ix_(data.genes_in("train"), data.samples_in("train"))])
     with np.errstate(all="ignore"):
         centred = z - np.nanmean(z, axis=1, keepdims=True)
@@ -355,6 +358,9 @@ class GTADataModule(L.LightningDataModule):
         self.train_items = GeneItems(data, source, train_genes, ref=cfg.task != "cross-individual",
                                      individuals=train_samples, max_individuals=cfg.max_individuals_per_gene,
                                      seed=cfg.seed)
+        if ind and not data.samples_in("train"):
+            raise GtaInputError(f"task {cfg.task!r} trains on individuals, but the feature store holds no training "
+                                "individual's haplotypes", hint="extract them with: gta extract ... --individuals all")
         self.val_items = GeneItems(data, source, data.genes_in("val"), ref=True, individuals=train_samples)
 
     def train_dataloader(self) -> DataLoader:

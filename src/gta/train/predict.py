@@ -101,9 +101,11 @@ def scores(df: pd.DataFrame) -> dict[str, Any]:
 
 def write_split_predictions(model, data: RunData, source: FeatureSource, cfg: TrainConfig, folder: Path,
                             progress: bool = True) -> tuple[dict[str, Path], dict[str, Any]]:
-    """``folder/{split}.parquet`` for every split (individual rows for all individuals when the task uses them);
-    returns the paths and :func:`scores` of all rows."""
-    individuals = list(range(len(data.samples))) if cfg.task != "cross-gene" and data.has_individuals else None
+    """``folder/{split}.parquet`` for every split, with individual rows per ``cfg.predict_individuals`` (default:
+    the held-out individuals whose haplotypes are in the store); returns the paths and :func:`scores` of all rows."""
+    individuals = None
+    if data.has_individuals and cfg.predict_individuals != "none":
+        individuals = data.samples_in("test") if cfg.predict_individuals == "test" else list(range(len(data.samples)))
     paths, frames = {}, []
     for split in ("train", "val", "test"):
         genes = data.genes_in(split)

@@ -1,0 +1,676 @@
+"""Personal haplotype windows: which ALT alleles each sample's two haplotypes carry in a gene's input window,
+grouped by ``hap_key`` (see :func:`hap_key`; ``"ref"`` when none), and the fixed-length, TSS-anchored sequence
+of each distinct key. The rules (overlaps, indels, the TSS base, chromosome ends, minus strand) are spelled out
+with examples in ``docs/haplotypes.md``.
+
+Work is shared: all haplotypes of a gene are resolved with array operations (only indels and records near the
+window edges need per-haplotype placement), and a sequence is built only when asked for, once per key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from gta.errors import GtaInputError
+from gta.geometry import Geometry
+from gta.io.genome import Genome, reverse_complement
+from gta.io.types import Gene
+from gta.io.variants import HaplotypePolicy, RegionCalls, VariantReader
+
+REF_KEY = "ref"
+_MARGIN = 2048  # extra bases fetched on each side of the window (grown when indels need more)
+
+
+@dataclass(frozen=True)
+class AppliedAllele:
+    """One ALT allele applied to a haplotype. ``pos`` is 1-based (VCF); ``offset`` is the distance in bp from
+    the TSS to the allele's first REF base in the direction of transcription (negative = upstream)."""
+
+    chrom: str
+    pos: int
+    ref: str
+    alt: str
+    id: str = "."
+    offset: int = 0
+
+    @property
+    def label(self) -> str:
+        return f"{self.chrom}:{self.pos}:{self.ref}:{self.alt}"
+
+
+@dataclass(frozen=True)
+class Edit:
+    """An allele as an edit of the reference: [start, end) (0-based) becomes ``alt``. For an indel whose first
+    REF and ALT bases agree (VCF padding base), the shared base is not part of the edit (as bcftools does)."""
+
+    start: int
+    end: int
+    alt: str
+    allele: AppliedAllele
+
+    @property
+    def delta(self) -> int:
+        return len(self.alt) - (self.end - self.start)
+
+
+@dataclass(frozen=True)
+class WindowInfo:
+    """Where a haplotype window comes from: plus-strand reference span of its first/last reference base
+    (None when that end is an inserted base or N padding), N bases padded upstream/downstream (chromosome
+    ends) and the net length change of the applied alleles upstream/downstream of the TSS."""
+
+    ref_start: int | None
+    ref_end: int | None
+    pad_upstream: int
+    pad_downstream: int
+    shift_upstream: int
+    shift_downstream: int
+    tss_in_edit: bool
+
+
+def is_anchored_indel(ref: str, alt: str) -> bool:
+    """An indel by htslib's classification whose first REF and ALT bases agree: ``bcftools consensus`` lets it
+    follow an allele that ends on its padding base."""
+    ref, alt = ref.upper(), alt.upper()
+    if len(ref) == len(alt) or not ref or not alt or ref[0] != alt[0]:
+        return False
+    p = 0
+    while p < len(ref) and p < len(alt) and ref[p] == alt[p]:
+        p += 1
+    r, a = ref[p:], alt[p:]
+    if not r or not a:
+        return True
+    m = min(len(r), len(a))
+    return r[-m:] == a[-m:]
+
+
+def allele_edit(start: int, ref: str, alt: str) -> tuple[int, int, str]:
+    """(start, end, alt) of the edit an allele makes, 0-based half-open on the reference: a length-changing
+    allele whose first REF and ALT bases agree (the VCF padding base) keeps that base."""
+    ref, alt = ref.upper(), alt.upper()
+    end = start + len(ref)
+    if len(ref) != len(alt) and ref[:1] == alt[:1]:
+        return start + 1, end, alt[1:]
+    return start, end, alt
+
+
+def _digest(label: str) -> bytes:
+    return hashlib.sha1(label.encode()).digest()[:8]
+
+
+def hap_key(alleles) -> str:
+    """``"ref"`` for no allele, else 12 hex digits of sha1 over the sorted 8-byte sha1 digests of the allele
+    labels (``chrom:pos:REF:ALT``, chrom as in the genome): a set hash, independent of file order."""
+    labels = {a.label if isinstance(a, AppliedAllele) else str(a) for a in alleles}
+    if not labels:
+        return REF_KEY
+    return hashlib.sha1(b"".join(sorted(_digest(x) for x in labels))).hexdigest()[:12]
+
+
+def _flanks(geometry: Geometry, strand: str) -> tuple[int, int]:
+    """Bases left and right of the TSS base in plus-strand order."""
+    right = geometry.input_len - geometry.tss_index - 1
+    return (geometry.tss_index, right) if strand == "+" else (right, geometry.tss_index)
+
+
+@dataclass
+class _Layout:
+    anchor: int  # haplotype index of the TSS base (origin: reference position 0, edits shift it)
+    starts: list[int]  # haplotype index where each edit's ALT begins
+    centre: int | None  # index of the length-changing edit covering the TSS, if any
+
+
+def _layout(edits: list[Edit], tss: int, strand: str) -> _Layout:
+    starts, shift, centre, anchor = [], 0, None, None
+    for i, e in enumerate(edits):
+        hs = e.start + shift
+        starts.append(hs)
+        if e.start <= tss < e.end:
+            if e.delta != 0:
+                centre = i
+                anchor = hs if strand == "+" else hs + len(e.alt) - 1
+            else:
+                anchor = hs + (tss - e.start)
+        shift += e.delta
+    if anchor is None:
+        anchor = tss + sum(e.delta for e in edits if e.end <= tss)
+    return _Layout(anchor, starts, centre)
+
+
+def _included(edits: list[Edit], lay: _Layout, nl: int, nr: int) -> list[bool]:
+    """Which edits change the window: their ALT overlaps it, or (deletions) they sit strictly inside it."""
+    ws, we = lay.anchor - nl, lay.anchor + nr + 1
+    out = []
+    for e, hs in zip(edits, lay.starts, strict=True):
+        if e.alt:
+            out.append(hs < we and hs + len(e.alt) > ws)
+        else:
+            out.append(ws < hs < we)
+    return out
+
+
+def _first_free(cluster_rows, starts, ref_lens, anchored, inserts, col):
+    """bcftools' overlap rule over one haplotype's alleles in file order; returns the allele kept per row."""
+    out = np.zeros(len(cluster_rows), dtype=col.dtype)
+    frz, prev_ins = -1, False
+    for j, r in enumerate(cluster_rows):
+        k = int(col[j])
+        if k == 0:
+            continue
+        s = int(starts[r])
+        if s <= frz and not (s == frz and anchored[r][k] and not prev_ins):
+            continue
+        out[j] = k
+        frz = s + ref_lens[r] - 1
+        prev_ins = inserts[r][k]
+    return out
+
+
+def _unique_columns(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct columns of a 2-D array and, per column, the index of its distinct column."""
+    if m.shape[1] == 0:
+        return m, np.zeros(0, np.int64)
+    cols = np.ascontiguousarray(m.T)
+    if cols.shape[1] == 0:
+        return m[:, :1], np.zeros(m.shape[1], np.int64)
+    view = cols.view(np.dtype((np.void, cols.dtype.itemsize * cols.shape[1]))).ravel()
+    _, first, inverse = np.unique(view, return_index=True, return_inverse=True)
+    return m[:, first], inverse.ravel()
+
+
+@dataclass
+class GeneHaplotypes:
+    """Haplotypes of many samples in one gene's window. ``sample_keys[s] = (key of haplotype 1, key of 2)``."""
+
+    gene: Gene
+    geometry: Geometry
+    chrom: str
+    sample_keys: dict[str, tuple[str, str]]
+    alleles: Mapping[str, tuple[AppliedAllele, ...]]
+    skipped: Counter
+    genome: Genome
+    edits: Mapping[str, tuple[Edit, ...]] = field(repr=False)
+    _layouts: dict[str, _Layout] = field(default_factory=dict, repr=False)
+
+    @property
+    def keys(self) -> list[str]:
+        """Distinct haplotype keys, the reference first."""
+        return sorted(self.alleles, key=lambda k: (k != REF_KEY, k))
+
+    @property
+    def key_counts(self) -> Counter:
+        """Number of haplotypes carrying each key."""
+        return Counter(k for pair in self.sample_keys.values() for k in pair)
+
+    def _lay(self, key: str) -> _Layout:
+        if key not in self._layouts:
+            self._layouts[key] = _layout(list(self.edits[key]), self.gene.tss, self.gene.strand)
+        return self._layouts[key]
+
+    def _check(self, key: str) -> None:
+        if key not in self.edits:
+            raise KeyError(f"unknown haplotype key {key!r} for gene {self.gene.gene_id}")
+
+    def sequence(self, key: str) -> str:
+        """The input window of a haplotype in the direction of transcription, TSS at ``input_len // 2``."""
+        self._check(key)
+        if key == REF_KEY:
+            return self.genome.gene_window(self.gene, self.geometry)
+        edits = list(self.edits[key])
+        lay = self._lay(key)
+        nl, nr = _flanks(self.geometry, self.gene.strand)
+        length = self.genome.lengths[self.chrom]
+        grow = sum(max(0, -e.delta) for e in edits) + sum(e.end - e.start for e in edits) + 1
+        lo = max(0, min([self.gene.tss] + [e.start for e in edits]) - nl - grow)
+        hi = min(length, max([self.gene.tss + 1] + [e.end for e in edits]) + nr + grow)
+        ref = self.genome.fetch(self.chrom, lo, hi)
+        pieces, pos = [], lo
+        for e in edits:
+            pieces.append(ref[pos - lo : e.start - lo])
+            pieces.append(e.alt)
+            pos = e.end
+        pieces.append(ref[pos - lo :])
+        hap = "".join(pieces)
+        a = lay.anchor - nl - lo  # hap origin: reference position lo (no edit lies before it)
+        b = lay.anchor + nr + 1 - lo
+        left = "N" * max(0, -a)
+        right = "N" * max(0, b - len(hap))
+        if (left and lo > 0) or (right and hi < length):
+            raise AssertionError(f"haplotype {key} of {self.gene.gene_id}: window not covered by [{lo}, {hi})")
+        window = left + hap[max(a, 0) : min(b, len(hap))] + right
+        return window if self.gene.strand == "+" else reverse_complement(window)
+
+    def changed_span(self, key: str) -> list[tuple[int, int]]:
+        """Window-index ranges [a, b) (direction of transcription) outside which the haplotype window equals the
+        reference window. A substitution changes its own bases; an indel shifts everything on its far side from
+        the TSS, so its range runs to the window edge; a length-changing allele over the TSS changes it all."""
+        self._check(key)
+        if key == REF_KEY:
+            return []
+        edits = list(self.edits[key])
+        lay = self._lay(key)
+        big = self.geometry.input_len
+        nl, _ = _flanks(self.geometry, self.gene.strand)
+        ws = lay.anchor - nl
+        spans = []
+        for i, (e, hs) in enumerate(zip(edits, lay.starts, strict=True)):
+            lo, hi = hs - ws, hs - ws + len(e.alt)
+            if i == lay.centre:
+                lo, hi = 0, big
+            elif e.delta != 0:
+                lo, hi = (0, hi) if hs <= lay.anchor else (lo, big)
+            lo, hi = max(lo, 0), min(hi, big)
+            if hi > lo:
+                spans.append((lo, hi) if self.gene.strand == "+" else (big - hi, big - lo))
+        return _merge(spans)
+
+    def window_info(self, key: str) -> WindowInfo:
+        """Reference span, N padding and indel shifts of a haplotype window (for headers and debugging)."""
+        self._check(key)
+        nl, nr = _flanks(self.geometry, self.gene.strand)
+        edits = list(self.edits[key])
+        lay = self._lay(key) if edits else _Layout(self.gene.tss, [], None)
+        length, t = self.genome.lengths[self.chrom], self.gene.tss
+        first = _hap_to_ref(edits, lay.starts, lay.anchor - nl)
+        last = _hap_to_ref(edits, lay.starts, lay.anchor + nr)
+        pad_l = max(0, -first) if first is not None else 0
+        pad_r = max(0, last - length + 1) if last is not None else 0
+        shift_l = sum(e.delta for i, e in enumerate(edits) if e.end <= t and i != lay.centre)
+        shift_r = sum(e.delta for i, e in enumerate(edits) if e.start > t and i != lay.centre)
+        ref_start = None if first is None else max(first, 0)
+        ref_end = None if last is None else min(last + 1, length)
+        if self.gene.strand == "+":
+            return WindowInfo(ref_start, ref_end, pad_l, pad_r, shift_l, shift_r, lay.centre is not None)
+        return WindowInfo(ref_start, ref_end, pad_r, pad_l, shift_r, shift_l, lay.centre is not None)
+
+
+def _hap_to_ref(edits: list[Edit], starts: list[int], h: int) -> int | None:
+    """Reference position of haplotype index ``h`` (None inside an inserted/replaced run)."""
+    shift = 0
+    for e, hs in zip(edits, starts, strict=True):
+        if h < hs:
+            break
+        if h < hs + len(e.alt):
+            return e.start + (h - hs) if e.delta == 0 else None
+        shift += e.delta
+    return h - shift
+
+
+def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[list[int]] = []
+    for a, b in sorted(spans):
+        if out and a <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return [(a, b) for a, b in out]
+
+
+class _AlleleTable:
+    """Per (record, allele index) edit coordinates of the records of a region; objects are made on demand."""
+
+    def __init__(self, calls: RegionCalls, rows: np.ndarray, chrom: str, gene: Gene) -> None:
+        n = len(rows)
+        k1 = 1 + max((len(calls.alts[r]) for r in rows.tolist()), default=0)
+        self.calls, self.rows, self.chrom, self.gene = calls, rows, chrom, gene
+        self.estart = np.zeros((n, k1), np.int64)
+        self.eend = np.zeros((n, k1), np.int64)
+        self.delta = np.zeros((n, k1), np.int64)
+        self.digest = np.zeros((n, k1), ">u8")
+        self.anchored = [[False] * k1 for _ in range(n)]
+        self.inserts = [[False] * k1 for _ in range(n)]
+        self.ref_lens = [0] * n
+        self.alt_eff: list[list[str]] = [[""] * k1 for _ in range(n)]
+        self._edits: dict[tuple[int, int], Edit] = {}
+        for j, r in enumerate(rows.tolist()):
+            ref, start = calls.refs[r].upper(), int(calls.starts[r])
+            self.ref_lens[j] = len(ref)
+            self.estart[j, 0] = self.eend[j, 0] = start
+            for k, alt in enumerate(calls.alts[r], 1):
+                alt_u = (alt or "").upper()
+                es, ee, a = allele_edit(start, ref, alt_u)
+                self.estart[j, k], self.eend[j, k], self.delta[j, k] = es, ee, len(a) - (ee - es)
+                self.alt_eff[j][k] = a
+                self.anchored[j][k] = is_anchored_indel(ref, alt_u)
+                self.inserts[j][k] = len(alt_u) > len(ref)
+                self.digest[j, k] = int.from_bytes(_digest(f"{chrom}:{start + 1}:{ref}:{alt_u}"), "big")
+        self.valid = np.zeros((n, k1), bool)  # (row, k) is an ALT allele of the row
+        for j, r in enumerate(rows.tolist()):
+            self.valid[j, 1 : 1 + len(calls.alts[r])] = True
+        self.indel_row = (self.delta != 0).any(axis=1) if n else np.zeros(0, bool)
+
+    def edit(self, j: int, k: int) -> Edit:
+        hit = self._edits.get((j, k))
+        if hit is None:
+            r = int(self.rows[j])
+            start = int(self.calls.starts[r])
+            offset = start - self.gene.tss if self.gene.strand == "+" else self.gene.tss - start
+            allele = AppliedAllele(self.chrom, start + 1, self.calls.refs[r].upper(),
+                                   (self.calls.alts[r][k - 1] or "").upper(), self.calls.ids[r], offset)
+            hit = Edit(int(self.estart[j, k]), int(self.eend[j, k]), self.alt_eff[j][k], allele)
+            self._edits[(j, k)] = hit
+        return hit
+
+
+class _KeyEdits(Mapping):
+    """hap_key -> edits (sorted by position), built on first access from (row, allele) index arrays."""
+
+    def __init__(self, table: _AlleleTable | None, members: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+        self._table, self._members = table, members
+        self._done: dict[str, tuple[Edit, ...]] = {REF_KEY: ()}
+
+    def __getitem__(self, key: str) -> tuple[Edit, ...]:
+        if key not in self._done:
+            js, ks = self._members[key]
+            eds = [self._table.edit(int(j), int(k)) for j, k in zip(js.tolist(), ks.tolist(), strict=True)]
+            self._done[key] = tuple(sorted(eds, key=lambda e: (e.start, e.end)))
+        return self._done[key]
+
+    def __iter__(self):
+        yield REF_KEY
+        yield from (k for k in self._members if k != REF_KEY)
+
+    def __len__(self) -> int:
+        return len(self._members) + (REF_KEY not in self._members)
+
+    def __contains__(self, key) -> bool:
+        return key == REF_KEY or key in self._members
+
+
+class _KeyAlleles(Mapping):
+    """hap_key -> applied alleles sorted by position (a view of :class:`_KeyEdits`)."""
+
+    def __init__(self, edits: _KeyEdits) -> None:
+        self._edits = edits
+
+    def __getitem__(self, key: str) -> tuple[AppliedAllele, ...]:
+        return tuple(sorted((e.allele for e in self._edits[key]), key=lambda a: (a.pos, a.ref, a.alt)))
+
+    def __iter__(self):
+        return iter(self._edits)
+
+    def __len__(self) -> int:
+        return len(self._edits)
+
+    def __contains__(self, key) -> bool:
+        return key in self._edits
+
+
+def gene_haplotypes(
+    reader: VariantReader, gene: Gene, geometry: Geometry, samples: list[str] | None = None
+) -> GeneHaplotypes:
+    """Haplotype keys of every (or the given) sample's two haplotypes in a gene's window.
+
+    The reader's policy decides genotypes; overlapping alleles on one haplotype are resolved like ``bcftools
+    consensus`` (first in file order wins; an indel anchored on the last base of the previous allele is kept).
+    """
+    genome = reader.genome
+    if genome is None:
+        raise GtaInputError("gene haplotypes need a genome: open the VariantReader with one", reader.path)
+    chrom = genome.resolve_chrom(gene.chrom)
+    length = genome.lengths[chrom]
+    nl, nr = _flanks(geometry, gene.strand)
+    t = gene.tss
+    ws, we = t - nl, t + nr + 1
+    margin = _MARGIN
+    while True:
+        qa, qb = max(0, ws - margin), min(length, we + margin)
+        calls = reader.region(chrom, qa, qb)
+        result = _resolve(reader, calls, gene, chrom, samples, nl, nr, qa, qb, length)
+        if result is not None:
+            break
+        margin *= 8
+    keys_of_hap, edits, skipped = result
+    names = calls.samples if samples is None else list(samples)
+    sample_keys = {s: (keys_of_hap[2 * i], keys_of_hap[2 * i + 1]) for i, s in enumerate(names)}
+    return GeneHaplotypes(gene, geometry, chrom, sample_keys, _KeyAlleles(edits), skipped, genome, edits)
+
+
+def _apply_overlap_rule(reader, calls, table, applied, skipped) -> None:
+    """bcftools' overlap rule, in place, only inside clusters of records whose REF spans overlap."""
+    starts = calls.starts[table.rows]
+    ends = calls.ends[table.rows]
+    if len(starts) < 2:
+        return
+    run_end = np.maximum.accumulate(ends)
+    new_cluster = np.ones(len(starts), bool)
+    new_cluster[1:] = starts[1:] >= run_end[:-1]
+    bounds = np.flatnonzero(new_cluster).tolist() + [len(starts)]
+    for c0, c1 in zip(bounds[:-1], bounds[1:], strict=True):
+        if c1 - c0 < 2:
+            continue
+        sub = applied[c0:c1]
+        uniq, inv = _unique_columns(sub)
+        local = list(range(c0, c1))
+        fixed = np.stack(
+            [_first_free(local, starts, table.ref_lens, table.anchored, table.inserts, uniq[:, u])
+             for u in range(uniq.shape[1])], axis=1,
+        )
+        resolved = fixed[:, inv]
+        lost = int((sub != 0).sum() - (resolved != 0).sum())
+        if lost:
+            if reader.policy.overlap == "error":
+                raise GtaInputError(
+                    f"overlapping alleles on one haplotype near {calls.vcf_chrom}:{starts[c0] + 1}",
+                    reader.path, hint="normalise with bcftools norm, or use the policy overlap='first'",
+                )
+            skipped["overlap"] += lost
+            applied[c0:c1] = resolved
+
+
+def _resolve(reader, calls, gene, chrom, samples, nl, nr, qa, qb, length):
+    """(key per haplotype column, edits per key, skipped), or None when the fetched region is too small."""
+    t = gene.tss
+    cols = np.arange(len(calls.samples)) if samples is None else np.array(
+        [calls.sample_index(s) for s in samples], dtype=np.int64)
+    n_hap = 2 * len(cols)
+    skipped = Counter(calls.skipped)
+    if calls.vcf_chrom is None:
+        skipped["contig_absent"] += 1  # the VCF has no records on this chromosome: reference haplotypes
+    gt = (calls.gt if samples is None else calls.gt[:, cols, :]).reshape(len(calls), n_hap)
+    rows = np.flatnonzero(gt.any(axis=1)) if gt.size else np.zeros(0, np.int64)
+    applied = gt[rows]
+    table = _AlleleTable(calls, rows, chrom, gene)
+    _apply_overlap_rule(reader, calls, table, applied, skipped)
+    if n_hap == 0:
+        return [], _KeyEdits(table, {}), skipped
+    if not len(rows):
+        return [REF_KEY] * n_hap, _KeyEdits(table, {}), skipped
+
+    # rows sorted into: certainly in the window / certainly out / computed exactly (indels and rows near the
+    # window edges, where the indels of a haplotype may move them in or out)
+    starts, ends = calls.starts[rows], calls.ends[rows]
+    dmax = np.abs(table.delta).max(axis=1)
+    left_rows, right_rows = ends <= t, starts >= t + 1
+    mid = ~left_rows & ~right_rows
+    d_mid = int((ends - starts + dmax)[mid].max(initial=0))
+    d_l, d_r = int(dmax[left_rows].sum()) + d_mid, int(dmax[right_rows].sum()) + d_mid
+    sure_in = (left_rows & ((t - starts) + d_l < nl)) | (right_rows & ((ends - t - 1) + d_r < nr))
+    sure_out = (left_rows & ((t - ends) - d_l >= nl)) | (right_rows & ((starts - t - 1) - d_r >= nr))
+    exact = ~(sure_in | sure_out) | table.indel_row
+    sure_out &= ~exact
+    rel = np.flatnonzero(~sure_out)  # rows that can be in the window
+    kept = applied[rel]
+    ex_in_rel = np.flatnonzero(exact[rel])
+    if len(ex_in_rel):
+        ex = rel[ex_in_rel]
+        p = applied[ex].astype(np.int64)
+        es = np.take_along_axis(table.estart[ex], p, axis=1)
+        ee = np.take_along_axis(table.eend[ex], p, axis=1)
+        dl = np.take_along_axis(table.delta[ex], p, axis=1)
+        on = p != 0
+        left = on & (ee <= t)
+        right = on & ~left & (es >= t + 1)
+        centre = on & ~left & ~right
+        cl = np.where(left, dl, 0)
+        before_l = np.cumsum(cl[::-1], axis=0)[::-1] - cl
+        inc_l = left & ((t - ee) + before_l < nl)
+        cr = np.where(right, dl, 0)
+        before_r = np.cumsum(cr, axis=0) - cr
+        inc_r = right & ((es - (t + 1)) + before_r < nr)
+        inc = inc_l | inc_r | centre
+        # enough haplotype bases fetched on each side? (conservative around a length-changing TSS allele)
+        span_c = np.where(centre, ee - es, 0).sum(axis=0)
+        short_l = ((t - qa) + np.where(inc_l, dl, 0).sum(axis=0) - span_c < nl) | (inc & (es < qa)).any(axis=0)
+        short_r = ((qb - t - 1) + np.where(inc_r, dl, 0).sum(axis=0) - span_c < nr) | (inc & (ee > qb)).any(axis=0)
+        if (qa > 0 and short_l.any()) or (qb < length and short_r.any()):
+            return None
+        kept[ex_in_rel] = np.where(inc, applied[ex], 0)
+        slot = np.full(len(rows), -1, np.int64)
+        slot[rel] = np.arange(len(rel))
+        for u in np.flatnonzero((centre & (dl != 0)).any(axis=0)).tolist():  # length change over the TSS
+            js = np.flatnonzero(applied[:, u]).tolist()
+            eds = [table.edit(j, int(applied[j, u])) for j in js]
+            keep = _included(eds, _layout(eds, t, gene.strand), nl, nr)
+            kept[:, u] = 0
+            for j, k in zip(js, keep, strict=True):
+                if k:
+                    if slot[j] < 0:
+                        raise AssertionError(f"row {j} of {gene.gene_id} was classified outside the window")
+                    kept[slot[j], u] = applied[j, u]
+    # keys: sha1 over each haplotype's allele digests in sorted order. Alleles (row, k) are laid out in digest
+    # order; the non-zeros of the [alleles, haplotypes] indicator, stably sorted by haplotype, come out grouped
+    # by haplotype and already in digest order.
+    pr, pk = np.nonzero(table.valid[rel])
+    dig = table.digest[rel[pr], pk]
+    order = np.argsort(dig, kind="stable")
+    pr, pk, dig = pr[order], pk[order], dig[order]
+    carries = kept[pr] == pk.astype(kept.dtype)[:, None]  # [alleles, haplotypes]
+    pidx, hidx = np.nonzero(carries)
+    by_hap = np.argsort(hidx.astype(np.uint16) if n_hap < 65536 else hidx, kind="stable")  # radix for uint16
+    pidx, hidx = pidx[by_hap], hidx[by_hap]
+    ridx, ks = rel[pr[pidx]], pk[pidx]
+    buf = memoryview(dig[pidx].tobytes())
+    bounds = np.searchsorted(hidx, np.arange(n_hap + 1)).tolist()
+    keys = [
+        hashlib.sha1(buf[8 * a : 8 * b]).hexdigest()[:12] if b > a else REF_KEY
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+    ]
+    members: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for h, key in enumerate(keys):
+        if key != REF_KEY and key not in members:
+            a, b = bounds[h], bounds[h + 1]
+            members[key] = (ridx[a:b], ks[a:b])
+    return keys, _KeyEdits(table, members), skipped
+
+
+# -- inspection (``gta sequence``, ``gta variants``) -----------------------------------------------------------
+def _open_for_inspection(data, gene: str, need_variants: bool, policy: HaplotypePolicy | None,
+                         sample: str | None = None):
+    from gta.io.dataset import open_dataset
+
+    ds = open_dataset(data)
+    g = ds.gene(gene)
+    reader = None
+    if need_variants:
+        if ds.variants_path is None:
+            raise GtaInputError("the manifest names no variants file", ds.manifest.path,
+                                hint="add 'variants: FILE.vcf.gz' to ask for a sample's haplotypes")
+        if sample is not None:  # parse only that sample's genotypes
+            policy = replace(policy or HaplotypePolicy(), samples=(sample,))
+        reader = VariantReader(ds.variants_path, ds.genome, policy)
+    return ds, g, reader
+
+
+def _wrap(seq: str, width: int = 60) -> str:
+    return "\n".join(seq[i : i + width] for i in range(0, len(seq), width))
+
+
+def sequence(data, gene: str, sample: str | None = None, haplotype: int = 1, flank: int | None = None,
+             policy: HaplotypePolicy | None = None) -> str:
+    """The exact input window of a gene (reference, or one haplotype of a sample) as FASTA text. The header
+    names the gene, the plus-strand reference span, strand, sample, haplotype, hap_key, the applied variants
+    and any indel shift or N padding. ``flank``: only the TSS and ``flank`` bases on each side."""
+    if haplotype not in (1, 2):
+        raise GtaInputError(f"haplotype must be 1 or 2, got {haplotype}")
+    ds, g, reader = _open_for_inspection(data, gene, sample is not None, policy, sample)
+    geo = ds.manifest.geometry
+    if reader is None:
+        gh = GeneHaplotypes(g, geo, ds.genome.resolve_chrom(g.chrom), {}, _KeyAlleles(_KeyEdits(None, {})),
+                            Counter(), ds.genome, _KeyEdits(None, {}))
+        key = REF_KEY
+    else:
+        gh = gene_haplotypes(reader, g, geo, samples=[sample])
+        key = gh.sample_keys[sample][haplotype - 1]
+    seq = gh.sequence(key)
+    info = gh.window_info(key)
+    lo, hi = 0, len(seq)
+    if flank is not None:
+        lo, hi = max(0, geo.tss_index - flank), min(len(seq), geo.tss_index + flank + 1)
+    alleles = gh.alleles[key]
+    shown = ",".join(f"{a.label}@{a.offset:+d}" for a in alleles[:20]) + (" ..." if len(alleles) > 20 else "")
+    span = f"{gh.chrom}:{(info.ref_start or 0) + 1}-{info.ref_end or 0}"
+    header = [
+        f">{g.gene_id}|{g.symbol}", span, f"strand={g.strand}", f"tss={g.chrom}:{g.tss + 1}",
+        f"sample={sample or 'reference'}", f"haplotype={haplotype if sample else '-'}", f"key={key}",
+        f"variants={len(alleles)}" + (f"[{shown}]" if alleles else ""),
+        f"indel_shift_upstream={info.shift_upstream:+d}", f"indel_shift_downstream={info.shift_downstream:+d}",
+        f"pad_N_upstream={info.pad_upstream}", f"pad_N_downstream={info.pad_downstream}",
+        f"tss_index={geo.tss_index}", f"window={lo}-{hi}" if (lo, hi) != (0, len(seq)) else f"length={len(seq)}",
+    ]
+    if info.tss_in_edit:
+        header.append("tss_in_indel=yes")
+    ds.close()
+    return " ".join(header) + "\n" + _wrap(seq[lo:hi]) + "\n"
+
+
+def _gt_text(raw_row) -> str:
+    a1, a2, ph = (int(x) for x in raw_row)
+    one = "." if a1 < 0 else str(a1)
+    if a2 == -2:
+        return one
+    return one + ("|" if ph else "/") + ("." if a2 < 0 else str(a2))
+
+
+def variants(data, gene: str, sample: str | None = None, policy: HaplotypePolicy | None = None,
+             max_samples: int = 8) -> str:
+    """The variants in a gene's window as a text table: position (1-based), offset from the TSS in the direction
+    of transcription, REF/ALT, record status, and each sample's genotype as written with what the policy did
+    with it and which haplotypes (h1/h2) carry the allele in their window."""
+    ds, g, reader = _open_for_inspection(data, gene, True, policy, sample)
+    geo = ds.manifest.geometry
+    samples = [sample] if sample else reader.samples[:max_samples]
+    gh = gene_haplotypes(reader, g, geo, samples=samples)
+    ws, we = geo.window(g.tss, g.strand)
+    calls = reader.region(gh.chrom, ws, we)
+    carried = {s: [{a.label for a in gh.alleles[k]} for k in gh.sample_keys[s]] for s in samples}
+    idx = [calls.sample_index(s) for s in samples]
+    pol = reader.policy
+    rows = [["pos", "offset", "ref", "alt", "status", *samples]]
+    for i in range(len(calls)):
+        pos = int(calls.starts[i]) + 1
+        offset = pos - 1 - g.tss if g.strand == "+" else g.tss - (pos - 1)
+        row = [f"{gh.chrom}:{pos}", f"{offset:+d}", calls.refs[i], ",".join(calls.alts[i]), calls.status[i]]
+        for s, j in zip(samples, idx, strict=True):
+            raw = calls.raw[i, j]
+            cell = _gt_text(raw)
+            a1, a2, ph = (int(x) for x in raw)
+            if calls.status[i] != "ok":
+                cell += " (not used)"
+            elif not ph and a2 != -2 and a1 != a2:
+                cell += " (unphased: " + ("reference" if pol.unphased == "ref" else "read as phased") + ")"
+            elif a1 == -1 or a2 == -1:
+                cell += " (missing: reference)"
+            on = [f"h{h + 1}" for h in (0, 1)
+                  for k in [int(calls.gt[i, j, h])]
+                  if k and f"{gh.chrom}:{pos}:{calls.refs[i].upper()}:{calls.alts[i][k - 1].upper()}" in carried[s][h]]
+            cell += " -> " + ("+".join(on) if on else "-")
+            row.append(cell)
+        rows.append(row)
+    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+    lines = [f"# {g.gene_id} ({g.symbol}) {gh.chrom}:{ws + 1}-{we} strand {g.strand}, TSS {gh.chrom}:{g.tss + 1}; "
+             f"{len(calls)} record(s) in the window"]
+    lines += ["  ".join(x.ljust(w) for x, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    lines.append(f"# policy: {pol.to_dict()}")
+    lines.append("# keys: " + "; ".join(f"{s}={gh.sample_keys[s][0]},{gh.sample_keys[s][1]}" for s in samples))
+    if gh.skipped:
+        lines.append("# skipped: " + ", ".join(f"{k}={v}" for k, v in sorted(gh.skipped.items())))
+    if not sample and len(reader.samples) > max_samples:
+        lines.append(f"# showing {max_samples} of {len(reader.samples)} samples (--sample S for another)")
+    ds.close()
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,623 @@
+"""Phased variants from VCF/BCF: a streaming, indexed reader with explicit haplotype policies.
+
+``VariantReader(path, genome, policy)`` reads VCF (plain or bgzipped) and BCF through cyvcf2, one region at a
+time (never the whole file). Chromosome names are harmonised with the genome's (``chr1``/``1``); REF alleles are
+checked against the genome. What a policy drops is counted (``RegionCalls.skipped``, ``VariantReader.stats``):
+
+* ``filtered``, ``ref_mismatch``: records;
+* ``missing``, ``unsupported_allele``: haplotype calls set to the reference;
+* ``unphased``: unphased heterozygous genotypes set to the reference (policy ``unphased='ref'``);
+  ``unphased_as_phased`` counts those read in written order (``'as-phased'``, what ``bcftools consensus -H`` does).
+
+Genotype matrices are ``int8 [records, samples, 2]`` allele indices after the policy (0 = REF, k = ALT k).
+See ``docs/haplotypes.md`` for how alleles become haplotype sequences.
+"""
+
+from __future__ import annotations
+
+import difflib
+import gzip
+import logging
+import re
+import tempfile
+import weakref
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cyvcf2
+import numpy as np
+import pysam
+
+from gta.errors import GtaInputError
+from gta.io.genome import Genome, canonical_chrom_aliases, clean_sequence
+
+log = logging.getLogger(__name__)
+
+_ALLELE_OK = re.compile(r"^[ACGTNacgtn]+$")
+_FIX_GZIP = "recompress: zcat {name} | bgzip -c > {stem}.bgzf.vcf.gz && bcftools index {stem}.bgzf.vcf.gz"
+_FIX_BCF = "recompress: bcftools view -Ob -o {stem}.bgzf.bcf {name} && bcftools index {stem}.bgzf.bcf"
+_CHOICES = {
+    "multiallelic": ("split", "error"),
+    "missing": ("ref", "error"),
+    "unphased": ("ref", "as-phased", "error"),
+    "overlap": ("first", "error"),
+    "ref_mismatch": ("skip", "error"),
+}
+
+
+@dataclass(frozen=True)
+class HaplotypePolicy:
+    """How genotypes become haplotypes; every choice that drops data is counted.
+
+    multiallelic: ``split`` (each ALT is its own allele; the GT index picks it) or ``error``.
+    missing: ``ref`` (a missing allele is the reference) or ``error``.
+    unphased: ``ref`` (an unphased heterozygous genotype becomes reference on both haplotypes), ``as-phased``
+        (the first written allele is haplotype 1, as ``bcftools consensus -H`` does) or ``error``. Unphased
+        homozygous genotypes are unambiguous and always used; haploid calls count for both haplotypes.
+    filter_pass: keep only records whose FILTER is PASS or ``.``.
+    samples: the samples to read (``None``: all), in the file's order.
+    overlap: ``first`` (an allele overlapping one already applied on the same haplotype is skipped, in file
+        order, like ``bcftools consensus``) or ``error``.
+    ref_mismatch: ``skip`` (count and report records whose REF differs from the genome) or ``error`` (strict).
+    """
+
+    multiallelic: str = "split"
+    missing: str = "ref"
+    unphased: str = "ref"
+    filter_pass: bool = False
+    samples: tuple[str, ...] | None = None
+    overlap: str = "first"
+    ref_mismatch: str = "skip"
+
+    def __post_init__(self) -> None:
+        for name, allowed in _CHOICES.items():
+            value = getattr(self, name)
+            if value not in allowed:
+                raise GtaInputError(f"haplotype policy {name}={value!r} is not one of {list(allowed)}")
+        if self.samples is not None:
+            if isinstance(self.samples, str):
+                object.__setattr__(self, "samples", (self.samples,))
+            else:
+                object.__setattr__(self, "samples", tuple(self.samples))
+
+    def to_dict(self) -> dict:
+        d = {name: getattr(self, name) for name in (*_CHOICES, "filter_pass")}
+        d["samples"] = list(self.samples) if self.samples is not None else None
+        return d
+
+
+@dataclass
+class RegionCalls:
+    """Records overlapping a region, with genotypes after the policy.
+
+    ``status[i]`` is ``ok``, ``filtered`` or ``ref_mismatch``; rows that are not ``ok`` carry only reference
+    alleles in ``gt``. ``raw`` keeps cyvcf2's ``[records, samples, 3]`` genotype array
+    (allele, allele, phased; -1 missing, -2 absent second allele) for display.
+    """
+
+    chrom: str
+    start: int
+    end: int
+    samples: list[str]
+    starts: np.ndarray  # int64 [R], 0-based REF start
+    ends: np.ndarray  # int64 [R], 0-based exclusive REF end (start + len(REF))
+    refs: list[str]
+    alts: list[tuple[str, ...]]
+    ids: list[str]
+    status: list[str]
+    gt: np.ndarray  # int8 (int16 past 126 ALTs) [R, S, 2]
+    raw: np.ndarray  # int8 (int16 past 126 ALTs) [R, S, 3]
+    row_skips: dict[str, np.ndarray] = field(default_factory=dict)  # reason -> int64 [R] calls per record
+    vcf_chrom: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.refs)
+
+    @property
+    def skipped(self) -> Counter:
+        """What the policy dropped in these records (see the module docstring for the units)."""
+        out = Counter(s for s in self.status if s != "ok")
+        for reason, per_row in self.row_skips.items():
+            n = int(per_row.sum())
+            if n:
+                out[reason] += n
+        return out
+
+    def subset(self, rows: np.ndarray, start: int, end: int) -> RegionCalls:
+        rows = np.asarray(rows, dtype=np.int64)
+        pick = rows.tolist()
+        if len(pick) and pick[-1] - pick[0] + 1 == len(pick):  # contiguous: views, no copies
+            rows = slice(pick[0], pick[-1] + 1)
+        return RegionCalls(
+            self.chrom, start, end, self.samples, self.starts[rows], self.ends[rows],
+            [self.refs[i] for i in pick], [self.alts[i] for i in pick], [self.ids[i] for i in pick],
+            [self.status[i] for i in pick], self.gt[rows], self.raw[rows],
+            {k: v[rows] for k, v in self.row_skips.items()}, self.vcf_chrom,
+        )
+
+    def overlapping(self, start: int, end: int) -> RegionCalls:
+        rows = np.nonzero((self.ends > start) & (self.starts < end))[0]
+        return self.subset(rows, start, end)
+
+    @staticmethod
+    def concat(a: RegionCalls, b: RegionCalls, start: int, end: int) -> RegionCalls:
+        return RegionCalls(
+            a.chrom, start, end, a.samples, np.concatenate([a.starts, b.starts]), np.concatenate([a.ends, b.ends]),
+            a.refs + b.refs, a.alts + b.alts, a.ids + b.ids, a.status + b.status,
+            np.concatenate([a.gt, b.gt]), np.concatenate([a.raw, b.raw]),
+            {k: np.concatenate([a.row_skips.get(k, np.zeros(len(a), np.int64)),
+                                b.row_skips.get(k, np.zeros(len(b), np.int64))])
+             for k in set(a.row_skips) | set(b.row_skips)},
+            a.vcf_chrom or b.vcf_chrom,
+        )
+
+    def sample_index(self, sample: str) -> int:
+        try:
+            return self.samples.index(sample)
+        except ValueError:
+            raise GtaInputError(_missing_sample_message(sample, self.samples)) from None
+
+
+def _missing_sample_message(sample: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(sample, known, n=5, cutoff=0.5)
+    shown = ", ".join(close) if close else ", ".join(known[:5]) + (" ..." if len(known) > 5 else "")
+    return f"sample {sample!r} is not in the VCF ({'close names' if close else 'it has'}: {shown or 'no samples'})"
+
+
+def sniff_format(path: Path) -> str:
+    """'vcf' (plain text), 'bgzf-vcf', 'bgzf-bcf', 'bcf' (uncompressed), 'gzip' (not BGZF), 'empty' or 'unknown'."""
+    with open(path, "rb") as fh:
+        head = fh.read(18)
+    if not head:
+        return "empty"
+    if head[:2] == b"\x1f\x8b":
+        is_bgzf = len(head) >= 16 and head[3] & 4 and head[12:14] == b"BC"
+        if not is_bgzf:
+            return "gzip"
+        try:
+            with gzip.open(path, "rb") as fh:
+                inner = fh.read(5)
+        except (OSError, EOFError):
+            return "unknown"
+        if not inner:
+            return "empty"
+        return "bgzf-bcf" if inner[:3] == b"BCF" else "bgzf-vcf"
+    if head[:3] == b"BCF":
+        return "bcf"
+    if head[:1] == b"#":
+        return "vcf"
+    return "unknown"
+
+
+def _has_index(path: Path) -> bool:
+    return any(Path(str(path) + ext).exists() for ext in (".tbi", ".csi"))
+
+
+def locate_bad_line(path: str | Path, max_lines: int = 5_000_000) -> tuple[int, str] | None:
+    """First line of a text VCF (plain or gzip) whose shape is wrong: (1-based line, what is wrong)."""
+    path = Path(path)
+    opener = gzip.open if sniff_format(path) in ("gzip", "bgzf-vcf") else open
+    n_cols = None
+    try:
+        with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
+            for lineno, line in enumerate(fh, 1):
+                if lineno > max_lines:
+                    return None
+                line = line.rstrip("\r\n")
+                if line.startswith("##"):
+                    continue
+                if line.startswith("#"):
+                    n_cols = len(line.split("\t"))
+                    if n_cols < 8:
+                        return lineno, f"header line has {n_cols} tab-separated columns, VCF needs at least 8"
+                    continue
+                if not line:
+                    continue
+                if n_cols is None:
+                    return lineno, "record before the #CHROM header line"
+                cols = line.split("\t")
+                if len(cols) != n_cols:
+                    return lineno, f"{len(cols)} tab-separated columns where the header has {n_cols}"
+                if not cols[1].isdigit():
+                    return lineno, f"POS {cols[1]!r} is not a number"
+                if not cols[3] or not cols[4]:
+                    return lineno, "empty REF or ALT"
+    except (OSError, EOFError, UnicodeError):
+        return None
+    return None
+
+
+class VariantReader:
+    """Streaming, indexed access to a phased VCF/BCF, harmonised with a genome (``genome=None``: names as in
+    the file, REF unchecked). Regions are fetched with tabix/CSI indexes; a missing index is created beside the
+    file when its folder is writable. A plain-text VCF is bgzipped and indexed into a temporary folder."""
+
+    def __init__(self, path: str | Path, genome: Genome | None = None, policy: HaplotypePolicy | None = None) -> None:
+        self.path = Path(path)
+        self.genome = genome
+        self.policy = policy or HaplotypePolicy()
+        self.stats: Counter = Counter()
+        self.records_read = 0  # records parsed so far (each once when regions move along the genome)
+        self._cache: RegionCalls | None = None
+        self._warned: set[str] = set()
+        if not self.path.exists():
+            raise GtaInputError("variant file not found", self.path)
+        self.kind = sniff_format(self.path)
+        name, stem = self.path.name, self.path.name.split(".")[0]
+        if self.kind == "empty":
+            raise GtaInputError("variant file is empty", self.path, hint="a VCF starts with ##fileformat=VCFv4.x")
+        if self.kind == "gzip":
+            raise GtaInputError(
+                "gzip-compressed but not BGZF, so it cannot be indexed for region queries",
+                self.path,
+                hint=(_FIX_BCF if ".bcf" in name else _FIX_GZIP).format(name=name, stem=stem),
+            )
+        if self.kind == "bcf":
+            raise GtaInputError(
+                "uncompressed BCF cannot be indexed", self.path, hint=_FIX_BCF.format(name=name, stem=stem)
+            )
+        if self.kind == "unknown":
+            raise GtaInputError("not a VCF or BCF file (no '#' header, no BGZF/BCF magic)", self.path)
+        self._query_path = self.path
+        self._tmp: tempfile.TemporaryDirectory | None = None
+        self._indexed = False
+        header = self._open(self.path)
+        self.header_samples: list[str] = list(header.samples)
+        self.header_contigs: list[str] = list(header.seqnames) if self.kind != "vcf" else _header_contigs(header)
+        header.close()
+        if self.policy.samples is not None:
+            missing = [s for s in self.policy.samples if s not in set(self.header_samples)]
+            if missing:
+                raise GtaInputError(_missing_sample_message(missing[0], self.header_samples), self.path)
+            wanted = set(self.policy.samples)
+            self.samples = [s for s in self.header_samples if s in wanted]
+        else:
+            self.samples = list(self.header_samples)
+        self._vcf: cyvcf2.VCF | None = None
+        self._to_vcf: dict[str, str] | None = None
+
+    # -- opening ---------------------------------------------------------------------------------------------
+    def _open(self, path: Path, samples: list[str] | None = None) -> cyvcf2.VCF:
+        try:
+            if samples is not None and samples != self.header_samples:
+                return cyvcf2.VCF(str(path), samples=samples, lazy=True)
+            return cyvcf2.VCF(str(path), lazy=True)
+        except Exception as e:  # cyvcf2 raises bare Exception / OSError for unreadable headers
+            raise GtaInputError(
+                f"cannot read the VCF/BCF header ({_short(e)})", self.path, hint="check it with bcftools view -h"
+            ) from None
+
+    def _ensure_index(self) -> None:
+        if self._indexed:
+            return
+        if self.kind == "vcf":
+            self._tmp = tempfile.TemporaryDirectory(prefix="gta-vcf-")
+            weakref.finalize(self, self._tmp.cleanup)
+            target = Path(self._tmp.name) / (self.path.name + ".gz")
+            log.warning("%s is plain text: bgzipping and indexing a temporary copy (bgzip + index it once to skip "
+                        "this)", self.path)
+            pysam.tabix_compress(str(self.path), str(target), force=True)
+            self._index(target)
+            self._query_path = target
+        elif not _has_index(self.path):
+            if not _writable(self.path.parent):
+                raise GtaInputError(
+                    "no index (.tbi/.csi) and the folder is not writable", self.path,
+                    hint=f"bcftools index {self.path.name} (or copy the file to a writable folder)",
+                )
+            log.info("indexing %s", self.path)
+            self._index(self.path)
+        self._indexed = True
+
+    def _index(self, path: Path) -> None:
+        preset = "bcf" if self.kind == "bgzf-bcf" else "vcf"
+        last = None
+        for csi in (False, True):
+            try:
+                pysam.tabix_index(str(path), preset=preset, keep_original=True, force=True, csi=csi)
+                return
+            except (OSError, ValueError) as e:
+                last = e
+        bad = locate_bad_line(path) if preset == "vcf" else None
+        if bad:
+            raise GtaInputError(f"malformed record: {bad[1]}", self.path, line=bad[0]) from None
+        raise GtaInputError(
+            f"cannot index: {_short(last)}", self.path,
+            hint="records must be sorted by chromosome and position: bcftools sort -Oz -o sorted.vcf.gz "
+            f"{self.path.name} && bcftools index sorted.vcf.gz",
+        ) from None
+
+    def _reader(self) -> cyvcf2.VCF:
+        self._ensure_index()
+        if self._vcf is None:
+            self._vcf = self._open(self._query_path, self.samples)
+            contigs = set(self.header_contigs)
+            try:
+                with pysam.VariantFile(str(self._query_path)) as vf:
+                    contigs |= set(vf.index.keys()) if vf.index is not None else set()
+            except (OSError, ValueError):
+                pass
+            self.vcf_contigs = sorted(contigs)
+            self._to_vcf = {}
+            if self.genome is not None:
+                for c in self.vcf_contigs:
+                    g = self.genome.names.resolve(c)
+                    if g is not None:
+                        self._to_vcf.setdefault(g, c)
+                if self.vcf_contigs and not self._to_vcf:
+                    raise GtaInputError(
+                        f"no chromosome of the VCF ({', '.join(self.vcf_contigs[:4])}) is in the genome "
+                        f"{self.genome.path.name} ({', '.join(self.genome.contigs[:4])})",
+                        self.path, hint="use a VCF and a FASTA of the same genome build",
+                    )
+        return self._vcf
+
+    def vcf_name(self, chrom: str) -> str | None:
+        """The VCF's name for a genome chromosome (or ``chrom`` itself when there is no genome)."""
+        self._reader()
+        if self.genome is None:
+            return chrom if chrom in self.vcf_contigs else None
+        canonical = self.genome.names.resolve(chrom) or chrom
+        hit = self._to_vcf.get(canonical)
+        if hit is None:  # contigs absent from header and index: try the usual aliases
+            hit = next((a for a in canonical_chrom_aliases(canonical) if a in self.vcf_contigs), None)
+        return hit
+
+    # -- reading ---------------------------------------------------------------------------------------------
+    def region(self, chrom: str, start: int, end: int) -> RegionCalls:
+        """Records whose REF span overlaps [start, end) (0-based) on a genome chromosome.
+
+        Consecutive calls that move along a chromosome reuse what was parsed before (each record is parsed once
+        when genes are visited in genome order).
+        """
+        start = max(0, start)
+        c = self._cache
+        if c is not None and c.chrom == chrom and c.start <= start and end <= c.end:
+            return c.overlapping(start, end)
+        if c is not None and c.chrom == chrom and c.start <= start <= c.end < end:
+            new = self._fetch(chrom, c.end, end)
+            new = new.subset(np.nonzero(new.starts >= c.end)[0], c.end, end)
+            self.stats.update(new.skipped)
+            self._cache = RegionCalls.concat(c.overlapping(start, c.end), new, start, end)
+        else:
+            self._cache = self._fetch(chrom, start, end)
+            self.stats.update(self._cache.skipped)
+        return self._cache.overlapping(start, end)
+
+    def _fetch(self, chrom: str, start: int, end: int) -> RegionCalls:
+        vcf = self._reader()
+        vchrom = self.vcf_name(chrom)
+        canonical = chrom if self.genome is None else (self.genome.names.resolve(chrom) or chrom)
+        if vchrom is None:
+            if canonical not in self._warned:
+                self._warned.add(canonical)
+                log.warning("%s: chromosome %s has no records in %s", self.path.name, canonical, self.path.name)
+            self.stats["contig_absent"] += 1
+            return self._empty(canonical, start, end)
+        region = f"{vchrom}:{start + 1}-{max(end, start + 1)}"
+        try:
+            records = list(vcf(region))
+        except Exception as e:  # cyvcf2 raises bare Exception on parse errors
+            self._raise_parse_error(e, f"{vchrom}:{start + 1}-{end}")
+        return self._build(records, canonical, vchrom, start, end)
+
+    def iter_regions(self, chunk: int = 20_000):
+        """Every record of the file in file order, as RegionCalls of at most ``chunk`` records on one
+        chromosome each (sequential: no index needed)."""
+        vcf = self._open(self.path, self.samples)
+        batch: list = []
+        n = 0
+        try:
+            for rec in vcf:
+                if batch and (len(batch) >= chunk or rec.CHROM != batch[-1].CHROM):
+                    yield self._build_run(batch)
+                    batch = []
+                batch.append(rec)
+                n += 1
+        except GtaInputError:
+            raise
+        except Exception as e:  # cyvcf2 raises bare Exception on parse errors
+            self._raise_parse_error(e, f"record {n + 1}")
+        finally:
+            vcf.close()
+        if batch:
+            yield self._build_run(batch)
+
+    def _build_run(self, records: list) -> RegionCalls:
+        vchrom = records[0].CHROM
+        canonical = vchrom if self.genome is None else (self.genome.names.resolve(vchrom) or vchrom)
+        return self._build(records, canonical, vchrom, records[0].start, max(r.end for r in records))
+
+    def _raise_parse_error(self, e: Exception, where: str) -> None:
+        bad = locate_bad_line(self.path) if self.kind in ("vcf", "bgzf-vcf") else None
+        if bad:
+            raise GtaInputError(f"malformed record: {bad[1]}", self.path, line=bad[0]) from None
+        raise GtaInputError(
+            f"cannot parse records near {where} ({_short(e)})", self.path, hint="check it with bcftools view"
+        ) from None
+
+    def _empty(self, chrom: str, start: int, end: int) -> RegionCalls:
+        s = len(self.samples)
+        return RegionCalls(
+            chrom, start, end, self.samples, np.zeros(0, np.int64), np.zeros(0, np.int64), [], [], [], [],
+            np.zeros((0, s, 2), np.int16), np.zeros((0, s, 3), np.int16), {}, None,
+        )
+
+    def _build(self, records: list, chrom: str, vchrom: str, start: int, end: int) -> RegionCalls:
+        pol = self.policy
+        s = len(self.samples)
+        self.records_read += len(records)
+        if not records:
+            out = self._empty(chrom, start, end)
+            out.vcf_chrom = vchrom
+            return out
+        starts = np.fromiter((r.start for r in records), np.int64, len(records))
+        refs = [r.REF for r in records]
+        ends = starts + np.fromiter((len(x) for x in refs), np.int64, len(records))
+        alts = [tuple(r.ALT) for r in records]
+        ids = [r.ID or "." for r in records]
+        if s:
+            raw = np.stack([_gt_array(r, s) for r in records])
+            raw = raw.astype(np.int16, copy=False)
+        else:
+            raw = np.zeros((len(records), 0, 3), np.int16)
+        status = ["ok"] * len(records)
+        if pol.filter_pass:
+            for i, r in enumerate(records):
+                if r.FILTER not in (None, "PASS", "."):
+                    status[i] = "filtered"
+        self._check_ref(records, starts, ends, refs, status, chrom, vchrom)
+        for i, a in enumerate(alts):
+            if status[i] == "ok" and len(a) > 1 and pol.multiallelic == "error":
+                raise GtaInputError(
+                    f"multi-allelic record at {vchrom}:{records[i].POS} ({refs[i]} -> {','.join(a)})", self.path,
+                    hint="split it with bcftools norm -m -any, or use the policy multiallelic='split'",
+                )
+        gt, row_skips = self._genotypes(raw, alts, status, vchrom, records)
+        if gt.dtype == np.int8:
+            raw = raw.astype(np.int8)
+        return RegionCalls(chrom, start, end, self.samples, starts, ends, refs, alts, ids, status, gt, raw,
+                           row_skips, vchrom)
+
+    def _check_ref(self, records, starts, ends, refs, status, chrom, vchrom) -> None:
+        if self.genome is None or chrom not in self.genome.lengths:
+            return
+        lo, hi = int(starts.min()), int(ends.max())
+        seq = self.genome.fetch(chrom, lo, hi)
+        for i, ref in enumerate(refs):
+            if status[i] != "ok":
+                continue
+            want = seq[starts[i] - lo : ends[i] - lo]
+            got = clean_sequence(ref)
+            if got == want or all(a == b or a == "N" or b == "N" for a, b in zip(got, want, strict=True)):
+                continue
+            status[i] = "ref_mismatch"
+            msg = f"REF {ref} at {vchrom}:{records[i].POS} does not match the genome ({want})"
+            if self.policy.ref_mismatch == "error":
+                raise GtaInputError(msg, self.path, hint="VCF and FASTA must be the same build; check with "
+                                    "bcftools norm --check-ref e -f genome.fa")
+            if self.stats["ref_mismatch"] < 5:
+                log.warning("%s: %s (skipped)", self.path.name, msg)
+
+    def _genotypes(self, raw, alts, status, vchrom, records) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        pol = self.policy
+        counts: dict[str, np.ndarray] = {}
+        a1 = raw[:, :, 0].astype(np.int16)
+        a2 = raw[:, :, 1].astype(np.int16)
+        a2 = np.where(a2 == -2, a1, a2)  # haploid call: both haplotypes carry it
+        not_ok = np.array([st != "ok" for st in status], dtype=bool)
+        a1[not_ok] = 0
+        a2[not_ok] = 0
+        phased = raw[:, :, 2] != 0
+        het = (a1 != a2) & ~phased
+        if het.any():
+            if pol.unphased == "error":
+                r, c = np.argwhere(het)[0]
+                raise GtaInputError(
+                    f"unphased genotype for sample {self.samples[c]} at {vchrom}:{records[r].POS}", self.path,
+                    hint="phase the VCF (e.g. SHAPEIT/Beagle) or use the policy unphased='ref' or 'as-phased'",
+                )
+            if pol.unphased == "ref":
+                counts["unphased"] = het.sum(axis=1).astype(np.int64)
+                a1 = np.where(het, 0, a1)
+                a2 = np.where(het, 0, a2)
+            else:
+                counts["unphased_as_phased"] = het.sum(axis=1).astype(np.int64)
+        gt = np.stack([a1, a2], axis=-1)
+        miss = gt < 0
+        if miss.any():
+            if pol.missing == "error":
+                r, c, _ = np.argwhere(miss)[0]
+                raise GtaInputError(
+                    f"missing genotype for sample {self.samples[c]} at {vchrom}:{records[r].POS}", self.path,
+                    hint="use the policy missing='ref' to read missing calls as the reference",
+                )
+            counts["missing"] = miss.sum(axis=(1, 2)).astype(np.int64)
+            gt[miss] = 0
+        n_alts = np.array([len(a) for a in alts], dtype=np.int16)
+        over = gt > n_alts[:, None, None]
+        if over.any():
+            r = int(np.argwhere(over)[0][0])
+            raise GtaInputError(
+                f"genotype allele index {int(gt[over].max())} but only {n_alts[r]} ALT allele(s) at "
+                f"{vchrom}:{records[r].POS}", self.path,
+            )
+        for i, a in enumerate(alts):
+            if status[i] != "ok":
+                continue
+            for k, alt in enumerate(a, 1):
+                if not _ALLELE_OK.match(alt or ""):
+                    hit = gt[i] == k
+                    n = int(hit.sum())
+                    if n:
+                        counts.setdefault("unsupported_allele", np.zeros(len(alts), np.int64))[i] += n
+                        gt[i][hit] = 0
+        return (gt.astype(np.int8) if n_alts.max(initial=0) < 127 else gt), counts
+
+    def close(self) -> None:
+        if self._vcf is not None:
+            self._vcf.close()
+            self._vcf = None
+        self._cache = None
+
+    def __enter__(self) -> VariantReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _gt_array(rec, s: int) -> np.ndarray:
+    """cyvcf2's [samples, 3] genotype array; all missing for a record without GT (sites-only, PL-only)."""
+    try:  # (rec.FORMAT would crash cyvcf2 0.35 on lazily parsed records)
+        g = rec.genotype
+    except Exception:  # cyvcf2: "couldn't get genotypes for variant"
+        return _no_gt(s)
+    return g.array() if g is not None else _no_gt(s)
+
+
+def _no_gt(s: int) -> np.ndarray:
+    out = np.zeros((s, 3), np.int16)
+    out[:, 0] = out[:, 1] = -1
+    return out
+
+
+def _header_contigs(header: cyvcf2.VCF) -> list[str]:
+    out = []
+    for h in header.header_iter():
+        info = h.info()
+        if info.get("HeaderType") == "CONTIG" and info.get("ID"):
+            out.append(info["ID"])
+    return out
+
+
+def _writable(folder: Path) -> bool:
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".gta-write-test"):
+            return True
+    except OSError:
+        return False
+
+
+def _short(e: Exception | None) -> str:
+    text = " ".join(str(e).split()) if e is not None else "unknown error"
+    return text[:200]
+
+
+def summarize_variants(path: str | Path, genome: Genome | None = None, policy: HaplotypePolicy | None = None) -> dict:
+    """Read a whole VCF/BCF sequentially and count what it holds (used by the compatibility report)."""
+    reader = VariantReader(path, genome, policy)
+    counts: Counter = Counter()
+    contigs: Counter = Counter()
+    for calls in reader.iter_regions():
+        reader.stats.update(calls.skipped)
+        counts["records"] += len(calls)
+        counts["alleles"] += sum(len(a) for a in calls.alts)
+        counts["multiallelic"] += sum(len(a) > 1 for a in calls.alts)
+        counts["calls"] += calls.raw.shape[0] * calls.raw.shape[1]
+        counts["phased_calls"] += int((calls.raw[:, :, 2] != 0).sum()) if calls.raw.size else 0
+        contigs[calls.vcf_chrom] += len(calls)
+    counts.update({f"skipped_{k}": v for k, v in reader.stats.items()})
+    reader.close()
+    return {"kind": reader.kind, "samples": len(reader.samples), "contigs": dict(contigs), **dict(counts)}
