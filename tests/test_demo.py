@@ -39,6 +39,10 @@ def test_quick_demo_writes_a_report_whose_numbers_come_from_the_predictions(quic
     assert len(shown) > 20
     raw = json.loads((bench / "results.json").read_text())
     assert raw["dataset"]["simulated"] is True
+    # the last stage interprets held-out genes: figures, tracks and AUPRC against the planted elements
+    metrics = json.loads((out / "interpret" / "interpret_metrics.json").read_text())
+    assert metrics and list((out / "interpret" / "plots").glob("*.png"))
+    assert list((out / "interpret" / "tracks").glob("*.bw"))
 
 
 def test_demo_resumes_without_recomputing(quick_demo):

@@ -1,7 +1,8 @@
 """``gta demo``: the whole path on the embedded default, from simulated genomes to a report.
 
-simulate (demo preset) -> validate -> extract (motif encoder, reference + personal haplotypes) -> benchmark (GTA,
-its ablations, baselines) -> report.html. ``quick``: the tiny preset and a few epochs, for tests and a first look.
+simulate (demo preset) -> validate -> extract (motif encoder: reference windows, held-out individuals' haplotypes)
+-> benchmark (GTA, its ablations, baselines) -> report.html -> interpretation of a few held-out genes (figures,
+tracks, AUPRC). ``quick``: the tiny preset, fewer models and epochs, for tests and a first look.
 Every stage resumes: a second run reuses the data set, the feature store and finished models.
 """
 
@@ -56,6 +57,7 @@ def demo(out: str | Path = "runs/demo", quick: bool = False, seed: int = 0) -> P
     """Run the demo into ``out`` and return the path of ``report.html``."""
     from gta.evaluate.benchmark import BenchmarkConfig, benchmark
     from gta.features.extract import extract
+    from gta.interpret import interpret
     from gta.io.dataset import open_dataset
     from gta.io.validate import render_report, validate
     from gta.sim import simulate
@@ -65,26 +67,32 @@ def demo(out: str | Path = "runs/demo", quick: bool = False, seed: int = 0) -> P
     out.mkdir(parents=True, exist_ok=True)
     preset = "tiny" if quick else "demo"
     manifest = out / "data" / "dataset.yaml"
-    console.rule(f"[bold]1/4 simulate[/bold] ({preset} preset, seed {seed})")
+    console.rule(f"[bold]1/5 simulate[/bold] ({preset} preset, seed {seed})")
     if manifest.exists():
         console.print(f"reusing {manifest}")
     else:
         manifest = simulate(preset=preset, seed=seed, out=out / "data")
-    console.rule("[bold]2/4 validate[/bold]")
+    console.rule("[bold]2/5 validate[/bold]")
     report = validate(manifest)
     console.print(render_report(report))
     if not report.ok:
         raise GtaInputError("the simulated data set did not validate", manifest)
-    console.rule("[bold]3/4 extract[/bold] (motif encoder: reference windows, then held-out individuals)")
+    console.rule("[bold]3/5 extract[/bold] (motif encoder: reference windows, then held-out individuals)")
     store = out / "features.zarr"
     extract(manifest, encoder="motif", out=store)
     dataset = open_dataset(manifest)
     test_individuals = list(dataset.individual_splits()[1])
     extract(dataset, encoder="motif", out=store, individuals=test_individuals,
             genes=None if quick else personal_genes(dataset, seed=seed))
-    console.rule("[bold]4/4 benchmark[/bold] (GTA, ablations, baselines)")
+    console.rule("[bold]4/5 benchmark[/bold] (GTA, ablations, baselines)")
     cfg = BenchmarkConfig(**demo_benchmark_config(quick, seed))
     html = benchmark(manifest, store, out / "benchmark", config=cfg)
+    console.rule("[bold]5/5 interpret[/bold] (which sections of the window drive GTA's predictions)")
+    run = out / "benchmark" / "runs" / "GTA"
+    if run.exists():
+        result = interpret(run, dataset, store, n_genes=2 if quick else 6, evaluate=True, out=out / "interpret",
+                           progress=False)
+        console.print(result.summary())
     console.print(f"demo finished in {time.perf_counter() - t0:.0f} s")
     md = html.parent / "results.md"
     if md.exists():
