@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from ddp_script import make_toy, toy_config
+from ddp_script import toy_config
 from gta.errors import GtaInputError
 from gta.train import train
 from gta.train.checkpoint import (
@@ -24,26 +24,6 @@ from gta.train.checkpoint import (
     save_trainable,
     unflatten,
 )
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def toy(tmp_path_factory):
-    return make_toy(tmp_path_factory.mktemp("toy"))
-
-
-@pytest.fixture(scope="module")
-def tiny_llm():
-    from gta.model.llm import tiny_random_llm
-
-    return tiny_random_llm(num_layers=2)
 
 
 def _adamw_state() -> dict:

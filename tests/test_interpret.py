@@ -32,21 +32,6 @@ from gta.model.gta import GTAConfig, build_model
 N_BINS, D_FEAT, PATCH = 32, 3, 4
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def tiny_llm():
-    from gta.model.llm import tiny_random_llm
-
-    return tiny_random_llm(num_layers=2)
-
-
 def _model(llm, **kw):
     torch.manual_seed(0)
     cfg = GTAConfig(llm="tiny-random", llm_layers=2, patch_len=PATCH, patch_stride=PATCH, d_model=16, n_prototypes=32,

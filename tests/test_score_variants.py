@@ -8,7 +8,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from ddp_script import make_toy, toy_config
@@ -23,14 +22,6 @@ from gta.io.dataset import open_dataset
 from gta.io.genome import reverse_complement
 
 GEOM = Geometry(input_len=1024, bin_size=32, output_bins=16)
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 CONTIGS = {"chr1": 6000, "chr2": 5000, "chr3": 4000, "chr4": 3000}
 
 

@@ -24,27 +24,6 @@ from gta.train.prompts import gc_fraction
 CONTRACT = ["gene_id", "sample", "haplotype", "split", "y_true", "y_pred"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors on a shared 2-core machine: one intra-op thread is ~100x faster than two."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def toy(tmp_path_factory):
-    return make_toy(tmp_path_factory.mktemp("toy"))
-
-
-@pytest.fixture(scope="module")
-def tiny_llm():
-    from gta.model.llm import tiny_random_llm
-
-    return tiny_random_llm(num_layers=2)
-
-
 @pytest.fixture(scope="module")
 def cli_run(toy, tmp_path_factory):
     """A cross-gene run through `gta train` (2 epochs)."""
