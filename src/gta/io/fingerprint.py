@@ -10,10 +10,10 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from gta.hashing import sha256_file
 from gta.io.atomic import atomic_write_text
 
 CACHE_NAME = "file_hashes.json"
-CHUNK = 1 << 22
 
 
 def _cache_path() -> Path | None:
@@ -43,16 +43,7 @@ def file_sha256(path: str | Path, progress: bool = False, use_cache: bool = True
             cache = {}
         if key in cache:
             return cache[key]
-    from tqdm.auto import tqdm
-
-    size = path.stat().st_size
-    h = hashlib.sha256()
-    with open(path, "rb") as fh, tqdm(total=size, desc=f"hashing {path.name}", unit="B", unit_scale=True,
-                                      disable=not progress or size < (256 << 20)) as bar:
-        while block := fh.read(CHUNK):
-            h.update(block)
-            bar.update(len(block))
-    digest = h.hexdigest()
+    digest = sha256_file(path, progress=progress)
     if cache_file is not None:
         try:  # re-read so concurrent writers lose as little as possible; entries for vanished files are dropped
             fresh = json.loads(cache_file.read_text()) if cache_file.exists() else {}

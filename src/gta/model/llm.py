@@ -29,6 +29,7 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, DynamicCache, Lla
 from transformers.cache_utils import DynamicLayer
 
 from gta.errors import GtaInputError
+from gta.hashing import sha256_file
 from gta.resources import cache_dir, embedded_llm_gguf
 
 log = logging.getLogger(__name__)
@@ -338,24 +339,16 @@ def random_twin(llm: FrozenLLM, seed: int = 0) -> FrozenLLM:
     return FrozenLLM(base, llm.tokenizer, source=f"random:{llm.source}")
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def llm_identity(llm: FrozenLLM) -> dict:
     """Provenance: source path, sha256 (of the file/weights given, else of the parameters), layers used, width."""
     if llm._identity is None:
         path = Path(llm.source)
         if llm.source and path.is_file():
-            digest = _sha256_file(path)
+            digest = sha256_file(path)
         elif llm.source and path.is_dir():
             h = hashlib.sha256()
             for f in sorted(path.glob("*.safetensors")):
-                h.update(_sha256_file(f).encode())
+                h.update(sha256_file(f).encode())
             digest = h.hexdigest()
         else:
             h = hashlib.sha256()

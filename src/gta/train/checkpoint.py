@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from pathlib import Path
@@ -24,6 +23,7 @@ from lightning.fabric.plugins.io.checkpoint_io import CheckpointIO
 from safetensors.torch import load_file, save_file
 
 from gta.errors import GtaInputError
+from gta.hashing import sha256_file
 from gta.io.atomic import atomic_path, atomic_write_text
 
 STATE_TENSORS = "state.safetensors"
@@ -85,21 +85,13 @@ def unflatten(tree: Any, tensors: dict[str, torch.Tensor]) -> Any:
     return tree
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def save_state(obj: Any, folder: str | Path) -> None:
     """Write ``obj`` as ``state.safetensors`` + ``state.json`` in ``folder``, each atomically, JSON last."""
     folder = Path(folder)
     tree, tensors = flatten(obj)
     with atomic_path(folder / STATE_TENSORS) as tmp:
         save_file(tensors, str(tmp))
-        digest = _sha256(tmp)
+        digest = sha256_file(tmp)
     atomic_write_text(folder / STATE_JSON, json.dumps({"format": FORMAT, "tensors_sha256": digest, "tree": tree}))
 
 
@@ -113,7 +105,7 @@ def load_state(folder: str | Path) -> Any:
     meta = json.loads(meta_path.read_text())
     if meta.get("format") != FORMAT:
         raise GtaInputError(f"unknown checkpoint format {meta.get('format')!r}", path=meta_path)
-    if meta.get("tensors_sha256") != _sha256(tensor_path):
+    if meta.get("tensors_sha256") != sha256_file(tensor_path):
         raise GtaInputError("state.safetensors does not match state.json (interrupted while saving?)",
                             path=tensor_path, hint="start again without --resume")
     return unflatten(meta["tree"], load_file(str(tensor_path)))
