@@ -276,6 +276,10 @@ def test_missing_policies_and_haploid_calls(tmp_path, genome):
     assert REF_KEY not in gh.sample_keys["S2"]  # haploid call: both haplotypes
     with pytest.raises(GtaInputError, match="missing genotype for sample S0"):
         _policy_case(tmp_path, genome, gts, HaplotypePolicy(missing="error"))
+    # a half-missing unphased call is missing data first: missing='error' raises whatever the unphased policy
+    for unphased in ("ref", "as-phased"):
+        with pytest.raises(GtaInputError, match="missing genotype for sample S1"):
+            _policy_case(tmp_path, genome, ["0|0", "1/."], HaplotypePolicy(missing="error", unphased=unphased))
 
 
 def test_multiallelic_split_and_error(tmp_path, genome):

@@ -509,6 +509,12 @@ class VariantReader:
         not_ok = np.array([st != "ok" for st in status], dtype=bool)
         a1[not_ok] = 0
         a2[not_ok] = 0
+        if pol.missing == "error" and ((a1 < 0) | (a2 < 0)).any():  # before phasing: `1/.` is missing data too
+            r, c = np.argwhere((a1 < 0) | (a2 < 0))[0]
+            raise GtaInputError(
+                f"missing genotype for sample {self.samples[c]} at {vchrom}:{records[r].POS}", self.path,
+                hint="use the policy missing='ref' to read missing calls as the reference",
+            )
         phased = raw[:, :, 2] != 0
         het = (a1 != a2) & ~phased
         if het.any():
@@ -527,12 +533,6 @@ class VariantReader:
         gt = np.stack([a1, a2], axis=-1)
         miss = gt < 0
         if miss.any():
-            if pol.missing == "error":
-                r, c, _ = np.argwhere(miss)[0]
-                raise GtaInputError(
-                    f"missing genotype for sample {self.samples[c]} at {vchrom}:{records[r].POS}", self.path,
-                    hint="use the policy missing='ref' to read missing calls as the reference",
-                )
             counts["missing"] = miss.sum(axis=(1, 2)).astype(np.int64)
             gt[miss] = 0
         n_alts = np.array([len(a) for a in alts], dtype=np.int16)
