@@ -270,6 +270,32 @@ def test_gene_prompt_and_the_prompt_command(toy, cli_run):
     assert saved[gene.gene_id] == text
 
 
+def test_prompt_template_from_the_config_reaches_training_predict_and_the_prompt_command(toy, tmp_path):
+    import gta.cli.model_commands  # noqa: F401
+    from gta.cli.app import app
+
+    template = "Cell type: LCL. {gene} {annotation} {stats} ({tokens})"
+    cfg = toy_config(max_epochs=1, prompt_template=template)
+    train(toy[0], toy[1], tmp_path / "run", cfg, progress=False)
+    saved = json.loads((tmp_path / "run" / "prompts.json").read_text())
+    dataset = open_dataset(toy[0])
+    gene = dataset.genes[3]
+    text = gene_prompt(dataset, gene.gene_id, template=template)
+    assert saved["key"]["template"] == template and saved["prompts"][gene.gene_id] == text
+    assert text.startswith("<|start_prompt|>Cell type: LCL.") and text != gene_prompt(dataset, gene.gene_id)
+    assert load_config(tmp_path / "run" / "config.yaml").prompt_template == template
+    res = CliRunner().invoke(app, ["prompt", "--data", str(toy[0]), "--gene", gene.gene_id,
+                                   "--config", str(tmp_path / "run" / "config.yaml")])
+    assert res.exit_code == 0 and res.output == text + "\n"
+    saved_run = predict(tmp_path / "run", toy[0], toy[1], progress=False)
+    (tmp_path / "run" / "prompts.json").unlink()  # predict rebuilds the prompts with the run's template
+    rebuilt = predict(tmp_path / "run", toy[0], toy[1], progress=False)
+    np.testing.assert_allclose(rebuilt["y_pred"], saved_run["y_pred"], rtol=1e-5, atol=1e-6)
+    for bad in ("{gene} {expression}", "<|start_prompt|>{gene}"):
+        with pytest.raises(GtaInputError, match="prompt_template"):
+            TrainConfig.from_dict({"prompt_template": bad})
+
+
 def test_gene_prompt_counts_variants_in_the_window(tmp_path):
     from fixtures import make_dataset
 

@@ -59,10 +59,14 @@ def predict_command(
 def prompt_command(
     data: Path = typer.Option(..., "--data", "-d", help="Data set manifest (dataset.yaml)."),
     gene: str = typer.Option(..., "--gene", "-g", help="Gene id (with or without version) or symbol."),
+    config: Path | None = typer.Option(None, "--config", "-c",
+                                       help="Training config (or a run's config.yaml) whose prompt_template to use; "
+                                            "default: the default template."),
 ) -> None:
     """Print the prompt the model reads for a gene, exactly as training builds it."""
     from gta.io.dataset import open_dataset
-    from gta.train import gene_prompt
+    from gta.train import gene_prompt, load_config
 
+    template = load_config(config).prompt_template if config is not None else None
     with open_dataset(data) as dataset:
-        typer.echo(gene_prompt(dataset, gene))
+        typer.echo(gene_prompt(dataset, gene, template=template))

@@ -164,7 +164,7 @@ def _run_annotation(ctx: dict[str, Any]) -> tuple[pd.DataFrame, list[str]]:
     from gta.train.prompts import run_prompts
 
     data = ctx["data"]
-    prompts = run_prompts(ctx["dataset"], data.gene_ids, progress=False)
+    prompts = run_prompts(ctx["dataset"], data.gene_ids, progress=False, template=ctx["template"])
     texts = [prompts[g] for g in data.gene_ids]
     train = data.genes_in("train") + data.genes_in("val")
     model = AnnotationOnly().fit([texts[i] for i in train], data.y_gene[train])
@@ -249,7 +249,7 @@ def benchmark(manifest, features, out: str | Path, config: BenchmarkConfig | str
     tcfg = TrainConfig.from_dict({**copy.deepcopy(cfg.gta), "task": cfg.gta.get("task", "cross-gene")})
     data = build_run_data(dataset, store, tcfg)
     ctx = {"cfg": cfg, "dataset": dataset, "store": store, "data": data, "out": out, "task": tcfg.task,
-           "progress": progress, "combine": tcfg.hap_combine}
+           "progress": progress, "combine": tcfg.hap_combine, "template": tcfg.prompt_template}
 
     res = R.Results(settings=R.MetricSettings(n_boot=cfg.n_boot, seed=cfg.seed))
     from gta import __version__

@@ -58,7 +58,8 @@ class RunContext:
             if getattr(self.cfg, "shuffle_prompts", False) and any(g not in saved for g in missing):
                 log.warning("the run used shuffled prompts; genes it never saw get their own (unshuffled) prompt")
             for g in missing:
-                self._prompts[g] = saved[g] if g in saved else gene_prompt(self.dataset, g)
+                self._prompts[g] = saved[g] if g in saved else gene_prompt(
+                    self.dataset, g, template=getattr(self.cfg, "prompt_template", None))
         return {g: self._prompts[g] for g in gene_ids}
 
     def prompt_list(self, gene_ids: list[str]) -> list[str] | None:

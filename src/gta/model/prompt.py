@@ -151,7 +151,8 @@ def task_phrase(task: str) -> str:
     return _sentence(text + ("..." if len(words) > TASK_MAX_WORDS else ""))
 
 
-def _check_template(template: str) -> None:
+def check_template(template: str) -> None:
+    """Raise ValueError for a template with unknown fields or with the markers (which build_prompt adds)."""
     names = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
     unknown = sorted(names - set(FIELDS))
     if unknown:
@@ -175,7 +176,7 @@ def build_prompt(
     :data:`DEFAULT_TEMPLATE`). ``n_tokens``: number of sequence tokens that follow, if known.
     """
     template = DEFAULT_TEMPLATE if template is None else template
-    _check_template(template)
+    check_template(template)
     values = {
         "task": task_phrase(task),
         "gene": gene_phrase(annotation),

@@ -17,6 +17,7 @@ import yaml
 from gta.errors import GtaInputError
 from gta.io.atomic import atomic_write_text
 from gta.model.gta import GTAConfig
+from gta.model.prompt import check_template
 
 TASKS = ("cross-gene", "cross-individual", "both")
 STRATEGIES = ("auto", "ddp", "fsdp")
@@ -51,6 +52,8 @@ class TrainConfig:
     hap_combine: str = "logmeanexp"  # log((exp(h1) + exp(h2)) / 2), or the plain mean
     feature_norm_genes: int = 2000  # training genes read to fit the per-feature mean/std
     shuffle_prompts: bool = False  # control: each gene gets another gene's annotation row
+    # the prompt's text around the markers, with fields {task} {gene} {annotation} {stats} {tokens}; None = default
+    prompt_template: str | None = None
     gradient_clip: float | None = 1.0
     num_workers: int = 0
     log_every: int = 10
@@ -88,6 +91,11 @@ class TrainConfig:
                                 path=path, hint="set model.n_targets: 1")
         if self.patience < 0 or self.num_workers < 0:
             raise GtaInputError("patience and num_workers must be >= 0", path=path)
+        if self.prompt_template is not None:
+            try:
+                check_template(self.prompt_template)
+            except ValueError as e:
+                raise GtaInputError(f"prompt_template: {e}", path=path) from None
 
     @property
     def world_size(self) -> int:

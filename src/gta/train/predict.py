@@ -201,7 +201,8 @@ def _run_prompts(run: Path, dataset, gene_ids: list[str], cfg: TrainConfig) -> d
             return {g: saved[g] for g in gene_ids}
     if cfg.shuffle_prompts:
         log.warning("the run used shuffled prompts; genes it never saw get shuffled prompts among themselves")
-    return run_prompts(dataset, gene_ids, folder=None, shuffle=cfg.shuffle_prompts, seed=cfg.seed, progress=True)
+    return run_prompts(dataset, gene_ids, folder=None, shuffle=cfg.shuffle_prompts, seed=cfg.seed, progress=True,
+                       template=cfg.prompt_template)
 
 
 def predict(run: str | Path, manifest, features, out: str | Path | None = None, individuals: bool = False,

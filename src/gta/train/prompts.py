@@ -91,24 +91,26 @@ def _fallback_row(gene) -> dict[str, str]:
 
 
 def gene_prompt(dataset, gene, annotations: dict[str, dict] | None = None,
-                counter: _VariantCounter | None = None) -> str:
+                counter: _VariantCounter | None = None, template: str | None = None) -> str:
     """The prompt for one gene (a ``Gene`` or an id/symbol ``dataset.gene`` resolves), as the model sees it.
 
-    ``annotations`` overrides ``dataset.annotations`` (the shuffled-prompt control passes a shuffled mapping).
+    ``annotations`` overrides ``dataset.annotations`` (the shuffled-prompt control passes a shuffled mapping);
+    ``template`` is a run's ``prompt_template`` (None: the default template).
     """
     gene = _gene(dataset, gene)
     rows = dataset.annotations if annotations is None else annotations
     row = (rows or {}).get(gene.gene_id) or _fallback_row(gene)
-    return build_prompt(row, dataset.manifest.description, window_stats(dataset, gene, counter))
+    return build_prompt(row, dataset.manifest.description, window_stats(dataset, gene, counter), template=template)
 
 
 def run_prompts(dataset, gene_ids: Iterable[str], folder: str | Path | None = None, shuffle: bool = False,
-                seed: int = 0, progress: bool = True, save: bool = True) -> dict[str, str]:
-    """Prompts of ``gene_ids``, read from ``folder/prompts.json`` when it holds them all, else computed (and saved
-    there when ``save``)."""
+                seed: int = 0, progress: bool = True, save: bool = True, template: str | None = None) -> dict[str, str]:
+    """Prompts of ``gene_ids``, read from ``folder/prompts.json`` when it holds them all (built with the same
+    template, shuffle and seed), else computed (and saved there when ``save``)."""
     gene_ids = list(gene_ids)
     path = Path(folder) / PROMPTS_FILE if folder is not None else None
-    key = {"template": PROMPT_TEMPLATE_VERSION, "shuffle": bool(shuffle), "seed": int(seed)}
+    key = {"template": PROMPT_TEMPLATE_VERSION if template is None else template, "shuffle": bool(shuffle),
+           "seed": int(seed)}
     if path is not None and path.exists():
         saved: dict[str, Any] = json.loads(path.read_text())
         if saved.get("key") == key and set(gene_ids) <= set(saved.get("prompts", {})):
@@ -118,7 +120,7 @@ def run_prompts(dataset, gene_ids: Iterable[str], folder: str | Path | None = No
         annotations = shuffle_annotations(
             {g: (annotations or {}).get(g) or _fallback_row(dataset.gene(g)) for g in gene_ids}, seed)
     counter = _VariantCounter(getattr(dataset, "variants_path", None))
-    prompts = {g: gene_prompt(dataset, g, annotations, counter)
+    prompts = {g: gene_prompt(dataset, g, annotations, counter, template)
                for g in tqdm(gene_ids, desc="prompts", unit="gene", disable=not progress or len(gene_ids) < 50)}
     if path is not None and save:
         atomic_write_text(path, json.dumps({"key": key, "prompts": prompts}, indent=0))

@@ -212,7 +212,7 @@ def train(manifest, features, out: str | Path, config: TrainConfig | str | Path 
                             path=dataset.manifest.path, hint="set splits.val_chroms (or val_genes) in the manifest")
     if cfg.model.use_prompt:
         data.prompts = run_prompts(dataset, data.gene_ids, folder=out, shuffle=cfg.shuffle_prompts, seed=cfg.seed,
-                                   progress=progress and is_zero, save=is_zero)
+                                   progress=progress and is_zero, save=is_zero, template=cfg.prompt_template)
 
     if llm is None:
         layers = 1 if cfg.model.backbone == "none" else cfg.model.llm_layers
