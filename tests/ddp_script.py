@@ -30,8 +30,11 @@ def hap_value(x: np.ndarray) -> float:
     return float(5.0 + 3.0 * x[12:20, 0].mean() + 0.8 * x[16, 2])
 
 
-def make_toy(folder: str | Path, n_samples: int = 20, seed: int = 0, haplotypes: bool = True) -> tuple[Path, Path]:
-    """(manifest path, feature store path) of the toy data set in ``folder``."""
+def make_toy(folder: str | Path, n_samples: int = 20, seed: int = 0, haplotypes: bool = True,
+             geometry: dict | None = None, store_attrs: dict | None = None,
+             feature_names: list[str] | None = None) -> tuple[Path, Path]:
+    """(manifest path, feature store path) of the toy data set in ``folder``. ``geometry`` must keep 32 output bins;
+    ``store_attrs`` / ``feature_names`` override the store's metadata (e.g. to pose as another encoder's store)."""
     from gta.features.store import FeatureStore
 
     folder = Path(folder)
@@ -47,11 +50,13 @@ def make_toy(folder: str | Path, n_samples: int = 20, seed: int = 0, haplotypes:
     fasta = write_fasta(folder / "genome.fa", seqs)
     gene_file = write_gene_tsv(folder / "genes.tsv", genes)
     ids = [g.gene_id for g in genes]
-    bins = GEOMETRY["output_bins"]
+    geometry = geometry or GEOMETRY
+    bins = geometry["output_bins"]
     store_path = folder / "features.zarr"
-    store = FeatureStore.create(store_path, {"encoder": "toy", "encoder_config": {"seed": seed}, "weights_hash": "0",
-                                             "dataset_hash": "toy", "geometry": GEOMETRY},
-                                gene_ids=ids, n_bins=bins, n_features=N_FEATURES, dtype="float32")
+    attrs = {"encoder": "toy", "encoder_config": {"seed": seed}, "weights_hash": "0", "dataset_hash": "toy",
+             "geometry": geometry, **(store_attrs or {})}
+    store = FeatureStore.create(store_path, attrs, gene_ids=ids, n_bins=bins, n_features=N_FEATURES, dtype="float32",
+                                feature_names=feature_names)
     values = np.zeros((len(genes), n_samples))
     for i, gid in enumerate(ids):
         ref = rng.normal(size=(bins, N_FEATURES)).astype(np.float32)
@@ -73,7 +78,7 @@ def make_toy(folder: str | Path, n_samples: int = 20, seed: int = 0, haplotypes:
     expr = write_expression_tsv(folder / "expression.tsv", ids, samples, values)
     manifest = write_manifest(folder, genome=fasta, genes=gene_file, expression=expr, name="toy",
                               description="toy expression driven by feature 0 near the centre",
-                              geometry=GEOMETRY, splits={"val_chroms": ["chr3"], "test_chroms": ["chr4"],
+                              geometry=geometry, splits={"val_chroms": ["chr3"], "test_chroms": ["chr4"],
                                                          "test_individual_fraction": 0.3, "seed": 0})
     return manifest, store_path
 

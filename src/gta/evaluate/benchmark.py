@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import yaml
 from rich.console import Console
+from tqdm.auto import tqdm
 
 from gta.errors import GtaInputError
 from gta.evaluate import results as R
@@ -62,6 +63,7 @@ class BenchmarkConfig:
     enformer_arch: dict[str, Any] = field(default_factory=lambda: {"crop_bp": 32768, "epochs": 20,
                                                                     "max_minutes": 5.0})
     enformer_weights: str | None = None  # a local pretrained Enformer folder for the readout baseline
+    enformer_track: int | None = None  # its head track (default: GM12878 CAGE, 5110)
     n_boot: int = 1000
     seed: int = 0
 
@@ -169,6 +171,52 @@ def _run_annotation(ctx: dict[str, Any]) -> tuple[pd.DataFrame, list[str]]:
     train = data.genes_in("train") + data.genes_in("val")
     model = AnnotationOnly().fit([texts[i] for i in train], data.y_gene[train])
     return _gene_rows(data, list(range(len(texts))), model.predict(texts)), ["texts: the GTA prompts"]
+
+
+def _readout_track(store) -> int | None:
+    """Column of the head track in an Enformer store built with ``--cage-track`` (None when there is none)."""
+    track = (store.attrs.get("encoder_config") or {}).get("cage_track")
+    if store.attrs.get("encoder") != "enformer" or track is None:
+        return None
+    names = store.feature_names
+    return next((i for i, n in enumerate(names) if n.endswith(f"_track{track}")), None)
+
+
+def _run_enformer_readout(ctx: dict[str, Any]) -> tuple[pd.DataFrame, list[str]]:
+    """From the store's own CAGE column when it has one (reference and personal windows); else, with
+    ``enformer_weights``, by running the pretrained model's head on the reference windows (cross-gene only)."""
+    from gta.evaluate.baselines import EnformerReadout
+
+    data, store, cfg = ctx["data"], ctx["store"], ctx["cfg"]
+    tss_bin = store.geometry.tss_bin
+    train = data.genes_in("train") + data.genes_in("val")
+    col = _readout_track(store)
+    if col is not None:
+        X = np.stack([store.read_ref(g) for g in data.gene_ids]).astype(np.float32)
+        model = EnformerReadout(col, tss_bin).fit(X[train], data.y_gene[train])
+        df = _gene_rows(data, list(range(len(data.gene_ids))), model.predict(X))
+        ind = _individual_rows(data, store, model.predict, ctx["combine"])
+        track = store.attrs["encoder_config"]["cage_track"]
+        return pd.concat([df, ind], ignore_index=True), [f"track {track} of the feature store, bins {tss_bin}+/-1"]
+    if not cfg.enformer_weights:
+        raise _NotRun("needs pretrained Enformer: an Enformer feature store built with --cage-track "
+                      "(gta extract --encoder enformer --weights DIR --cage-track 5110), or enformer_weights: DIR "
+                      "in the benchmark config")
+    from gta.encoders import get_encoder
+    from gta.encoders.enformer import GM12878_CAGE_TRACK
+
+    track = int(cfg.enformer_track if cfg.enformer_track is not None else GM12878_CAGE_TRACK)
+    encoder = get_encoder("enformer", geometry=store.geometry, weights=cfg.enformer_weights, cage_track=track,
+                          embeddings=False)
+    genome, geometry = ctx["dataset"].genome, store.geometry
+    tracks = []
+    for g in tqdm(data.gene_ids, desc="Enformer readout", unit="gene", disable=not ctx["progress"]):
+        tracks.append(encoder.encode([genome.gene_window(ctx["dataset"].gene(g), geometry)])[0])
+    X = np.stack(tracks).astype(np.float32)
+    model = EnformerReadout(0, tss_bin).fit(X[train], data.y_gene[train])
+    df = _gene_rows(data, list(range(len(data.gene_ids))), model.predict(X))
+    return df, [f"track {track} of {cfg.enformer_weights}, reference windows only (no cross-individual rows: "
+                "build an Enformer store with --cage-track --individuals for those)"]
 
 
 def _run_enformer_arch(ctx: dict[str, Any]) -> tuple[pd.DataFrame, list[str]]:
@@ -283,10 +331,7 @@ def benchmark(manifest, features, out: str | Path, config: BenchmarkConfig | str
         elif name == "eQTL elastic net":
             runners[name] = lambda: _run_eqtl(ctx)
         elif name == "Enformer readout":
-            runners[name] = lambda: (_ for _ in ()).throw(_NotRun(
-                "needs pretrained Enformer weights (benchmark config: enformer_weights: DIR) and an Enformer "
-                "feature store with the CAGE track" if not cfg.enformer_weights else
-                "the Enformer readout runs from an Enformer store with --cage-track; not wired for this store"))
+            runners[name] = lambda: _run_enformer_readout(ctx)
 
     results_json = out / "results.json"
     signal = noise_free_signal(dataset)
