@@ -1,7 +1,9 @@
 """Encoder throughput: motif encoder vs memelite FIMO (Mbp/s, same motifs and sequence), Enformer sequences/s.
 
-Run: ``.venv/bin/python benchmarks/bench_encoders.py [--threads 2] [--seqs 8] [--enformer-seqs 1]``.
-Writes ``benchmarks/results/encoders.json`` and ``encoders.md``. Timings are best-of-``--rounds`` with the
+Run: ``.venv/bin/python benchmarks/bench_encoders.py [--threads 2] [--seqs 8] [--enformer-seqs 1]
+[--device cpu|cuda] [--precision bf16|fp16|fp32] [--out DIR]``. Writes ``encoders.json`` and ``encoders.md`` into
+``benchmarks/results`` (or ``--out``); the Enformer section records the device it ran on (the GPU's name for
+``cuda``) and its precision. Timings are best-of-``--rounds`` with the
 contenders interleaved, after one warm-up call each (numba compilation is not timed). Both scanners read the same
 one-hot windows; FIMO reports p < 1e-4 hits per motif and strand, the motif encoder pools max score and hit count
 into 128-bp bins, so the work is comparable but not identical.
@@ -26,7 +28,13 @@ def main() -> None:
     ap.add_argument("--seqs", type=int, default=8, help="motif benchmark: windows of 114,688 bp (Enformer output span)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--enformer-seqs", type=int, default=1, help="full-size Enformer forward passes (0 = skip)")
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                    help="Enformer device (cuda: the current GPU, cuda:LOCAL_RANK under torchrun)")
+    ap.add_argument("--precision", choices=("bf16", "fp16", "fp32"), default="bf16",
+                    help="Enformer precision (bf16/fp16: autocast)")
+    ap.add_argument("--out", type=Path, default=OUT, help="folder for encoders.json and encoders.md")
     args = ap.parse_args()
+    out_dir: Path = args.out
     os.environ["NUMBA_NUM_THREADS"] = str(args.threads)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
 
@@ -93,10 +101,22 @@ def main() -> None:
     if args.enformer_seqs > 0:
         from enformer_pytorch import Enformer
 
+        from gta.encoders.enformer import choose_device
+
+        if args.device == "cuda" and not torch.cuda.is_available():
+            ap.error("--device cuda: torch sees no CUDA device")
+        device = choose_device("auto", True, os.environ, torch.cuda.device_count()) if args.device == "cuda" else "cpu"
+        device_name = torch.cuda.get_device_name(device) if device != "cpu" else (platform.processor()
+                                                                                   or platform.machine())
+
         torch.manual_seed(0)
         model = Enformer.from_hparams(dim=1536, depth=11, heads=8, target_length=896)
         n_params = sum(p.numel() for p in model.parameters())
-        ef = EnformerEncoder(g, model=model, precision="bf16", batch_size=1, device="cpu")
+        ef = EnformerEncoder(g, model=model, precision=args.precision, batch_size=1, device=device)
+        if device != "cpu":  # CUDA context, cuDNN autotuning and allocator warm-up are not timed
+            ef.encode(seqs[:1])
+            torch.cuda.synchronize(device)
+            torch.cuda.reset_peak_memory_stats(device)
         times = []
         for s in seqs[: args.enformer_seqs]:
             t = time.perf_counter()
@@ -106,20 +126,24 @@ def main() -> None:
 
         result["enformer"] = {
             "params_m": n_params / 1e6,
-            "precision": "bf16 autocast",
+            "device": device,
+            "device_name": device_name,
+            "precision": args.precision + (" autocast" if args.precision != "fp32" else ""),
             "input_bp": g.input_len,
             "output_shape": list(out.shape[1:]),
             "seconds_per_sequence": times,
             "sequences_per_s": len(times) / sum(times),
             "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2,
         }
-    elif (OUT / "encoders.json").exists():  # keep the last Enformer measurement when it was skipped
-        previous = json.loads((OUT / "encoders.json").read_text())
+        if device != "cpu":
+            result["enformer"]["peak_gpu_memory_gb"] = torch.cuda.max_memory_allocated(device) / 1024**3
+    elif (out_dir / "encoders.json").exists():  # keep the last Enformer measurement when it was skipped
+        previous = json.loads((out_dir / "encoders.json").read_text())
         if "enformer" in previous:
             result["enformer"] = previous["enformer"]
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "encoders.json").write_text(json.dumps(result, indent=2) + "\n")
-    (OUT / "encoders.md").write_text(render(result))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "encoders.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out_dir / "encoders.md").write_text(render(result))
     print(render(result))
 
 
@@ -147,11 +171,17 @@ def render(r: dict) -> str:
     if "enformer" in r:
         e = r["enformer"]
         secs = ", ".join(f"{t:.1f}" for t in e["seconds_per_sequence"])
+        device = e.get("device", "cpu")  # results written before --device existed ran on the CPU
+        where = "CPU" if device == "cpu" else f"GPU ({device})"
+        name = e.get("device_name")
+        gpu_mem = f", peak GPU memory {e['peak_gpu_memory_gb']:.1f} GB" if "peak_gpu_memory_gb" in e else ""
         lines += [
-            "## Enformer trunk, full-size architecture, random weights, CPU",
+            f"## Enformer trunk, full-size architecture, random weights, {where}",
             "",
-            f"{e['params_m']:.0f} M parameters, {e['precision']}, {e['input_bp']:,} bp in -> {e['output_shape']} out: "
-            f"{secs} s per sequence ({e['sequences_per_s']:.3f} sequences/s), peak RSS {e['peak_rss_gb']:.1f} GB.",
+            (f"Device: {name}. " if name else "")
+            + f"{e['params_m']:.0f} M parameters, {e['precision']}, {e['input_bp']:,} bp in -> {e['output_shape']} "
+            f"out: {secs} s per sequence ({e['sequences_per_s']:.3f} sequences/s), peak RSS {e['peak_rss_gb']:.1f} GB"
+            f"{gpu_mem}.",
             "",
         ]
     return "\n".join(lines)

@@ -243,3 +243,43 @@ def test_enformer_weights_are_checked(small_enformer, tmp_path):
         get_encoder("enformer", geometry=EGEOM, weights=bad)
     with pytest.raises(GtaInputError, match="128-bp bins"):
         get_encoder("enformer", geometry=Geometry(4000, 100, 20), weights=folder)
+
+
+def test_enformer_auto_device_follows_local_rank():
+    """device="auto": cuda:{LOCAL_RANK} under torchrun (modulo the visible GPUs), cuda:0 without it, CPU without
+    CUDA; explicit devices pass through. Pure function: no GPU needed."""
+    from gta.encoders.enformer import choose_device
+
+    assert choose_device("auto", True, {}, n_devices=4) == "cuda:0"
+    assert choose_device("auto", True, {"LOCAL_RANK": "3"}, n_devices=4) == "cuda:3"
+    assert choose_device("auto", True, {"LOCAL_RANK": "3", "RANK": "7"}, n_devices=8) == "cuda:3"  # local, not global
+    assert choose_device("auto", True, {"LOCAL_RANK": "2"}, n_devices=1) == "cuda:0"  # CUDA_VISIBLE_DEVICES per worker
+    assert choose_device("auto", False, {"LOCAL_RANK": "3"}, n_devices=4) == "cpu"
+    assert choose_device("cpu", True, {"LOCAL_RANK": "3"}, n_devices=4) == "cpu"
+    assert choose_device("cuda:1", True, {"LOCAL_RANK": "3"}, n_devices=4) == "cuda:1"
+    with pytest.raises(GtaInputError, match="LOCAL_RANK must be an integer"):
+        choose_device("auto", True, {"LOCAL_RANK": "zero"}, n_devices=2)
+    with pytest.raises(GtaInputError, match=">= 0"):
+        choose_device("auto", True, {"LOCAL_RANK": "-1"}, n_devices=2)
+
+
+def test_enformer_encoder_auto_device_on_this_machine(small_enformer, monkeypatch):
+    """The encoder hands choose_device the asked device, torch's CUDA availability and the process environment
+    (LOCAL_RANK): without CUDA, "auto" is the CPU even with LOCAL_RANK set."""
+    import torch
+
+    from gta.encoders import enformer as ef
+
+    _, folder = small_enformer
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert get_encoder("enformer", geometry=EGEOM, weights=folder, precision="fp32").device == "cpu"
+    seen = {}
+
+    def fake(device, cuda_available, env, n_devices=1):
+        seen.update(device=device, cuda=cuda_available, rank=env.get("LOCAL_RANK"))
+        return "cpu"
+
+    monkeypatch.setattr(ef, "choose_device", fake)
+    get_encoder("enformer", geometry=EGEOM, weights=folder, precision="fp32")
+    assert seen == {"device": "auto", "cuda": False, "rank": "1"}

@@ -312,3 +312,111 @@ def test_cli_bad_config_exits_2(tmp_path):
     proc = subprocess.run([sys.executable, "-c", "from gta.cli import main; main()", "simulate", "--preset", "tiny",
                            "--out", str(tmp_path / "x"), "--config", str(bad)], capture_output=True, text=True)
     assert proc.returncode == 2 and "n_genez" in proc.stderr
+
+
+# ------------------------------------------------------------------ written truth against the expression model
+
+
+@pytest.fixture(scope="module")
+def tiny_rebuilt(tiny) -> list[tuple[SimGene, np.ndarray, pd.DataFrame]]:
+    """Every tiny gene rebuilt from truth/genes.tsv, elements.tsv and sites.tsv, with its reference site
+    occupancies scored on the written genome.fa; (gene, occupancies [n_sites], its elements.tsv rows)."""
+    from gta.sim.motifs import occupancy
+
+    ecfg = make_config("tiny", 7, tiny.parent / "truth" / "config.yaml").expression
+    fa = pyfaidx.Fasta(str(tiny.parent / "genome.fa"))
+    pwms = motif_table()
+    genes, elements, sites = (truth(tiny, n) for n in ("genes.tsv", "elements.tsv", "sites.tsv"))
+    out = []
+    for g in genes.itertuples():
+        rows = elements[elements["gene_id"] == g.gene_id].reset_index(drop=True)
+        els = []
+        for e in rows.itertuples():
+            st = sites[sites["element_id"] == e.element_id]
+            els.append(Element(e.element_id, e.kind, e.chrom, e.start, e.end, e.distance,
+                               [Site(s.motif, s.start, s.strand, s.end - s.start, s.role, s.ref_llr)
+                                for s in st.itertuples()]))
+        gene = SimGene(0, g.gene_id, g.symbol, "", "", g.category, g.chrom, g.tss, g.strand, elements=els)
+        occ = np.array([occupancy(score(pwms[s.motif], genome_codes(fa, gene.chrom, s.start, s.end), s.strand),
+                                  pwms[s.motif], ecfg.occupancy_theta_frac, ecfg.occupancy_temperature)
+                        for s in gene.sites()], dtype=float)
+        out.append((gene, occ, rows))
+    return out
+
+
+def _intrinsic(gene: SimGene, occ: np.ndarray, k: int, cfg: ExpressionConfig) -> float:
+    """A_e of element k: the same sites evaluated alone at the TSS (contact 1, nothing between)."""
+    offsets = np.cumsum([0] + [len(e.sites) for e in gene.elements])
+    el = gene.elements[k]
+    alone = SimGene(0, gene.gene_id, "", "", "", gene.category, gene.chrom, gene.tss, gene.strand,
+                    elements=[Element(el.element_id, el.kind, el.chrom, el.start, el.end, 0, el.sites)])
+    res = GeneModel(alone, cfg).evaluate(occ[None, offsets[k]:offsets[k + 1]])
+    return float(res["elements"][0, 0])
+
+
+def _insulation(gene: SimGene, occ: np.ndarray, k: int, cfg: ExpressionConfig) -> float:
+    """iota_e as docs/simulator.md defines it: prod (1 - eta o_b1 o_b2) over convergent CTCF pairs (first site
+    in transcription order pointing downstream, the second upstream) between the TSS and element k."""
+    offsets = np.cumsum([0] + [len(e.sites) for e in gene.elements])
+    d = gene.elements[k].distance
+    iota = 1.0
+    for c, el in enumerate(gene.elements):
+        if el.kind != "ctcf" or len(el.sites) != 2:
+            continue
+        (_, s1, o1), (_, s2, o2) = sorted((gene.to_tx(s.centre), gene.rel_strand(s), occ[offsets[c] + i])
+                                          for i, s in enumerate(el.sites))
+        if (s1, s2) == ("+", "-") and el.distance * d > 0 and abs(el.distance) < abs(d):
+            iota *= 1.0 - cfg.insulation * o1 * o2
+    return iota
+
+
+def test_tiny_insulated_enhancers_are_reduced_as_modelled(tiny_rebuilt, tiny):
+    """elements.tsv `effect` = A_e c(d_e) iota_e, recomputed from the genome, the distance and the CTCF pairs
+    between; `insulated` = iota_e < 0.5; an insulated element keeps only iota_e of its uninsulated term."""
+    cfg = make_config("tiny", 7, tiny.parent / "truth" / "config.yaml").expression
+    n_insulated = n_checked = 0
+    for gene, occ, rows in tiny_rebuilt:
+        model = GeneModel(gene, cfg)
+        ctcf_sites = [i for i, s in enumerate(gene.sites()) if s.motif == "CTCF"
+                      and gene.elements[int(model.site_element[i])].kind == "ctcf"]
+        unbound = occ.copy()
+        unbound[ctcf_sites] = 0.0  # no CTCF bound: nothing insulates
+        free = model.evaluate(unbound[None])["elements"][0]
+        for k, row in rows.iterrows():
+            if row["kind"] not in ("enhancer", "repressor"):
+                continue
+            a = _intrinsic(gene, occ, k, cfg)
+            iota = _insulation(gene, occ, k, cfg)
+            c = (1.0 + abs(row["distance"]) / cfg.contact_d0) ** -cfg.contact_alpha
+            assert np.isclose(free[k], a * c, rtol=1e-6, atol=1e-9)  # uninsulated term of the same element
+            assert np.isclose(row["effect"], a * c * iota, rtol=1e-4, atol=2e-6), row["element_id"]
+            assert bool(row["insulated"]) == (iota < 0.5), row["element_id"]
+            n_checked += 1
+            if row["insulated"] and abs(a) > 0.05:
+                n_insulated += 1
+                assert abs(row["effect"]) < 0.5 * abs(free[k])
+                assert np.isclose(row["effect"] / free[k], iota, rtol=1e-3)
+                assert iota == pytest.approx(1 - cfg.insulation, abs=0.05)  # planted CTCF sites: o close to 1
+    assert n_insulated >= 1 and n_checked >= 60
+
+
+def test_tiny_enhancer_effects_decay_with_distance(tiny_rebuilt, tiny):
+    """Uninsulated enhancers: effect / A_e is c(d) = (1 + |d|/d0)^-alpha, falling monotonically with |d|."""
+    cfg = make_config("tiny", 7, tiny.parent / "truth" / "config.yaml").expression
+    dist, ratio = [], []
+    for gene, occ, rows in tiny_rebuilt:
+        for k, row in rows.iterrows():
+            if row["kind"] != "enhancer" or row["insulated"] or _insulation(gene, occ, k, cfg) != 1.0:
+                continue
+            a = _intrinsic(gene, occ, k, cfg)
+            if a < 0.05:  # broken or weak clusters: the ratio is noise on a written 6-digit number
+                continue
+            dist.append(abs(row["distance"]))
+            ratio.append(row["effect"] / a)
+    dist, ratio = np.array(dist, dtype=float), np.array(ratio)
+    assert len(dist) >= 20 and dist.min() < 20_000 < dist.max()
+    documented = (1.0 + dist / 25_000.0) ** -1.0  # docs/simulator.md: d0 = 25 kb, alpha = 1
+    np.testing.assert_allclose(ratio, documented, rtol=1e-3)
+    np.testing.assert_allclose(ratio, [contact(d, cfg) for d in dist], rtol=1e-3)
+    order = np.argsort(dist)
+    assert (np.diff(ratio[order]) <= 1e-6).all() and spearmanr(dist, ratio)[0] < -0.99

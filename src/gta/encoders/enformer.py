@@ -12,7 +12,8 @@ published model), optionally followed by one head track (``cage_track``; the hum
 Nat Genet; targets_human.txt row "CAGE:B lymphoblastoid cell line: GM12878 ENCODE, biol_"). ``embeddings=False``
 keeps only the track (a small store for the Enformer baseline). Inference runs under ``torch.inference_mode`` in
 batches, bf16 autocast by default (fp16 on GPUs without bf16), optionally averaged with the reverse-complement pass
-(output bins flipped back).
+(output bins flipped back). ``device="auto"`` is ``cuda:{LOCAL_RANK}`` when CUDA is available (one GPU per
+torchrun worker; ``choose_device``), else the CPU.
 
 Geometry: bins are 2**num_downsamples = 128 bp; any ``input_len`` that is a multiple of 128 works, and the crop is
 set to ``output_bins``. The published weights use TensorFlow's gamma positional features, defined for 1,536 input
@@ -22,7 +23,8 @@ bins only: ``tf_gamma=None`` turns them on exactly when the geometry has 1,536 i
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +90,25 @@ def load_enformer(folder: str | Path) -> tuple[Any, Path]:
     return model.eval(), weights
 
 
+def choose_device(device: str, cuda_available: bool, env: Mapping[str, str], n_devices: int = 1) -> str:
+    """The torch device for ``device``: ``"auto"`` is ``cuda:{LOCAL_RANK}`` when CUDA is available (LOCAL_RANK from
+    ``env``, as torchrun sets it, default 0; taken modulo ``n_devices`` visible GPUs, so one GPU per process via
+    CUDA_VISIBLE_DEVICES gives ``cuda:0``), else ``"cpu"``; any other value is returned unchanged."""
+    if device != "auto":
+        return device
+    if not cuda_available:
+        return "cpu"
+    raw = env.get("LOCAL_RANK", "0") or "0"
+    try:
+        rank = int(raw)
+    except ValueError:
+        raise GtaInputError(f"LOCAL_RANK must be an integer, got {raw!r}",
+                            hint="unset it, or let torchrun set it") from None
+    if rank < 0:
+        raise GtaInputError(f"LOCAL_RANK must be >= 0, got {rank}")
+    return f"cuda:{rank % max(int(n_devices), 1)}"
+
+
 def _file_hash(paths: Sequence[Path]) -> str:
     h = hashlib.sha256()
     for p in paths:
@@ -146,9 +167,14 @@ class EnformerEncoder(BaseEncoder):
                 raise GtaInputError(f"Enformer head {head!r} has no track {cage_track} (it has {n_tracks})")
         self.rc_average = bool(rc_average)
         self.batch_size = max(int(batch_size), 1)
-        self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+        cuda = torch.cuda.is_available()
+        self.device = choose_device(device, cuda, os.environ, torch.cuda.device_count() if cuda else 1)
         if precision == "auto":
-            precision = "bf16" if self.device == "cpu" or torch.cuda.is_bf16_supported() else "fp16"
+            if str(self.device).startswith("cuda"):
+                with torch.cuda.device(self.device):  # the chosen GPU's support, not cuda:0's
+                    precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+            else:
+                precision = "bf16"
         if precision not in ("bf16", "fp16", "fp32"):
             raise GtaInputError(f"unknown precision {precision!r}", hint="bf16, fp16 or fp32")
         self.precision = precision
