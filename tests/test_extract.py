@@ -200,3 +200,123 @@ def test_cli_extract(manifest, tmp_path):
     bad = subprocess.run([str(Path(sys.executable).parent / "gta"), "extract", "--data", str(manifest), "--out",
                           str(tmp_path / "x.zarr"), "--encoder", "borzoi"], capture_output=True, text=True)
     assert bad.returncode == 2 and "valid encoders" in bad.stderr and "motif" in bad.stderr
+
+
+# -- extract with the enformer encoder (a small random Enformer saved and loaded like a real weights folder) ------
+
+
+@pytest.fixture(scope="module")
+def enformer_folder(tmp_path_factory) -> Path:
+    """A 1-layer, dim-48 random Enformer cropped to GEOM's output bins, written by save_enformer."""
+    torch = pytest.importorskip("torch")
+    from enformer_pytorch import Enformer
+
+    from gta.encoders import save_enformer
+
+    torch.manual_seed(0)
+    model = Enformer.from_hparams(dim=48, depth=1, heads=2, dim_divisible_by=8, target_length=GEOM.output_bins,
+                                  output_heads={"human": 4}).eval()
+    return save_enformer(model, tmp_path_factory.mktemp("enformer"))
+
+
+def test_extract_enformer_store_equals_direct_encoding(manifest, enformer_folder, tmp_path):
+    import hashlib
+
+    from gta.encoders import get_encoder
+    from gta.io.dataset import open_dataset
+    from gta.io.haplotypes import gene_haplotypes
+    from gta.io.variants import VariantReader
+
+    out = tmp_path / "enformer.zarr"
+    opts = {"precision": "fp32", "device": "cpu", "batch_size": 3}
+    summary = extract(manifest, encoder="enformer", weights=enformer_folder, out=out, individuals="all",
+                      dtype="float32", encoder_options=opts, progress=False)
+    enc = get_encoder("enformer", geometry=GEOM, weights=enformer_folder, **opts)
+    store = FeatureStore.open(out)
+    h = hashlib.sha256()
+    for name in ("config.json", "model.safetensors"):
+        h.update((enformer_folder / name).read_bytes())
+    assert store.attrs["encoder"] == "enformer" and store.attrs["weights_hash"] == h.hexdigest()[:16]
+    assert store.attrs["encoder_config"]["dim"] == 48 and store.attrs["encoder_config"]["precision"] == "fp32"
+    assert store.attrs["hap_storage"] == "full"  # a global encoder: personal windows are stored whole
+    assert store.feature_names == enc.feature_names and len(enc.feature_names) == 2 * 48
+    ds = open_dataset(manifest)
+    reader = VariantReader(ds.variants_path, ds.genome)
+    n_haps = 0
+    for gene in ds.genes:
+        direct = enc.encode([ds.genome.gene_window(gene, GEOM)])[0]
+        assert direct.shape == (GEOM.output_bins, 2 * 48) and np.abs(direct).max() > 0
+        np.testing.assert_allclose(store.read_ref(gene.gene_id), direct, rtol=1e-5, atol=1e-5)
+        haps = gene_haplotypes(reader, gene, GEOM)
+        for key in {k for pair in haps.sample_keys.values() for k in pair} - {"ref"}:
+            np.testing.assert_allclose(store.read_hap(gene.gene_id, key), enc.encode([haps.sequence(key)])[0],
+                                       rtol=1e-5, atol=1e-5)
+            n_haps += 1
+    assert n_haps >= 4 and summary.computed == summary.items_total == len(ds.genes) + n_haps
+    from safetensors.torch import load_file, save_file
+
+    other = tmp_path / "other"  # the same architecture with other weights
+    other.mkdir()
+    (other / "config.json").write_text((enformer_folder / "config.json").read_text())
+    state = {k: v + 0.01 for k, v in load_file(str(enformer_folder / "model.safetensors")).items()}
+    save_file(state, str(other / "model.safetensors"))
+    with pytest.raises(GtaInputError, match="weights_hash"):  # into the same store: refused
+        extract(manifest, encoder="enformer", weights=other, out=out, dtype="float32", encoder_options=opts,
+                progress=False)
+
+
+def test_enformer_bf16_autocast_on_cpu_is_close_to_fp32(manifest, enformer_folder):
+    from gta.encoders import get_encoder
+    from gta.io.dataset import open_dataset
+
+    ds = open_dataset(manifest)
+    seqs = [ds.genome.gene_window(g, GEOM) for g in ds.genes[:4]]
+    fp32 = get_encoder("enformer", geometry=GEOM, weights=enformer_folder, precision="fp32", device="cpu")
+    bf16 = get_encoder("enformer", geometry=GEOM, weights=enformer_folder, precision="bf16", device="cpu")
+    a, b = fp32.encode(seqs), bf16.encode(seqs)
+    assert b.dtype == np.float32 and b.shape == a.shape and np.isfinite(b).all()
+    assert not np.array_equal(a, b)  # autocast really ran in bf16
+    assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.99
+    assert np.abs(a - b).max() < 0.1 * np.abs(a).max()
+
+
+def test_manifest_variant_policy_filter_pass_reaches_extract(manifest, motif_encoder, tmp_path):
+    """A record with FILTER != PASS leaves the stored features unchanged under variant_policy.filter_pass; without
+    the policy the same record makes new haplotypes; a store built under one policy is refused under another."""
+    import gzip
+
+    import pysam
+    import yaml
+
+    folder = tmp_path / "filtered"
+    build(folder)
+    chr1 = default_sequences(0)["chr1"]
+    ref = chr1[2199]
+    text = gzip.decompress((folder / "variants.vcf.gz").read_bytes()).decode()
+    lines = text.splitlines()
+    lines.insert(1, '##FILTER=<ID=LowQual,Description="low quality">')
+    extra = "\t".join(["chr1", "2200", ".", ref, "A" if ref != "A" else "G", ".", "LowQual", ".", "GT",
+                       "1|1", "0|1", "1|0", "1|1"])
+    pos = [i for i, ln in enumerate(lines) if ln.startswith("chr1\t2600\t")][0]  # keep the file sorted
+    lines.insert(pos, extra)
+    plain = folder / "variants.vcf"
+    plain.write_text("\n".join(lines) + "\n")
+    pysam.tabix_compress(str(plain), str(folder / "variants.vcf.gz"), force=True)
+    pysam.tabix_index(str(folder / "variants.vcf.gz"), preset="vcf", force=True)
+    plain.unlink()
+    raw = yaml.safe_load((folder / "dataset.yaml").read_text())
+    no_policy = write_manifest(folder, filename="all.yaml", **raw)
+    with_pass = write_manifest(folder, filename="pass.yaml", **raw, variant_policy={"filter_pass": True})
+
+    kw = {"encoder": motif_encoder, "individuals": "all", "dtype": "float32", "progress": False}
+    clean = extract(manifest, out=tmp_path / "clean.zarr", **kw)
+    passed = extract(with_pass, out=tmp_path / "pass.zarr", **kw)
+    assert passed.unique_haplotypes == clean.unique_haplotypes
+    assert_same_store(FeatureStore.open(tmp_path / "clean.zarr"), FeatureStore.open(tmp_path / "pass.zarr"))
+    everything = extract(no_policy, out=tmp_path / "all.zarr", **kw)  # control: the record does change haplotypes
+    a, b = FeatureStore.open(tmp_path / "clean.zarr"), FeatureStore.open(tmp_path / "all.zarr")
+    assert everything.unique_haplotypes > clean.unique_haplotypes
+    assert any(a.sample_haps(g) != b.sample_haps(g) for g in a.gene_ids)
+    assert b.attrs["dataset_hash"] != FeatureStore.open(tmp_path / "pass.zarr").attrs["dataset_hash"]  # same files
+    with pytest.raises(GtaInputError, match="dataset_hash"):
+        extract(no_policy, out=tmp_path / "pass.zarr", **kw)

@@ -13,7 +13,9 @@ Where gta differs by design the rule is stated and checked instead:
 * a length-changing allele over the TSS base: the window is a TSS-anchored slice of the bcftools haplotype
   whose anchor lies in the replaced run (the exact rule is tested with golden strings in test_variants.py).
 
-GTA_ORACLE_EXAMPLES sets the number of cases (default 500). Failing cases are written to
+GTA_ORACLE_EXAMPLES sets the number of generated cases (default 500): N_BATCHES generated batches of BATCH cases,
+plus two explicit profiles run every time (an SNV-only and an indel-heavy batch); the summary test checks that the
+generated cases reached that number and that both explicit profiles ran. Failing cases are written to
 $GTA_ORACLE_FAILURES (default: the pytest tmp folder) with a command line to reproduce the oracle.
 """
 
@@ -27,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from gta.errors import GtaInputError
@@ -301,6 +303,7 @@ PROFILE = st.fixed_dictionaries(
         "filtered": st.sampled_from([0.0, 0.2]),
         "rename": st.booleans(),
         "policy_unphased": st.sampled_from(["ref", "as-phased"]),
+        "policy_multiallelic": st.sampled_from(["split", "split", "ref"]),
         "filter_pass": st.booleans(),
         "error_mode": st.sampled_from([None, None, None, "unphased", "missing", "multiallelic"]),
         "geometry": st.sampled_from(range(len(GEOMETRIES))),
@@ -309,10 +312,20 @@ PROFILE = st.fixed_dictionaries(
 
 STATS: dict[str, int] = {}
 
+# explicit profiles (hypothesis @example: run first, every time); "example" names them in STATS
+_BASE = {"density": 0.2, "af": 0.5, "missing": 0.05, "unphased": 0.05, "filtered": 0.2, "rename": True,
+         "policy_unphased": "as-phased", "policy_multiallelic": "split", "filter_pass": False, "error_mode": None,
+         "geometry": 1}
+SNV_ONLY = {**_BASE, "max_indel": 1, "mix": (1.0, 0, 0, 0, 0), "multi": 0.0, "example": "snv-only"}
+INDEL_HEAVY = {**_BASE, "density": 0.4, "max_indel": 20, "mix": (0.0, 0.0, 0.45, 0.45, 0.1), "multi": 0.15,
+               "rename": False, "policy_unphased": "ref", "filter_pass": True, "example": "indel-heavy"}
+
 
 def _expect_error(case: Case, policy: HaplotypePolicy, mode: str | None) -> bool:
     for r in case.records:
         if policy.filter_pass and r.filt != "PASS":
+            continue
+        if policy.multiallelic == "ref" and len(r.alts) > 1:  # read as the reference: no genotype is looked at
             continue
         if mode == "multiallelic" and len(r.alts) > 1:
             return True
@@ -327,6 +340,8 @@ def _expect_error(case: Case, policy: HaplotypePolicy, mode: str | None) -> bool
 @settings(max_examples=N_BATCHES, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate],
           suppress_health_check=list(HealthCheck))
 @given(seed=st.integers(0, 2**32 - 1), prof=PROFILE)
+@example(seed=20240601, prof=SNV_ONLY)
+@example(seed=7, prof=INDEL_HEAVY)
 def test_windows_match_bcftools_consensus(tmp_path_factory, seed, prof):
     rng = np.random.default_rng(seed)
     work = tmp_path_factory.mktemp("oracle")
@@ -335,15 +350,23 @@ def test_windows_match_bcftools_consensus(tmp_path_factory, seed, prof):
     policy = HaplotypePolicy(
         unphased="error" if mode == "unphased" else prof["policy_unphased"],
         missing="error" if mode == "missing" else "ref",
-        multiallelic="error" if mode == "multiallelic" else "split",
+        multiallelic="error" if mode == "multiallelic" else prof["policy_multiallelic"],
         filter_pass=prof["filter_pass"],
     )
     cases = [_make_case(rng, i, prof) for i in range(BATCH)]
+    records = [r for c in cases for r in c.records]
+    indels = sum(any(len(a) != len(r.ref) for a in r.alts) for r in records)
+    if prof.get("example") == "snv-only":  # the profile keeps its promise
+        assert all(len(r.ref) == 1 and all(len(a) == 1 for a in r.alts) for r in records) and records
+    if prof.get("example") == "indel-heavy":
+        assert indels > 0.7 * len(records) and any(len(r.alts) > 1 for r in records)
     fasta = work / "ref.fa"
     fasta.write_text("".join(f">{c.name}\n{c.seq}\n" for c in cases))
     _run(["samtools", "faidx", str(fasta)], check=True)
     gta_vcf = _bgzip_index(_vcf_text(cases), work / "gta.vcf.gz")
-    keep = (lambda r: r.filt == "PASS") if policy.filter_pass else None
+    def keep(r: Record) -> bool:  # oracle VCF: without the records the policy reads as the reference
+        return (r.filt == "PASS" or not policy.filter_pass) and (len(r.alts) == 1 or policy.multiallelic != "ref")
+
     oracle_vcf = _bgzip_index(_vcf_text(cases, _oracle_gt(policy), keep), work / "oracle_raw.vcf.gz")
     if prof["rename"]:
         (work / "names.tsv").write_text("".join(f"{c.vname}\t{c.name}\n" for c in cases))
@@ -417,14 +440,21 @@ def test_windows_match_bcftools_consensus(tmp_path_factory, seed, prof):
         msg = "\n".join(failures[:8])
         pytest.fail(f"seed={seed} profile={prof}: {len(failures)} mismatches (case files in {dump}; oracle: "
                     f"samtools faidx ref.fa CONTIG | bcftools consensus -s S -H 1 x.vcf.gz)\n{msg}")
-    STATS["cases"] = STATS.get("cases", 0) + len(cases)
+    what = f"example:{prof['example']}" if "example" in prof else "cases"
+    STATS[what] = STATS.get(what, 0) + len(cases)
+    STATS["indel_records"] = STATS.get("indel_records", 0) + indels
+    STATS["records"] = STATS.get("records", 0) + len(records)
 
 
 def test_oracle_coverage_summary():
-    """Runs after the property test (file order): most comparisons had an oracle answer."""
+    """Runs after the property test (file order): the generated cases reached GTA_ORACLE_EXAMPLES (N_BATCHES
+    batches of BATCH, every batch checked to the end), both explicit profiles ran, and most comparisons had an
+    oracle answer."""
     if not STATS:
         pytest.skip("property test did not run in this session")
     compared = STATS.get("compared", 0) + STATS.get("tss_in_edit", 0)
-    assert STATS.get("cases", 0) >= min(N_CASES, BATCH)
+    assert STATS.get("cases", 0) >= N_CASES, f"{STATS.get('cases', 0)} generated cases, configured {N_CASES}: {STATS}"
+    assert STATS.get("example:snv-only") == BATCH and STATS.get("example:indel-heavy") == BATCH, STATS
     assert compared > 10 * STATS.get("no_oracle", 0), STATS
+    assert STATS["indel_records"] > 0.1 * STATS["records"], STATS
 

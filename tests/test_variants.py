@@ -291,6 +291,26 @@ def test_multiallelic_split_and_error(tmp_path, genome):
         _policy_case(tmp_path, genome, ["1|2"], HaplotypePolicy(multiallelic="error"), alts=f"{a},{b}")
 
 
+def test_multiallelic_ref_reads_the_reference_counts_and_warns(tmp_path, genome, caplog):
+    a, b = [x for x in "ACGT" if x != SEQ[18]][:2]
+    snv = "A" if SEQ[21] != "A" else "C"
+    records = [("chr1", 19, SEQ[18], f"{a},{b}", ["1|2", "2|0"]), ("chr1", 22, SEQ[21], snv, ["1|0", "0|1"]),
+               ("chr1", 23, SEQ[22], f"{a},{b}", ["0|1", "1|1"])]
+    records.sort(key=lambda r: r[1])
+    caplog.set_level("WARNING", logger="gta.io.variants")
+    gh = one(tmp_path, genome, records, samples=("S0", "S1"), policy=HaplotypePolicy(multiallelic="ref"))
+    assert gh.skipped["multiallelic"] == 2  # records, as for 'filtered'
+    (k1, k2), (j1, j2) = gh.sample_keys["S0"], gh.sample_keys["S1"]
+    assert [x.label for x in gh.alleles[k1]] == [f"chr1:22:{SEQ[21]}:{snv}"] and k2 == REF_KEY
+    assert j1 == REF_KEY and [x.label for x in gh.alleles[j2]] == [f"chr1:22:{SEQ[21]}:{snv}"]
+    warned = [r.getMessage() for r in caplog.records if "multi-allelic" in r.getMessage()]
+    assert len(warned) == 1 and "chr1:19, chr1:23" in warned[0] and "multiallelic='ref'" in warned[0]
+    split = one(tmp_path, genome, records, samples=("S0", "S1"))  # the default still splits
+    assert "multiallelic" not in split.skipped and len(split.alleles[split.sample_keys["S0"][0]]) == 2
+    with pytest.raises(GtaInputError, match="multiallelic='split' or 'ref'"):
+        one(tmp_path, genome, records, samples=("S0", "S1"), policy=HaplotypePolicy(multiallelic="error"))
+
+
 def test_filter_pass_and_symbolic_alleles(tmp_path, genome):
     alt = "A" if SEQ[18] != "A" else "C"
     records = [("chr1", 19, SEQ[18], alt, ["1|1"], "q10"), ("chr1", 21, SEQ[20], "<DEL>", ["1|1"])]
@@ -359,10 +379,32 @@ def test_plain_bgzipped_unindexed_and_bcf_agree(tmp_path, genome):
     assert not (tmp_path / "a.vcf.gz").exists()  # the plain file's indexed copy lives in a temporary folder
 
 
-def test_plain_gzip_is_refused_with_the_fix(tmp_path, genome):
+def test_plain_gzip_is_read_through_a_bgzf_copy(tmp_path, genome, caplog):
+    text = vcf_text(_alt_records(), samples=("S1", "S2")).replace("\t1|0\n", "\t1|0\t1|1\n")
+    text = text.replace("\t0|1\n", "\t0|1\t0|0\n")
     p = tmp_path / "x.vcf.gz"
-    p.write_bytes(gzip.compress(vcf_text(_alt_records()).encode()))
-    with pytest.raises(GtaInputError, match=r"x\.vcf\.gz: gzip-compressed but not BGZF.*bgzip -c.*bcftools index"):
+    p.write_bytes(gzip.compress(text.encode()))
+    bgz = write_vcf(tmp_path / "y.vcf.gz", text)
+    gene = Gene("G", "G", "chr1", T, "+")
+    caplog.set_level("WARNING", logger="gta.io.variants")
+    reader = VariantReader(p, genome)
+    assert reader.kind == "gzip" and reader.header_contigs == ["chr1"]
+    gh, want = gene_haplotypes(reader, gene, GEO), gene_haplotypes(VariantReader(bgz, genome), gene, GEO)
+    assert gh.sample_keys == want.sample_keys and REF_KEY not in gh.sample_keys["S1"]
+    assert {k: gh.sequence(k) for k in gh.alleles} == {k: want.sequence(k) for k in want.alleles}
+    assert any("plain gzip, not BGZF" in r.getMessage() and "bgzip -c" in r.getMessage() for r in caplog.records)
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["g.fa", "g.fa.fai", "x.vcf.gz", "y.vcf.gz",
+                                                            "y.vcf.gz.tbi"]  # the copy is temporary
+    assert sum(len(c) for c in reader.iter_regions()) == 2  # sequential scans read the gzip directly
+
+
+def test_plain_gzip_that_is_not_a_vcf_is_refused(tmp_path, genome):
+    p = tmp_path / "x.vcf.gz"
+    p.write_bytes(gzip.compress(b"hello\tworld\n"))
+    with pytest.raises(GtaInputError, match=r"x\.vcf\.gz: gzip-compressed, but not a VCF inside"):
+        VariantReader(p, genome)
+    p.write_bytes(gzip.compress(b""))
+    with pytest.raises(GtaInputError, match="empty"):
         VariantReader(p, genome)
 
 

@@ -10,15 +10,21 @@ from gta.cli.app import app
 
 _DATA = typer.Option(..., "--data", "-d", help="Data set manifest (dataset.yaml).")
 _GENE = typer.Option(..., "--gene", "-g", help="Gene id (with or without version) or symbol.")
-_UNPHASED = typer.Option("ref", "--unphased", help="Unphased heterozygous genotypes: ref | as-phased | error.")
-_MISSING = typer.Option("ref", "--missing", help="Missing genotypes: ref | error.")
-_PASS = typer.Option(False, "--pass-only", help="Use only records whose FILTER is PASS.")
+_DEFAULT = " Default: the manifest's variant_policy, else {}."
+_UNPHASED = typer.Option(None, "--unphased", help="Unphased heterozygous genotypes: ref | as-phased | error."
+                         + _DEFAULT.format("ref"))
+_MISSING = typer.Option(None, "--missing", help="Missing genotypes: ref | error." + _DEFAULT.format("ref"))
+_MULTI = typer.Option(None, "--multiallelic", help="Multi-allelic records: split | error | ref."
+                      + _DEFAULT.format("split"))
+_PASS = typer.Option(None, "--pass-only/--all-filters", help="Use only records whose FILTER is PASS (or all records)."
+                     + _DEFAULT.format("all records"))
 
 
-def _policy(unphased: str, missing: str, pass_only: bool):
-    from gta.io.variants import HaplotypePolicy
-
-    return HaplotypePolicy(unphased=unphased, missing=missing, filter_pass=pass_only)
+def _overrides(unphased: str | None, missing: str | None, multiallelic: str | None,
+               pass_only: bool | None) -> dict[str, object]:
+    """The policy fields given on the command line; they override the manifest's variant_policy."""
+    given = {"unphased": unphased, "missing": missing, "multiallelic": multiallelic, "filter_pass": pass_only}
+    return {k: v for k, v in given.items() if v is not None}
 
 
 @app.command("sequence")
@@ -29,15 +35,17 @@ def sequence_command(
     haplotype: int = typer.Option(1, "--haplotype", "-H", min=1, max=2, help="Haplotype 1 or 2 of --sample."),
     flank: int = typer.Option(None, "--flank", min=0, help="Show only the TSS and N bases on each side."),
     out: Path = typer.Option(None, "--out", "-o", help="Write the FASTA here instead of standard output."),
-    unphased: str = _UNPHASED,
-    missing: str = _MISSING,
-    pass_only: bool = _PASS,
+    unphased: str | None = _UNPHASED,
+    missing: str | None = _MISSING,
+    multiallelic: str | None = _MULTI,
+    pass_only: bool | None = _PASS,
 ) -> None:
     """Print the exact input window the encoder sees for a gene, as FASTA (TSS at index input_len // 2)."""
     from gta.io.atomic import atomic_write_text
     from gta.io.haplotypes import sequence
 
-    text = sequence(data, gene, sample, haplotype, flank, _policy(unphased, missing, pass_only))
+    text = sequence(data, gene, sample, haplotype, flank,
+                    overrides=_overrides(unphased, missing, multiallelic, pass_only))
     if out is None:
         typer.echo(text, nl=False)
     else:
@@ -50,11 +58,13 @@ def variants_command(
     data: Path = _DATA,
     gene: str = _GENE,
     sample: str = typer.Option(None, "--sample", "-s", help="Show this sample (default: the first 8)."),
-    unphased: str = _UNPHASED,
-    missing: str = _MISSING,
-    pass_only: bool = _PASS,
+    unphased: str | None = _UNPHASED,
+    missing: str | None = _MISSING,
+    multiallelic: str | None = _MULTI,
+    pass_only: bool | None = _PASS,
 ) -> None:
     """List the variants in a gene's window: offset from the TSS, genotypes, and what the policy did."""
     from gta.io.haplotypes import variants
 
-    typer.echo(variants(data, gene, sample, _policy(unphased, missing, pass_only)), nl=False)
+    text = variants(data, gene, sample, overrides=_overrides(unphased, missing, multiallelic, pass_only))
+    typer.echo(text, nl=False)

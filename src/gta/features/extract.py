@@ -97,7 +97,7 @@ def _default_haplotypes(dataset: Any, geometry: Any, samples: list[str] | None) 
             getattr(getattr(dataset, "manifest", None), "path", None),
             hint="add variants: FILE.vcf.gz to the manifest, or use --individuals none",
         )
-    reader = VariantReader(path, dataset.genome)
+    reader = VariantReader(path, dataset.genome, getattr(dataset, "variant_policy", None))
     return lambda gene: gene_haplotypes(reader, gene, geometry, samples=samples)
 
 
@@ -124,7 +124,8 @@ def extract(
 
     ``data``: a manifest path (or an opened Dataset). ``encoder``: a registered name or an encoder instance.
     ``individuals``: "none", "all", a comma-separated list, a file with one sample per line, or a list.
-    ``haplotypes``: optional ``gene -> GeneHaplotypes`` source (default: the manifest's VCF via gta.io.haplotypes).
+    ``haplotypes``: optional ``gene -> GeneHaplotypes`` source (default: the manifest's VCF via gta.io.haplotypes,
+    read with the manifest's ``variant_policy``).
     """
     t0 = time.perf_counter()
     if isinstance(data, str | Path):

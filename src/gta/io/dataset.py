@@ -1,4 +1,5 @@
-"""One object for everything a manifest names: genome, genes, expression, annotations, splits, variants path.
+"""One object for everything a manifest names: genome, genes, expression, annotations, splits, variants path and
+the haplotype policy its genotypes are read with.
 
 Everything is read lazily on first use and kept. Genes are read with the genome's chromosome names; a gene whose
 TSS lies past the end of its chromosome (another genome build?) is skipped and counted.
@@ -8,10 +9,11 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import json
 import logging
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gta.errors import GtaInputError
 from gta.io.expression import ExpressionTable, read_expression
@@ -21,6 +23,9 @@ from gta.io.genome import Genome
 from gta.io.manifest import Manifest, load_manifest
 from gta.io.splits import assign_gene_splits, split_individuals
 from gta.io.types import Gene
+
+if TYPE_CHECKING:
+    from gta.io.variants import HaplotypePolicy
 
 log = logging.getLogger(__name__)
 SKIP_TSS_PAST_END = "TSS past the end of its chromosome"
@@ -67,6 +72,25 @@ class Dataset:
     @property
     def variants_path(self) -> Path | None:
         return self.manifest.variants
+
+    @cached_property
+    def variant_policy(self) -> HaplotypePolicy:
+        """How genotypes become haplotypes: the manifest's ``variant_policy``, else the default policy."""
+        if self.manifest.variant_policy is not None:
+            return self.manifest.variant_policy
+        from gta.io.variants import HaplotypePolicy
+
+        return HaplotypePolicy()
+
+    def _policy_settings(self) -> dict[str, str]:
+        """The policy fields that differ from the default, for the fingerprint (none: the hash of the files)."""
+        if self.manifest.variant_policy is None or self.manifest.variants is None:
+            return {}
+        from gta.io.variants import HaplotypePolicy
+
+        ours, default = self.manifest.variant_policy.to_dict(), HaplotypePolicy().to_dict()
+        changed = {k: v for k, v in ours.items() if k != "samples" and v != default[k]}
+        return {"variant_policy": json.dumps(changed, sort_keys=True)} if changed else {}
 
     @cached_property
     def annotations(self) -> dict[str, dict[str, Any]]:
@@ -143,13 +167,16 @@ class Dataset:
         return out
 
     def fingerprint(self, include_expression: bool = False, progress: bool = False) -> str:
-        """Hash of the genome, genes and variants file contents (+ expression when asked): the data-set identity
-        that the feature store records. Expression is left out by default, as features do not depend on it."""
+        """Hash of the genome, genes and variants file contents (+ expression when asked) and of the manifest's
+        variant_policy where it differs from the default: the data-set identity that the feature store records, so
+        a store built under another policy is refused. Expression is left out by default (features do not depend
+        on it)."""
         if include_expression not in self._fingerprints:
             files = {"genome": self.manifest.genome, "genes": self.manifest.genes, "variants": self.manifest.variants}
             if include_expression:
                 files["expression"] = self.manifest.expression
-            self._fingerprints[include_expression] = files_fingerprint(files, progress=progress)
+            self._fingerprints[include_expression] = files_fingerprint(files, progress=progress,
+                                                                       settings=self._policy_settings())
         return self._fingerprints[include_expression]
 
     def close(self) -> None:

@@ -56,11 +56,15 @@ def file_sha256(path: str | Path, progress: bool = False, use_cache: bool = True
     return digest
 
 
-def files_fingerprint(files: Mapping[str, str | Path | None], progress: bool = False) -> str:
-    """One hash over named files' contents (role -> path; None entries count as absent): 16 hex digits."""
+def files_fingerprint(files: Mapping[str, str | Path | None], progress: bool = False,
+                      settings: Mapping[str, str] | None = None) -> str:
+    """One hash over named files' contents (role -> path; None entries count as absent): 16 hex digits.
+    ``settings`` (name -> text) are hashed too, after the files; without them the hash is that of the files."""
     h = hashlib.sha256()
     for role in sorted(files):
         path = files[role]
         digest = file_sha256(path, progress=progress) if path is not None else "-"
         h.update(f"{role}:{digest}\n".encode())
+    for name in sorted(settings or {}):
+        h.update(f"setting {name}={settings[name]}\n".encode())  # type: ignore[index]
     return h.hexdigest()[:16]

@@ -13,6 +13,7 @@ import hashlib
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -561,7 +562,9 @@ def _resolve(reader, calls, gene, chrom, samples, nl, nr, qa, qb, length):
 
 # -- inspection (``gta sequence``, ``gta variants``) -----------------------------------------------------------
 def _open_for_inspection(data, gene: str, need_variants: bool, policy: HaplotypePolicy | None,
-                         sample: str | None = None):
+                         sample: str | None = None, overrides: dict[str, Any] | None = None):
+    """(dataset, gene, reader). The reader's policy: ``policy`` when given, else the manifest's ``variant_policy``
+    with ``overrides`` (fields set explicitly on the command line) applied."""
     from gta.io.dataset import open_dataset
 
     ds = open_dataset(data)
@@ -571,8 +574,10 @@ def _open_for_inspection(data, gene: str, need_variants: bool, policy: Haplotype
         if ds.variants_path is None:
             raise GtaInputError("the manifest names no variants file", ds.manifest.path,
                                 hint="add 'variants: FILE.vcf.gz' to ask for a sample's haplotypes")
+        if policy is None:
+            policy = replace(ds.variant_policy, **{k: v for k, v in (overrides or {}).items() if v is not None})
         if sample is not None:  # parse only that sample's genotypes
-            policy = replace(policy or HaplotypePolicy(), samples=(sample,))
+            policy = replace(policy, samples=(sample,))
         reader = VariantReader(ds.variants_path, ds.genome, policy)
     return ds, g, reader
 
@@ -582,13 +587,14 @@ def _wrap(seq: str, width: int = 60) -> str:
 
 
 def sequence(data, gene: str, sample: str | None = None, haplotype: int = 1, flank: int | None = None,
-             policy: HaplotypePolicy | None = None) -> str:
+             policy: HaplotypePolicy | None = None, overrides: dict[str, Any] | None = None) -> str:
     """The exact input window of a gene (reference, or one haplotype of a sample) as FASTA text. The header
     names the gene, the plus-strand reference span, strand, sample, haplotype, hap_key, the applied variants
-    and any indel shift or N padding. ``flank``: only the TSS and ``flank`` bases on each side."""
+    and any indel shift or N padding. ``flank``: only the TSS and ``flank`` bases on each side. ``policy``: the
+    haplotype policy (default: the manifest's ``variant_policy`` with ``overrides`` applied; None values ignored)."""
     if haplotype not in (1, 2):
         raise GtaInputError(f"haplotype must be 1 or 2, got {haplotype}")
-    ds, g, reader = _open_for_inspection(data, gene, sample is not None, policy, sample)
+    ds, g, reader = _open_for_inspection(data, gene, sample is not None, policy, sample, overrides)
     geo = ds.manifest.geometry
     if reader is None:
         gh = GeneHaplotypes(g, geo, ds.genome.resolve_chrom(g.chrom), {}, _KeyAlleles(_KeyEdits(None, {})),
@@ -628,11 +634,12 @@ def _gt_text(raw_row) -> str:
 
 
 def variants(data, gene: str, sample: str | None = None, policy: HaplotypePolicy | None = None,
-             max_samples: int = 8) -> str:
+             max_samples: int = 8, overrides: dict[str, Any] | None = None) -> str:
     """The variants in a gene's window as a text table: position (1-based), offset from the TSS in the direction
     of transcription, REF/ALT, record status, and each sample's genotype as written with what the policy did
-    with it and which haplotypes (h1/h2) carry the allele in their window."""
-    ds, g, reader = _open_for_inspection(data, gene, True, policy, sample)
+    with it and which haplotypes (h1/h2) carry the allele in their window. ``policy``/``overrides``: as for
+    :func:`sequence`."""
+    ds, g, reader = _open_for_inspection(data, gene, True, policy, sample, overrides)
     geo = ds.manifest.geometry
     samples = [sample] if sample else reader.samples[:max_samples]
     gh = gene_haplotypes(reader, g, geo, samples=samples)

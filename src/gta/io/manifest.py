@@ -12,6 +12,7 @@ geometry: {input_len: 196608, bin_size: 128, output_bins: 896}   # optional
 splits: {val_chroms: [chr8], test_chroms: [chr9], test_individual_fraction: 0.2, seed: 0}  # optional
 # or gene lists (one id or symbol per line): splits: {val_genes: val.txt, test_genes: test.txt}
 truth: truth/                # optional: simulator ground truth
+variant_policy: {filter_pass: true, unphased: ref, missing: ref, multiallelic: split}  # optional: HaplotypePolicy
 ```
 Relative paths resolve against the manifest's folder.
 """
@@ -20,15 +21,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from gta.errors import GtaInputError
 from gta.geometry import Geometry
 
+if TYPE_CHECKING:
+    from gta.io.variants import HaplotypePolicy
+
 PATH_KEYS = ("genome", "genes", "expression", "variants", "annotations", "truth")
-KNOWN_KEYS = set(PATH_KEYS) | {"name", "description", "geometry", "splits", "expression_transform"}
+KNOWN_KEYS = set(PATH_KEYS) | {"name", "description", "geometry", "splits", "expression_transform", "variant_policy"}
 SPLIT_KEYS = {"val_chroms", "test_chroms", "val_genes", "test_genes", "test_individual_fraction", "seed"}
 
 
@@ -58,6 +62,7 @@ class Manifest:
     geometry: Geometry = field(default_factory=Geometry)
     splits: SplitConfig = field(default_factory=SplitConfig)
     expression_transform: str = "none"  # none | log1p | standardize | log1p+standardize
+    variant_policy: HaplotypePolicy | None = None  # None: the default HaplotypePolicy()
 
     @property
     def folder(self) -> Path:
@@ -133,6 +138,7 @@ def load_manifest(path: str | Path) -> Manifest:
             f"bad expression_transform {transform!r}", path, hint="none, log1p, standardize, log1p+standardize"
         )
     return Manifest(
+        variant_policy=_variant_policy(raw.get("variant_policy"), path),
         path=path,
         genome=resolve("genome"),  # type: ignore[arg-type]
         genes=resolve("genes"),  # type: ignore[arg-type]
@@ -146,6 +152,31 @@ def load_manifest(path: str | Path) -> Manifest:
         splits=splits,
         expression_transform=transform,
     )
+
+
+def _variant_policy(value: Any, path: Path) -> HaplotypePolicy | None:
+    """The manifest's ``variant_policy`` mapping as a HaplotypePolicy (None when absent)."""
+    if value is None:
+        return None
+    from dataclasses import fields
+
+    from gta.io.variants import _CHOICES, HaplotypePolicy
+
+    allowed = [f.name for f in fields(HaplotypePolicy) if f.name != "samples"]
+    hint = "keys: filter_pass (true/false), " + ", ".join(f"{k} ({'|'.join(v)})" for k, v in _CHOICES.items())
+    if not isinstance(value, dict):
+        raise GtaInputError("'variant_policy' must be a mapping", path, hint=hint)
+    unknown = sorted(set(value) - set(allowed))
+    if unknown:
+        extra = " (samples are chosen per command, e.g. extract --individuals)" if "samples" in unknown else ""
+        raise GtaInputError(f"unknown key(s) {unknown} in 'variant_policy'{extra}", path, hint=hint)
+    for key, v in value.items():
+        if key == "filter_pass":
+            if not isinstance(v, bool):
+                raise GtaInputError(f"variant_policy.filter_pass must be true or false, not {v!r}", path)
+        elif not isinstance(v, str) or v not in _CHOICES[key]:
+            raise GtaInputError(f"variant_policy.{key}={v!r} is not one of {list(_CHOICES[key])}", path)
+    return HaplotypePolicy(**value)
 
 
 def write_manifest(path: str | Path, data: dict[str, Any]) -> None:

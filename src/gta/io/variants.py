@@ -1,10 +1,11 @@
 """Phased variants from VCF/BCF: a streaming, indexed reader with explicit haplotype policies.
 
-``VariantReader(path, genome, policy)`` reads VCF (plain or bgzipped) and BCF through cyvcf2, one region at a
-time (never the whole file). Chromosome names are harmonised with the genome's (``chr1``/``1``); REF alleles are
-checked against the genome. What a policy drops is counted (``RegionCalls.skipped``, ``VariantReader.stats``):
+``VariantReader(path, genome, policy)`` reads VCF (plain, bgzipped or plain gzip) and BCF through cyvcf2, one
+region at a time (never the whole file). Chromosome names are harmonised with the genome's (``chr1``/``1``); REF
+alleles are checked against the genome. What a policy drops is counted (``RegionCalls.skipped``,
+``VariantReader.stats``):
 
-* ``filtered``, ``ref_mismatch``: records;
+* ``filtered``, ``ref_mismatch``, ``multiallelic`` (policy ``multiallelic='ref'``): records;
 * ``missing``, ``unsupported_allele``: haplotype calls set to the reference;
 * ``unphased``: unphased heterozygous genotypes set to the reference (policy ``unphased='ref'``);
   ``unphased_as_phased`` counts those read in written order (``'as-phased'``, what ``bcftools consensus -H`` does).
@@ -37,8 +38,9 @@ log = logging.getLogger(__name__)
 _ALLELE_OK = re.compile(r"^[ACGTNacgtn]+$")
 _FIX_GZIP = "recompress: zcat {name} | bgzip -c > {stem}.bgzf.vcf.gz && bcftools index {stem}.bgzf.vcf.gz"
 _FIX_BCF = "recompress: bcftools view -Ob -o {stem}.bgzf.bcf {name} && bcftools index {stem}.bgzf.bcf"
+_LOG_FIRST = 5  # how many skipped records a policy names in the log
 _CHOICES = {
-    "multiallelic": ("split", "error"),
+    "multiallelic": ("split", "error", "ref"),
     "missing": ("ref", "error"),
     "unphased": ("ref", "as-phased", "error"),
     "overlap": ("first", "error"),
@@ -50,7 +52,8 @@ _CHOICES = {
 class HaplotypePolicy:
     """How genotypes become haplotypes; every choice that drops data is counted.
 
-    multiallelic: ``split`` (each ALT is its own allele; the GT index picks it) or ``error``.
+    multiallelic: ``split`` (each ALT is its own allele; the GT index picks it), ``error``, or ``ref`` (a record
+        with more than one ALT is read as the reference for every sample, counted as ``multiallelic``).
     missing: ``ref`` (a missing allele is the reference) or ``error``.
     unphased: ``ref`` (an unphased heterozygous genotype becomes reference on both haplotypes), ``as-phased``
         (the first written allele is haplotype 1, as ``bcftools consensus -H`` does) or ``error``. Unphased
@@ -91,8 +94,8 @@ class HaplotypePolicy:
 class RegionCalls:
     """Records overlapping a region, with genotypes after the policy.
 
-    ``status[i]`` is ``ok``, ``filtered`` or ``ref_mismatch``; rows that are not ``ok`` carry only reference
-    alleles in ``gt``. ``raw`` keeps cyvcf2's ``[records, samples, 3]`` genotype array
+    ``status[i]`` is ``ok``, ``filtered``, ``ref_mismatch`` or ``multiallelic``; rows that are not ``ok`` carry only
+    reference alleles in ``gt``. ``raw`` keeps cyvcf2's ``[records, samples, 3]`` genotype array
     (allele, allele, phased; -1 missing, -2 absent second allele) for display.
     """
 
@@ -241,6 +244,7 @@ class VariantReader:
         self.records_read = 0  # records parsed so far (each once when regions move along the genome)
         self._cache: RegionCalls | None = None
         self._warned: set[str] = set()
+        self._multi_logged: set[str] = set()
         if not self.path.exists():
             raise GtaInputError("variant file not found", self.path)
         self.kind = sniff_format(self.path)
@@ -248,11 +252,7 @@ class VariantReader:
         if self.kind == "empty":
             raise GtaInputError("variant file is empty", self.path, hint="a VCF starts with ##fileformat=VCFv4.x")
         if self.kind == "gzip":
-            raise GtaInputError(
-                "gzip-compressed but not BGZF, so it cannot be indexed for region queries",
-                self.path,
-                hint=(_FIX_BCF if ".bcf" in name else _FIX_GZIP).format(name=name, stem=stem),
-            )
+            self._check_plain_gzip(name, stem)
         if self.kind == "bcf":
             raise GtaInputError(
                 "uncompressed BCF cannot be indexed", self.path, hint=_FIX_BCF.format(name=name, stem=stem)
@@ -264,7 +264,9 @@ class VariantReader:
         self._indexed = False
         header = self._open(self.path)
         self.header_samples: list[str] = list(header.samples)
-        self.header_contigs: list[str] = list(header.seqnames) if self.kind != "vcf" else _header_contigs(header)
+        self.header_contigs: list[str] = (
+            _header_contigs(header) if self.kind in ("vcf", "gzip") else list(header.seqnames)
+        )
         header.close()
         if self.policy.samples is not None:
             missing = [s for s in self.policy.samples if s not in set(self.header_samples)]
@@ -278,6 +280,24 @@ class VariantReader:
         self._to_vcf: dict[str, str] | None = None
 
     # -- opening ---------------------------------------------------------------------------------------------
+    def _check_plain_gzip(self, name: str, stem: str) -> None:
+        """A plain-gzip file is read through a BGZF copy; refuse what that copy cannot be (BCF, not VCF, broken)."""
+        fix = _FIX_GZIP.format(name=name, stem=stem)
+        try:
+            with gzip.open(self.path, "rb") as fh:
+                inner = fh.read(5)
+        except (OSError, EOFError) as e:
+            raise GtaInputError(f"cannot decompress this gzip file ({_short(e)})", self.path,
+                                hint="check it with gzip -t") from None
+        if not inner:
+            raise GtaInputError("variant file is empty (gzip of nothing)", self.path,
+                                hint="a VCF starts with ##fileformat=VCFv4.x")
+        if inner[:3] == b"BCF":
+            raise GtaInputError("BCF compressed with plain gzip (not BGZF) cannot be indexed", self.path,
+                                hint=_FIX_BCF.format(name=name, stem=stem))
+        if inner[:1] != b"#":
+            raise GtaInputError("gzip-compressed, but not a VCF inside (no '#' header)", self.path, hint=fix)
+
     def _open(self, path: Path, samples: list[str] | None = None) -> cyvcf2.VCF:
         try:
             if samples is not None and samples != self.header_samples:
@@ -291,13 +311,20 @@ class VariantReader:
     def _ensure_index(self) -> None:
         if self._indexed:
             return
-        if self.kind == "vcf":
+        if self.kind in ("vcf", "gzip"):
             self._tmp = tempfile.TemporaryDirectory(prefix="gta-vcf-")
             weakref.finalize(self, self._tmp.cleanup)
-            target = Path(self._tmp.name) / (self.path.name + ".gz")
-            log.warning("%s is plain text: bgzipping and indexing a temporary copy (bgzip + index it once to skip "
-                        "this)", self.path)
-            pysam.tabix_compress(str(self.path), str(target), force=True)
+            if self.kind == "vcf":
+                target = Path(self._tmp.name) / (self.path.name + ".gz")
+                log.warning("%s is plain text: bgzipping and indexing a temporary copy (bgzip + index it once to "
+                            "skip this)", self.path)
+                pysam.tabix_compress(str(self.path), str(target), force=True)
+            else:
+                name, stem = self.path.name, self.path.name.split(".")[0]
+                target = Path(self._tmp.name) / f"{stem}.bgzf.vcf.gz"
+                log.warning("%s is plain gzip, not BGZF: decompressing, bgzipping and indexing a temporary copy "
+                            "(to skip this once and for all, %s)", self.path, _FIX_GZIP.format(name=name, stem=stem))
+                self._rebgzip(target)
             self._index(target)
             self._query_path = target
         elif not _has_index(self.path):
@@ -309,6 +336,16 @@ class VariantReader:
             log.info("indexing %s", self.path)
             self._index(self.path)
         self._indexed = True
+
+    def _rebgzip(self, target: Path) -> None:
+        """Stream the plain-gzip file into a BGZF copy at ``target``."""
+        try:
+            with gzip.open(self.path, "rb") as src, pysam.BGZFile(str(target), "wb") as dst:
+                while chunk := src.read(1 << 20):
+                    dst.write(chunk)
+        except (OSError, EOFError) as e:
+            raise GtaInputError(f"cannot decompress this gzip file ({_short(e)})", self.path,
+                                hint="check it with gzip -t") from None
 
     def _index(self, path: Path) -> None:
         preset = "bcf" if self.kind == "bgzf-bcf" else "vcf"
@@ -430,7 +467,7 @@ class VariantReader:
         return self._build(records, canonical, vchrom, records[0].start, max(r.end for r in records))
 
     def _raise_parse_error(self, e: Exception, where: str) -> None:
-        bad = locate_bad_line(self.path) if self.kind in ("vcf", "bgzf-vcf") else None
+        bad = locate_bad_line(self.path) if self.kind in ("vcf", "bgzf-vcf", "gzip") else None
         if bad:
             raise GtaInputError(f"malformed record: {bad[1]}", self.path, line=bad[0]) from None
         raise GtaInputError(
@@ -468,17 +505,36 @@ class VariantReader:
                 if r.FILTER not in (None, "PASS", "."):
                     status[i] = "filtered"
         self._check_ref(records, starts, ends, refs, status, chrom, vchrom)
-        for i, a in enumerate(alts):
-            if status[i] == "ok" and len(a) > 1 and pol.multiallelic == "error":
-                raise GtaInputError(
-                    f"multi-allelic record at {vchrom}:{records[i].POS} ({refs[i]} -> {','.join(a)})", self.path,
-                    hint="split it with bcftools norm -m -any, or use the policy multiallelic='split'",
-                )
+        if pol.multiallelic != "split":
+            self._multiallelic(records, refs, alts, status, vchrom)
         gt, row_skips = self._genotypes(raw, alts, status, vchrom, records)
         if gt.dtype == np.int8:
             raw = raw.astype(np.int8)
         return RegionCalls(chrom, start, end, self.samples, starts, ends, refs, alts, ids, status, gt, raw,
                            row_skips, vchrom)
+
+    def _multiallelic(self, records, refs, alts, status, vchrom) -> None:
+        """Policy ``error``: raise on the first multi-allelic record; ``ref``: mark them, log the first few."""
+        multi = [i for i, a in enumerate(alts) if status[i] == "ok" and len(a) > 1]
+        if not multi:
+            return
+        if self.policy.multiallelic == "error":
+            i = multi[0]
+            raise GtaInputError(
+                f"multi-allelic record at {vchrom}:{records[i].POS} ({refs[i]} -> {','.join(alts[i])})", self.path,
+                hint="split it with bcftools norm -m -any, or use the policy multiallelic='split' or 'ref'",
+            )
+        for i in multi:
+            status[i] = "multiallelic"
+        if len(self._multi_logged) < _LOG_FIRST:  # (a record refetched by the sliding cache is named once)
+            labels = [f"{vchrom}:{records[i].POS}" for i in multi]
+            shown = [x for x in dict.fromkeys(labels) if x not in self._multi_logged]
+            shown = shown[: _LOG_FIRST - len(self._multi_logged)]
+            if shown:
+                self._multi_logged.update(shown)
+                more = " (further ones are counted, not logged)" if len(self._multi_logged) >= _LOG_FIRST else ""
+                log.warning("%s: multi-allelic record(s) read as the reference (policy multiallelic='ref'): %s%s",
+                            self.path.name, ", ".join(shown), more)
 
     def _check_ref(self, records, starts, ends, refs, status, chrom, vchrom) -> None:
         if self.genome is None or chrom not in self.genome.lengths:
