@@ -158,6 +158,41 @@ def test_truncated_plain_fasta_with_old_index(tmp_path):
         Genome(p)
 
 
+@pytest.mark.parametrize(("cut", "needle"), [
+    (-10, "chr3 has 68 bases, its index said 77"),  # the last line cut short
+    (600, "chr1 has 571 bases, its index said 1,000; sequence(s) chr2, chr3 in the old index are gone"),
+])
+def test_truncated_fasta_with_stale_index_is_an_error(tmp_path, cut, needle):
+    seqs = {"chr1": SEQS["chr1"], "chr2": SEQS["chr2"], "chr3": SEQS["chrM"]}
+    p = write_fasta(tmp_path / "t.fa", seqs)
+    full_index = (tmp_path / "t.fa.fai").read_bytes()
+    p.write_bytes(p.read_bytes()[:cut])
+    os.utime(tmp_path / "t.fa.fai", (1, 1))  # the index of the whole file, older than the cut FASTA
+    for _ in range(2):  # the old index is put back, still older: a second open says the same
+        with pytest.raises(GtaInputError, match="looks truncated") as e:
+            Genome(p)
+        assert needle in e.value.message and e.value.path == str(p)
+        assert "samtools faidx" in e.value.one_line()
+        assert (tmp_path / "t.fa.fai").read_bytes() == full_index
+        assert (tmp_path / "t.fa.fai").stat().st_mtime < p.stat().st_mtime
+
+
+def test_stale_index_of_another_genome_is_rebuilt(tmp_path):
+    p = write_fasta(tmp_path / "g.fa", SEQS)
+    write_fasta(tmp_path / "g.fa", {"chr9": "ACGT" * 10}, index=False)  # replaced, not cut: other names
+    os.utime(tmp_path / "g.fa.fai", (1, 1))
+    assert Genome(p).lengths == {"chr9": 40}
+
+
+def test_fasta_without_final_newline(tmp_path):
+    p = tmp_path / "n.fa"
+    p.write_bytes(b">a\n" + SEQS["chr1"][:120].encode() + b"\n" + SEQS["chr1"][120:180].encode())  # full lines
+    g = Genome(p)
+    assert g.lengths == {"a": 180} and g.fetch("a", 0, 180) == SEQS["chr1"][:180]
+    assert g.scan().total_bp == 180
+    assert Genome(p).lengths == {"a": 180}  # and once more with the index now in place
+
+
 def test_truncated_bgzip(tmp_path):
     p = write_fasta(tmp_path / "t.fa.gz", {"a": random_sequence(5000)}, bgzip=True)
     p.write_bytes(p.read_bytes()[:-40])

@@ -1,14 +1,16 @@
 import gzip
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pysam
 import pytest
 
-from fixtures import CHROM_LENGTHS, make_dataset, write_vcf
+from fixtures import CHROM_LENGTHS, default_sequences, make_dataset, write_vcf
 from gta.cli import main
-from gta.io.validate import ERROR, validate
+from gta.io.validate import WARN, UnusableDatasetError, gene_regions, validate
 
 
 def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
@@ -36,11 +38,40 @@ def test_usable_dataset(tmp_path, monkeypatch, capsys):
 def test_expression_sample_missing_from_vcf_is_an_error(tmp_path, monkeypatch, capsys):
     vs = [f"NA{18500 + i}" for i in range(5)]  # NA18505 has expression but no genotypes
     p = make_dataset(tmp_path / "d", with_vcf=True, vcf_samples=vs)
-    rep = validate(p)
-    (err,) = rep.errors
+    with pytest.raises(UnusableDatasetError) as e:
+        validate(p)
+    (err,) = e.value.report.errors  # every check ran: the report rides along
     assert err.name == "sample overlap expression/VCF" and "NA18505" in err.detail
-    code, out, _ = run_cli(monkeypatch, capsys, "validate", "--data", str(p))
-    assert code == 2 and "not usable" in out
+    assert e.value.path == str(tmp_path / "d" / "expression.txt")
+    code, stdout, stderr = run_cli(monkeypatch, capsys, "validate", "--data", str(p))
+    lines = [x for x in stderr.splitlines() if x.strip()]
+    assert code == 2 and len(lines) == 1, stderr
+    assert "sample overlap" in stdout  # the report table is still printed before the error
+    line = lines[0]
+    assert line.startswith(f"gta: error: {tmp_path / 'd' / 'expression.txt'}: 1 of 6 expression sample(s)"), line
+    assert str(tmp_path / "d" / "variants.vcf.gz") in line and "(first: NA18505)" in line
+    assert "use the same sample ids in both files" in line
+
+
+def test_vcf_records_in_the_gene_windows_are_read(tmp_path):
+    p = make_dataset(tmp_path / "d", with_vcf=True)
+    rep = validate(p)
+    assert rep.ok and rep.stats["vcf_records_read"] == 1
+    row = next(c for c in rep.checks if c.name == "variant records")
+    assert "in the gene windows" in row.detail
+
+
+def test_gene_regions_merge_windows_and_cut_pieces():
+    from gta.geometry import Geometry
+    from gta.io.types import Gene
+
+    geo = Geometry(input_len=256, bin_size=16, output_bins=8)
+    genes = [Gene("A", "A", "chr1", 1000, "+"), Gene("B", "B", "chr1", 10, "-"), Gene("C", "C", "chr1", 1100, "+"),
+             Gene("D", "D", "chr2", 500, "-")]
+    got = list(gene_regions(genes, geo, chunk_bp=200))
+    # B: [-117, 139) clamped at 0; A [872, 1128) and C [972, 1228) merge into [872, 1228); pieces of 200 bases
+    assert got == [("chr1", 0, 139), ("chr1", 872, 1072), ("chr1", 1072, 1228), ("chr2", 373, 573),
+                   ("chr2", 573, 629)]
 
 
 def test_vcf_contig_names_that_match_nothing(tmp_path):
@@ -54,7 +85,7 @@ def test_vcf_contig_names_that_match_nothing(tmp_path):
     assert [c.name for c in rep.errors] == ["chromosome names FASTA/VCF"]
 
 
-def test_plain_gzip_vcf_is_an_error(tmp_path):
+def test_plain_gzip_vcf_is_read_with_a_warning(tmp_path):
     p = make_dataset(tmp_path / "d")
     samples = [f"NA{18500 + i}" for i in range(6)]
     plain = write_vcf(tmp_path / "d" / "v.vcf", CHROM_LENGTHS, samples, [("chr1", 5, "A", "C", ["0|1"] * 6)])
@@ -62,7 +93,8 @@ def test_plain_gzip_vcf_is_an_error(tmp_path):
     with open(p, "a") as fh:
         fh.write("variants: v.vcf.gz\n")
     rep = validate(p)
-    assert any(c.status == ERROR and "bgzip" in c.detail for c in rep.checks)
+    assert rep.ok and any(c.status == WARN and "bgzip" in c.detail for c in rep.checks)
+    assert rep.stats["vcf_records_read"] == 1  # its records are read like any other VCF's
 
 
 def test_skipped_genes_are_reported(tmp_path):
@@ -75,12 +107,42 @@ def test_skipped_genes_are_reported(tmp_path):
     assert any(c.name == "chromosome names FASTA/genes" and "chrUn" in c.detail for c in rep.checks)
 
 
+def _bad_vcf(folder: Path, bgzip: bool) -> int:
+    """A VCF (bgzipped + tabix-indexed, or plain text) whose last record lacks a sample column, named in the
+    manifest; returns the line number of that record."""
+    seqs = default_sequences()
+    samples = [f"NA{18500 + i}" for i in range(6)]
+    recs = [(c, pos, seqs[c][pos - 1], "A" if seqs[c][pos - 1] != "A" else "C", [gt] * 6)
+            for c, pos, gt in (("chr1", 1500, "0|1"), ("chr2", 300, "0|0"), ("chr3", 2200, "1|0"))]
+    plain = write_vcf(folder / "variants.vcf", CHROM_LENGTHS, samples, recs)
+    lines = plain.read_text().splitlines()
+    lines[-1] = lines[-1].rsplit("\t", 1)[0]  # the last record lacks a column
+    plain.write_text("\n".join(lines) + "\n")
+    name = "variants.vcf"
+    if bgzip:
+        name += ".gz"
+        pysam.tabix_compress(str(plain), str(folder / name), force=True)
+        pysam.tabix_index(str(folder / name), preset="vcf", force=True)
+        plain.unlink()
+    with open(folder / "dataset.yaml", "a") as fh:
+        fh.write(f"variants: {name}\n")
+    return len(lines)
+
+
 def _break(folder: Path, kind: str) -> str:
-    """Damage one file of a made data set; returns the name the error must mention."""
+    """Damage one file of a made data set; returns the text the error must hold (file name, and line if known)."""
     fa, gtf, expr = folder / "genome.fa", folder / "genes.gtf", folder / "expression.txt"
-    if kind.startswith("fasta"):
+    if kind.startswith("fasta") and kind != "fasta_truncated":
         for ext in (".fai", ".gzi"):
             Path(str(fa) + ext).unlink(missing_ok=True)
+    if kind == "fasta_truncated":  # cut mid-sequence; the .fai of the whole file stays, older than the FASTA
+        fa.write_bytes(fa.read_bytes()[:9000])
+        os.utime(str(fa) + ".fai", (1, 1))
+        return "genome.fa: looks truncated: chr2 has"
+    if kind == "vcf_column_count":
+        return f"variants.vcf.gz:{_bad_vcf(folder, bgzip=True)}: malformed record: 14 tab-separated columns"
+    if kind == "vcf_text_column_count":
+        return f"variants.vcf:{_bad_vcf(folder, bgzip=False)}: malformed record: 14 tab-separated columns"
     if kind == "fasta_unequal_lines":
         lines = fa.read_text().splitlines()
         lines[3] = lines[3][:-5]
@@ -120,15 +182,15 @@ def _break(folder: Path, kind: str) -> str:
 
 
 KINDS = ["fasta_unequal_lines", "fasta_empty_record", "fasta_binary", "fasta_junk_in_record", "fasta_plain_gzip",
-         "gtf_field_count", "gtf_coordinate", "gtf_no_gene_id", "gtf_duplicate", "expression_text",
-         "expression_duplicate", "manifest"]
+         "fasta_truncated", "gtf_field_count", "gtf_coordinate", "gtf_no_gene_id", "gtf_duplicate",
+         "expression_text", "expression_duplicate", "manifest", "vcf_column_count", "vcf_text_column_count"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_malformed_files_exit_2_with_one_line(tmp_path, monkeypatch, capsys, kind):
+def test_malformed_files_exit_2_with_one_line(tmp_path, monkeypatch, capfd, kind):
     p = make_dataset(tmp_path / "d")
     name = _break(tmp_path / "d", kind)
-    code, _, err = run_cli(monkeypatch, capsys, "validate", "--data", str(p))
+    code, _, err = run_cli(monkeypatch, capfd, "validate", "--data", str(p))  # capfd: htslib's own lines too
     lines = [x for x in err.splitlines() if x.strip()]
     assert code == 2, err
     assert len(lines) == 1 and lines[0].startswith("gta: error:") and name in lines[0], err

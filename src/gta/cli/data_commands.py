@@ -21,12 +21,18 @@ def validate(
     from rich.console import Console
 
     from gta.io.atomic import atomic_write_text
-    from gta.io.validate import render_report
+    from gta.io.validate import UnusableDatasetError, render_report
     from gta.io.validate import validate as run_validate
 
-    report = run_validate(data, scan_genome=not quick, progress=True)
+    error = None
+    try:
+        report = run_validate(data, scan_genome=not quick, progress=True)
+    except UnusableDatasetError as e:  # the table and --json still show every row; the one-line error follows
+        report, error = e.report, e
     Console().print(render_report(report))
     if json_out is not None:
         atomic_write_text(json_out, json.dumps(report.to_dict(), indent=2))
+    if error is not None:
+        raise error
     if not report.ok:
         raise SystemExit(report.exit_code)

@@ -3,9 +3,10 @@ one-hot encoding and chromosome-name harmonisation (``chr1``/``1``, ``chrM``/``M
 
 Accepted: plain or BGZF-compressed FASTA with any constant line width (CRLF too), lower-case soft-masking
 (returned upper-case) and IUPAC ambiguity codes (returned as ``N``). The ``.fai`` (and ``.gzi``) index is built
-beside the FASTA when missing or older than the FASTA and the folder is writable. Everything else (plain gzip,
-lines of unequal length inside a record, a record without sequence, text before the first header, bytes that
-are not sequence letters) is a ``GtaInputError`` naming the file.
+beside the FASTA when missing or older than the FASTA and the folder is writable; a rebuilt index that is a cut-off
+prefix of the old one (the last sequences gone or shorter) means a truncated FASTA and is an error. Everything else
+(plain gzip, lines of unequal length inside a record, a record without sequence, text before the first header,
+bytes that are not sequence letters) is a ``GtaInputError`` naming the file.
 """
 
 from __future__ import annotations
@@ -176,6 +177,33 @@ class Genome:
                 self.path,
                 hint=f"run: samtools faidx {self.path}  (or copy the FASTA to a writable folder)",
             )
+        old = (fai.read_bytes(), fai.stat()) if stale else None
+        self._build_index()
+        if old is not None:
+            self._check_not_truncated(*old)
+
+    def _check_not_truncated(self, old_index: bytes, old_stat: os.stat_result) -> None:
+        """Compare a rebuilt .fai with the stale one it replaced: a cut-off prefix means a truncated FASTA.
+
+        On error the old index is put back with its old time, so the next run reports the same problem instead of
+        trusting an index of the cut file.
+        """
+        before = _fai_lengths(old_index.decode("utf-8", errors="replace"))
+        after = _fai_lengths(self.fai_path.read_text(encoding="utf-8", errors="replace"))
+        cut = _truncation(before, after)
+        if cut is None:
+            return
+        self.fai_path.write_bytes(old_index)
+        os.utime(self.fai_path, ns=(old_stat.st_atime_ns, old_stat.st_mtime_ns))
+        raise GtaInputError(
+            f"looks truncated: {cut}",
+            self.path,
+            hint=f"re-download it or re-index with samtools faidx {self.path.name}; if you replaced the FASTA "
+            f"on purpose, delete {self.fai_path.name}",
+        )
+
+    def _build_index(self) -> None:
+        """(Re)build the .fai (and .gzi) with pyfaidx; malformed files become a GtaInputError."""
         try:
             pyfaidx.Faidx(str(self.path), rebuild=True, build_index=True).close()
         except pyfaidx.UnsupportedCompressionFormat:
@@ -222,8 +250,7 @@ class Genome:
             return
         size = self.path.stat().st_size
         for name, rec in self._handle().faidx.index.items():
-            end = rec.offset + (rec.rlen // rec.lenc) * rec.lenb + (rec.rlen % rec.lenc)
-            if end > size:
+            if _record_end(rec) > size:
                 raise GtaInputError(
                     f"record {name!r} ends past the end of the file: the FASTA is truncated or its .fai is stale",
                     self.path,
@@ -304,8 +331,7 @@ class Genome:
         sequence letter (binary junk, a header inside a record)."""
         spans = []
         for name, rec in self._handle().faidx.index.items():
-            end = rec.offset + (rec.rlen // rec.lenc) * rec.lenb + (rec.rlen % rec.lenc)
-            spans.append((rec.offset, end, name))
+            spans.append((rec.offset, _record_end(rec), name))
         spans.sort()
         counts = np.zeros(256, dtype=np.int64)
         opener = gzip.open if self.compression == "bgzf" else open
@@ -349,6 +375,53 @@ class Genome:
         if self._fa is not None and self._pid == os.getpid():
             self._fa.close()
         self._fa = None
+
+
+def _record_end(rec) -> int:
+    """File offset just past the last base of a .fai record (its final newline, if any, not included)."""
+    if rec.rlen <= 0:
+        return rec.offset
+    last = rec.rlen - 1
+    return rec.offset + (last // rec.lenc) * rec.lenb + last % rec.lenc + 1
+
+
+def _fai_lengths(text: str) -> dict[str, int] | None:
+    """name -> length from .fai text, in file order; ``None`` when it is not a readable index."""
+    out: dict[str, int] = {}
+    for line in text.splitlines():
+        cols = line.split("\t")
+        if len(cols) < 5 or not cols[1].isdigit():
+            return None
+        out[cols[0]] = int(cols[1])
+    return out or None
+
+
+def _truncation(before: dict[str, int] | None, after: dict[str, int] | None) -> str | None:
+    """What a cut-off FASTA lost, when the new index is a prefix of the old one that ends early; else ``None``.
+
+    A truncated file keeps its first sequences whole and loses the rest: the new names are the first names of the
+    old index, in order, all but the last with the same length, and something is gone (a shorter last sequence or
+    sequences missing). Other differences (new names, reordered or longer sequences) mean another file: no error.
+    """
+    if not before or not after:
+        return None
+    old_names, new_names = list(before), list(after)
+    k = len(new_names)
+    if k > len(old_names) or old_names[:k] != new_names:
+        return None
+    if any(after[n] != before[n] for n in new_names[:-1]):
+        return None
+    last = new_names[-1]
+    lost = old_names[k:]
+    if after[last] > before[last] or (after[last] == before[last] and not lost):
+        return None
+    parts = []
+    if after[last] < before[last]:
+        parts.append(f"{last} has {after[last]:,} bases, its index said {before[last]:,}")
+    if lost:
+        more = f" ... ({len(lost)} in all)" if len(lost) > 3 else ""
+        parts.append(f"sequence(s) {', '.join(lost[:3])}{more} in the old index are gone")
+    return "; ".join(parts)
 
 
 def _short(e: object, limit: int = 200) -> str:

@@ -1,22 +1,34 @@
 """``gta validate``: read every file a manifest names and say whether the data set is usable.
 
-A malformed file raises ``GtaInputError`` (one line naming the file; exit 2 through the CLI). Problems between
+A malformed file raises ``GtaInputError`` (one line naming the file; exit 2 through the CLI). That includes the
+VCF records that training would read: every record in the gene windows of an indexed VCF, or the first
+``SCAN_RECORDS`` records of a VCF without index (streamed, never the whole file at once). Problems between
 files are rows of the report with status ``error`` (exit 2): no gene on a FASTA chromosome, no gene with
-expression, an expression sample without genotypes in the VCF, VCF contigs that match no FASTA chromosome, a
-plain-gzip VCF. ``warn`` rows (skipped genes, missing index, empty val/test split) leave the data set usable.
+expression, VCF contigs that match no FASTA chromosome. An expression sample without genotypes
+in the VCF is such a row too, and, once every check has run, an ``UnusableDatasetError`` (a one-line
+``GtaInputError`` naming both files) that carries the report. ``warn`` rows (skipped genes, missing index, empty
+val/test split, REF mismatches, a plain-gzip VCF) leave the data set usable.
 """
 
 from __future__ import annotations
 
+import warnings
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gta.io.dataset import open_dataset, vcf_header
+from gta.errors import GtaInputError
+from gta.geometry import Geometry
+from gta.io.dataset import Dataset, open_dataset, vcf_header
 from gta.io.expression import match_report
 from gta.io.genome import file_compression
 from gta.io.splits import summarize_gene_splits
+from gta.io.types import Gene
 
 OK, INFO, WARN, ERROR = "ok", "info", "warn", "error"
+SCAN_RECORDS = 200_000  # records read from the start of a VCF that has no index (no region queries)
 
 
 @dataclass(frozen=True)
@@ -51,6 +63,14 @@ class ValidationReport:
     def to_dict(self) -> dict:
         return {"manifest": str(self.manifest), "ok": self.ok, "stats": self.stats, "skipped": self.skipped,
                 "checks": [c.__dict__ for c in self.checks]}
+
+
+class UnusableDatasetError(GtaInputError):
+    """A ``GtaInputError`` raised after every check ran; ``report`` holds all the rows."""
+
+    def __init__(self, message: str, path: str | Path, hint: str, report: ValidationReport) -> None:
+        super().__init__(message, path, hint=hint)
+        self.report = report
 
 
 def _examples(items: list[str], n: int = 3) -> str:
@@ -102,8 +122,9 @@ def validate(manifest_path: str | Path, scan_genome: bool = True, progress: bool
     else:
         rep.add("genes with expression", WARN, "no expression matrix in the manifest (prediction only)")
 
+    lacking: list[str] = []
     if m.variants is not None:
-        _check_variants(rep, ds, expr.samples if expr is not None else [])
+        lacking = _check_variants(rep, ds, expr.samples if expr is not None else [])
     else:
         rep.add("samples with genotypes", INFO, "no VCF in the manifest (reference sequence only)")
 
@@ -123,20 +144,39 @@ def validate(manifest_path: str | Path, scan_genome: bool = True, progress: bool
     rep.skipped = ds.skipped
     for reason, n in rep.skipped.items():
         rep.add("skipped", WARN, f"{n:,} {reason}")
+    if lacking:
+        raise _samples_without_genotypes(rep, m.expression, m.variants, lacking)
     return rep
 
 
-def _check_variants(rep: ValidationReport, ds, expr_samples: list[str]) -> None:
+def _samples_without_genotypes(rep: ValidationReport, expr_path: Path, vcf_path: Path,
+                               lacking: list[str]) -> UnusableDatasetError:
+    """The one-line error for expression samples that the VCF lacks (the report rides along)."""
+    first = ", ".join(lacking[:3]) + (" ..." if len(lacking) > 3 else "")
+    return UnusableDatasetError(
+        f"{len(lacking)} of {rep.stats['expression_samples']} expression sample(s) have no genotypes in the VCF "
+        f"{vcf_path} (first: {first})",
+        expr_path,
+        hint="use the same sample ids in both files, or drop those columns from the expression matrix",
+        report=rep,
+    )
+
+
+def _check_variants(rep: ValidationReport, ds, expr_samples: list[str]) -> list[str]:
+    """Rows for the VCF (compression, index, samples, contigs, records); returns the expression samples it lacks."""
     path: Path = ds.manifest.variants
-    if path.suffix in (".gz", ".bgz") and file_compression(path) == "gzip":
-        rep.add("variants file", ERROR, f"{path.name} is plain gzip, not BGZF: it cannot be indexed "
-                "(fix: zcat FILE | bgzip -c > FILE.vcf.gz && bcftools index FILE.vcf.gz)")
+    plain_gzip = file_compression(path) == "gzip"
+    if path.suffix in (".gz", ".bgz") and plain_gzip:
+        rep.add("variants file", WARN, f"{path.name} is plain gzip, not BGZF: it cannot be indexed, so gta reads it "
+                "through a temporary bgzipped copy each time (slow for a large file; fix: zcat FILE | bgzip -c > "
+                "FILE.vcf.gz && bcftools index FILE.vcf.gz)")
     indexed = any(Path(str(path) + ext).exists() for ext in (".tbi", ".csi"))
-    if not indexed and file_compression(path) != "gzip":
+    if not indexed and not plain_gzip:
         rep.add("variants index", WARN, f"no .tbi/.csi beside {path.name} (fix: bcftools index {path.name})")
     samples, contigs = vcf_header(path)
     rep.stats["vcf_samples"] = len(samples)
     rep.add("samples with genotypes", OK if samples else ERROR, f"{len(samples):,} in {path.name}")
+    found: list[str] = []
     if contigs:
         found = [c for c in contigs if ds.genome.names.resolve(c) is not None]
         missing = [c for c in contigs if ds.genome.names.resolve(c) is None]
@@ -150,6 +190,7 @@ def _check_variants(rep: ValidationReport, ds, expr_samples: list[str]) -> None:
         rep.add("chromosome names FASTA/VCF", status, text)
     else:
         rep.add("chromosome names FASTA/VCF", WARN, "the VCF header lists no contigs and there is no index")
+    lacking: list[str] = []
     if expr_samples:
         vcf = set(samples)
         lacking = [s for s in expr_samples if s not in vcf]
@@ -162,6 +203,79 @@ def _check_variants(rep: ValidationReport, ds, expr_samples: list[str]) -> None:
             rep.add("sample overlap expression/VCF", OK,
                     f"all {len(expr_samples):,} expression samples have genotypes"
                     + (f"; {extra:,} VCF samples without expression" if extra else ""))
+    if samples and (found or not contigs):
+        _check_records(rep, ds, indexed)
+    return lacking
+
+
+def gene_regions(genes: list[Gene], geometry: Geometry, chunk_bp: int) -> Iterator[tuple[str, int, int]]:
+    """The union of the genes' input windows as (chrom, start, end) pieces of at most ``chunk_bp`` bases, in
+    genome order (chromosomes in first-gene order)."""
+    by_chrom: dict[str, list[tuple[int, int]]] = {}
+    for g in genes:
+        by_chrom.setdefault(g.chrom, []).append(geometry.window(g.tss, g.strand))
+    for chrom, windows in by_chrom.items():
+        merged: list[list[int]] = []
+        for start, end in sorted(windows):
+            start = max(start, 0)
+            if merged and start <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], end)
+            else:
+                merged.append([start, end])
+        for start, end in merged:
+            for lo in range(start, end, chunk_bp):
+                yield chrom, lo, min(lo + chunk_bp, end)
+
+
+@contextmanager
+def _quiet_vcf_reading() -> Iterator[None]:
+    """Silence htslib's own stderr lines and cyvcf2's warning for a region without records (a malformed record
+    is a GtaInputError that says what is wrong, in one line)."""
+    from cyvcf2.cyvcf2 import set_htslib_log_level
+
+    set_htslib_log_level(0)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="no intervals found", category=UserWarning)
+            yield
+    finally:
+        set_htslib_log_level(3)  # htslib's default (HTS_LOG_WARNING)
+
+
+def _check_records(rep: ValidationReport, ds: Dataset, indexed: bool) -> None:
+    """Parse the VCF records that feature extraction reads; a malformed one raises (file and line)."""
+    from gta.io.variants import VariantReader, sniff_format
+
+    path: Path = ds.manifest.variants
+    geometry = ds.manifest.geometry
+    n = 0
+    skipped: Counter = Counter()
+    kind = sniff_format(path)
+    policy = getattr(ds, "variant_policy", None)  # the manifest's haplotype policy (None: the default one)
+    with _quiet_vcf_reading(), VariantReader(path, ds.genome, policy) as reader:
+        if indexed and kind != "vcf":
+            for chrom, start, end in gene_regions(ds.genes, geometry, max(geometry.input_len, 10_000)):
+                if reader.vcf_name(chrom) is None:
+                    continue
+                n += len(reader.region(chrom, start, end))
+            skipped.update(reader.stats)
+            where = "in the gene windows"
+        else:
+            runs = reader.iter_regions()
+            try:
+                for calls in runs:
+                    n += len(calls)
+                    skipped.update(calls.skipped)
+                    if n >= SCAN_RECORDS:
+                        break
+            finally:
+                runs.close()
+            where = f"from the start (at most {SCAN_RECORDS:,}: {'plain text' if kind == 'vcf' else 'no index'})"
+    rep.stats["vcf_records_read"] = n
+    text = f"{n:,} record(s) {where} parsed"
+    if skipped:
+        text += "; " + ", ".join(f"{k} {v:,}" for k, v in sorted(skipped.items()))
+    rep.add("variant records", WARN if skipped.get("ref_mismatch") else OK, text)
 
 
 def render_report(report: ValidationReport):
