@@ -39,6 +39,15 @@ def test_quick_demo_writes_a_report_whose_numbers_come_from_the_predictions(quic
     assert len(shown) > 20
     raw = json.loads((bench / "results.json").read_text())
     assert raw["dataset"]["simulated"] is True
+    # the benchmark interprets GTA and GTA no LLM against the planted truth, and the page shows those numbers
+    for name in ("GTA", "GTA no LLM"):
+        entry = res.interpretation[name]
+        assert set(entry["importance"]) == {"attention", "gradxinput", "occlusion"}
+        assert 0 <= entry["importance"]["gradxinput"]["auprc"] <= 1
+        assert entry["variant_effects"]["n_matched"] > 0
+        assert f'data-key="interpretation|{name}.importance.occlusion.auprc"' in html
+        assert (bench / entry["variant_effects_table"]).exists()
+    assert "## Interpretation" in (bench / "results.md").read_text()
     # the last stage interprets held-out genes: figures, tracks and AUPRC against the planted elements
     metrics = json.loads((out / "interpret" / "interpret_metrics.json").read_text())
     assert metrics and list((out / "interpret" / "plots").glob("*.png"))

@@ -39,6 +39,8 @@ def demo_benchmark_config(quick: bool, seed: int = 0) -> dict[str, Any]:
                           "max_minutes": 0.5 if quick else 3.0},
         "n_boot": 200 if quick else 1000,
         "seed": seed,
+        "interpret": {"models": ["GTA", "GTA no LLM"], "n_genes": 2 if quick else 10,
+                      "variant_genes": 1 if quick else 8},
     }
 
 
@@ -87,10 +89,10 @@ def demo(out: str | Path = "runs/demo", quick: bool = False, seed: int = 0) -> P
     console.rule("[bold]4/5 benchmark[/bold] (GTA, ablations, baselines)")
     cfg = BenchmarkConfig(**demo_benchmark_config(quick, seed))
     html = benchmark(manifest, store, out / "benchmark", config=cfg)
-    console.rule("[bold]5/5 interpret[/bold] (which sections of the window drive GTA's predictions)")
+    console.rule("[bold]5/5 interpret[/bold] (figures and genome-browser tracks of GTA's importance)")
     run = out / "benchmark" / "runs" / "GTA"
-    if run.exists():
-        result = interpret(run, dataset, store, n_genes=2 if quick else 6, evaluate=True, out=out / "interpret",
+    if run.exists():  # AUPRC and variant effects are in the benchmark report; here the pictures of a few genes
+        result = interpret(run, dataset, store, n_genes=2 if quick else 4, evaluate=True, out=out / "interpret",
                            progress=False)
         console.print(result.summary())
     console.print(f"demo finished in {time.perf_counter() - t0:.0f} s")

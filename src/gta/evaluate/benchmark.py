@@ -50,6 +50,7 @@ DESCRIPTIONS = {
     "Enformer readout": "pretrained Enformer's GM12878 CAGE track at the TSS bins",
     "eQTL elastic net": "PrediXcan-style per-gene elastic net on window genotypes (cross-individual only)",
 }
+INTERPRET_DEFAULTS: dict[str, Any] = {"models": ["GTA", "GTA no LLM"], "n_genes": 10, "variant_genes": 8}
 BASELINES = ("Ridge (promoter bins)", "Ridge (all bins)", "Annotation only", "Enformer-arch (scratch)",
              "eQTL elastic net", "Enformer readout")
 
@@ -66,6 +67,9 @@ class BenchmarkConfig:
     enformer_track: int | None = None  # its head track (default: GM12878 CAGE, 5110)
     n_boot: int = 1000
     seed: int = 0
+    # on simulated data: interpret these runs (importance AUPRC for n_genes held-out genes; the predicted effects
+    # of the variants in the windows of the first variant_genes of them); n_genes: 0 turns it off
+    interpret: dict[str, Any] = field(default_factory=lambda: dict(INTERPRET_DEFAULTS))
 
     @classmethod
     def load(cls, path: str | Path | None) -> BenchmarkConfig:
@@ -79,6 +83,10 @@ class BenchmarkConfig:
             raise GtaInputError(f"unknown key(s) {sorted(unknown)}", path,
                                 hint=f"known: {sorted(cls.__dataclass_fields__)}")
         cfg = cls(**raw)
+        odd = set(cfg.interpret) - set(INTERPRET_DEFAULTS)
+        if odd:
+            raise GtaInputError(f"unknown interpret key(s) {sorted(odd)}", path,
+                                hint=f"known: {list(INTERPRET_DEFAULTS)}")
         bad = [m for m in cfg.models if m not in ABLATIONS and m not in BASELINES]
         if bad:
             raise GtaInputError(f"unknown model(s) {bad}", path, hint=f"known: {list(ABLATIONS) + list(BASELINES)}")
@@ -354,9 +362,46 @@ def benchmark(manifest, features, out: str | Path, config: BenchmarkConfig | str
                       + ("n/a" if rho is None else f"{rho:.3f}"))
         _write(res, results_json, pred_dir, signal)  # results so far survive an interruption
 
+    if dataset.manifest.truth is not None:
+        res.interpretation = _interpretation(ctx, res)
     _write(res, results_json, pred_dir, signal)
     report = render_report(results_json, pred_dir, out / "report.html")
     return Path(report) if report else out / "report.html"
+
+
+def _interpretation(ctx: dict[str, Any], res: R.Results) -> dict[str, Any]:
+    """Importance AUPRC (true elements, overall and distal) and variant-effect agreement of the GTA-family runs
+    named in ``cfg.interpret``, on the simulator's truth; written under ``out/interpret/MODEL/``."""
+    from gta.interpret import evaluate_importance, score_variants
+
+    icfg = {**INTERPRET_DEFAULTS, **ctx["cfg"].interpret}
+    dataset, store, out = ctx["dataset"], ctx["store"], ctx["out"]
+    done = {m.name for m in res.models if m.status == "ok"}
+    found: dict[str, Any] = {}
+    for name in icfg["models"]:
+        run_dir = out / "runs" / R._slug(name)
+        if not icfg["n_genes"] or name not in ABLATIONS or name not in done or not (run_dir / "summary.json").exists():
+            continue
+        console.print(f"[bold]interpret[/bold] {name}: importance of {icfg['n_genes']} held-out genes"
+                      + (f", effects of the variants near {icfg['variant_genes']} of them" if icfg["variant_genes"]
+                         and dataset.variants_path else ""))
+        imp = evaluate_importance(run_dir, dataset, store, n_genes=int(icfg["n_genes"]), progress=ctx["progress"])
+        keep = ("auprc", "distal_auprc", "auprc_gene_mean", "distal_auprc_gene_mean")
+        entry: dict[str, Any] = {
+            "genes": imp["genes"], "distal_bp": imp["distal_bp"],
+            "importance": {m: {k: v.get(k) for k in keep} for m, v in imp["methods"].items()},
+            "reference": {r: {k: v.get(k) for k in keep if k in v} for r, v in imp["reference"].items()},
+        }
+        if icfg["variant_genes"] and dataset.variants_path is not None:
+            effects = out / "interpret" / R._slug(name) / "effects.tsv"
+            effects.parent.mkdir(parents=True, exist_ok=True)
+            summary = score_variants(run_dir, dataset, dataset.variants_path, out=effects, features=store,
+                                     genes=imp["genes"][: int(icfg["variant_genes"])], evaluate=True,
+                                     progress=ctx["progress"])
+            entry["variant_effects"] = summary.metrics
+            entry["variant_effects_table"] = str(effects.relative_to(out))
+        found[name] = entry
+    return found
 
 
 def noise_free_signal(dataset) -> pd.DataFrame | None:

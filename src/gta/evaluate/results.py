@@ -76,6 +76,8 @@ class Results:
     noise_ceiling: dict[str, Any] = field(default_factory=lambda: {"available": False})
     settings: MetricSettings = field(default_factory=MetricSettings)
     models: list[ModelResult] = field(default_factory=list)
+    # simulated data: per GTA-family model, AUPRC of importance methods for the true elements, variant effects
+    interpretation: dict[str, Any] = field(default_factory=dict)
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     gta_version: str = ""
     schema_version: int = SCHEMA_VERSION
