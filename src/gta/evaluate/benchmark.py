@@ -371,8 +371,9 @@ def benchmark(manifest, features, out: str | Path, config: BenchmarkConfig | str
 
 def _interpretation(ctx: dict[str, Any], res: R.Results) -> dict[str, Any]:
     """Importance AUPRC (true elements, overall and distal) and variant-effect agreement of the GTA-family runs
-    named in ``cfg.interpret``, on the simulator's truth; written under ``out/interpret/MODEL/``."""
-    from gta.interpret import evaluate_importance, score_variants
+    named in ``cfg.interpret``, on the simulator's truth. ``out/interpret/MODEL/`` keeps what they are computed
+    from: ``importance.npz``, tracks, ``top_sections.tsv``, ``interpret_metrics.json`` and ``effects.tsv``."""
+    from gta.interpret import interpret, score_variants
 
     icfg = {**INTERPRET_DEFAULTS, **ctx["cfg"].interpret}
     dataset, store, out = ctx["dataset"], ctx["store"], ctx["out"]
@@ -385,16 +386,18 @@ def _interpretation(ctx: dict[str, Any], res: R.Results) -> dict[str, Any]:
         console.print(f"[bold]interpret[/bold] {name}: importance of {icfg['n_genes']} held-out genes"
                       + (f", effects of the variants near {icfg['variant_genes']} of them" if icfg["variant_genes"]
                          and dataset.variants_path else ""))
-        imp = evaluate_importance(run_dir, dataset, store, n_genes=int(icfg["n_genes"]), progress=ctx["progress"])
+        folder = out / "interpret" / R._slug(name)
+        imp = interpret(run_dir, dataset, store, n_genes=int(icfg["n_genes"]), evaluate=True, out=folder,
+                        plots=False, progress=ctx["progress"]).metrics
         keep = ("auprc", "distal_auprc", "auprc_gene_mean", "distal_auprc_gene_mean")
         entry: dict[str, Any] = {
-            "genes": imp["genes"], "distal_bp": imp["distal_bp"],
+            "genes": imp["genes"], "distal_bp": imp["distal_bp"], "importance_arrays": str(
+                (folder / "importance.npz").relative_to(out)),
             "importance": {m: {k: v.get(k) for k in keep} for m, v in imp["methods"].items()},
             "reference": {r: {k: v.get(k) for k in keep if k in v} for r, v in imp["reference"].items()},
         }
         if icfg["variant_genes"] and dataset.variants_path is not None:
-            effects = out / "interpret" / R._slug(name) / "effects.tsv"
-            effects.parent.mkdir(parents=True, exist_ok=True)
+            effects = folder / "effects.tsv"
             summary = score_variants(run_dir, dataset, dataset.variants_path, out=effects, features=store,
                                      genes=imp["genes"][: int(icfg["variant_genes"])], evaluate=True,
                                      progress=ctx["progress"])
