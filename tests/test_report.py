@@ -103,6 +103,8 @@ def test_report_is_self_contained_with_not_run_rows(bench):
     folder, _, _, html = bench
     page = html.read_text()
     assert page.count("data:image/png;base64,") == 4
+    pngs = sorted((folder / "plots").glob("*.png"))  # the same figures as files, for slides and papers
+    assert len(pngs) == 4 and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
     assert not re.search(r'src="(?!data:)', page) and "<link" not in page
     assert "not run" in page and "synthetic example of a skipped model" in page
     md = (folder / "results.md").read_text()

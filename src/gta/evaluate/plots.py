@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+from pathlib import Path
 
 import matplotlib
 
@@ -15,6 +16,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from gta.evaluate.results import ModelResult, Results  # noqa: E402
+from gta.io.atomic import atomic_write_bytes  # noqa: E402
 
 KIND_PALETTES = {
     "gta": ["#c0392b", "#922b21", "#e74c3c"],
@@ -41,10 +43,13 @@ def colours(results: Results) -> dict[str, str]:
     return out
 
 
-def to_data_uri(fig: Figure) -> str:
+def to_data_uri(fig: Figure, also_to: Path | None = None) -> str:
+    """The figure as a PNG data URI (closed afterwards); ``also_to``: write the same PNG there, atomically."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     plt.close(fig)
+    if also_to is not None:
+        atomic_write_bytes(also_to, buf.getvalue())
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 

@@ -287,16 +287,18 @@ def _model_notes(res: Results) -> str:
     return f"<ul>{''.join(items)}</ul>" if items else "<p>No notes.</p>"
 
 
-def render_html(res: Results, predictions: dict) -> tuple[str, dict[str, str]]:
-    """The page and the numbers it shows (key -> text)."""
+PLOT_FILES = {"bars": "cross_gene_bars.png", "scatter": "scatter_predicted_vs_observed.png",
+              "hist": "cross_individual_hist.png", "distal": "by_distal_share.png"}
+
+
+def render_html(res: Results, predictions: dict, plots_dir: Path | None = None) -> tuple[str, dict[str, str]]:
+    """The page and the numbers it shows (key -> text); ``plots_dir``: also write each figure there as PNG."""
     N = _Numbers(res)
     d, s = res.dataset, res.settings
-    fig = {
-        "bars": plots.to_data_uri(plots.cross_gene_bars(res)),
-        "scatter": plots.to_data_uri(plots.scatter_grid(res, predictions)),
-        "hist": plots.to_data_uri(plots.cross_individual_hists(res)),
-        "distal": plots.to_data_uri(plots.distal_share_curves(res)),
-    }
+    figures = {"bars": plots.cross_gene_bars(res), "scatter": plots.scatter_grid(res, predictions),
+               "hist": plots.cross_individual_hists(res), "distal": plots.distal_share_curves(res)}
+    fig = {k: plots.to_data_uri(f, None if plots_dir is None else plots_dir / PLOT_FILES[k])
+           for k, f in figures.items()}
     nc = res.noise_ceiling
     src = nc.get("source")
     src = f" ({html.escape(str(src))})" if src not in (None, "table", "given") else ""
@@ -387,15 +389,15 @@ def render_markdown(res: Results) -> str:
 
 def render_report(results_json: str | Path, predictions_dir: str | Path, out_html: str | Path,
                   markdown: bool = True) -> Path:
-    """Write ``out_html`` (self-contained) and, beside it, ``results.md``; return the HTML path."""
+    """Write ``out_html`` (self-contained) and, beside it, ``results.md`` and ``plots/*.png``; return the HTML path."""
     res = read_results(results_json)
     tables = model_tables(predictions_dir)
     preds = {}
     for m in res.models:
         if m.status == "ok" and m.table_key in tables:
             preds[m.name] = load_predictions(tables[m.table_key])
-    page, _ = render_html(res, preds)
     out_html = Path(out_html)
+    page, _ = render_html(res, preds, plots_dir=out_html.parent / "plots")
     atomic_write_text(out_html, page)
     if markdown:
         atomic_write_text(out_html.with_name("results.md"), render_markdown(res))
