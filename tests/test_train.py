@@ -296,6 +296,33 @@ def test_prompt_template_from_the_config_reaches_training_predict_and_the_prompt
             TrainConfig.from_dict({"prompt_template": bad})
 
 
+def test_predict_individuals_combines_each_persons_two_haplotypes(toy, cli_run, tmp_path):
+    """`gta predict --individuals`: a row per (gene, individual of the store) whose value is the two haplotype
+    predictions combined (log-mean-exp); a homozygous person gives that haplotype's prediction itself."""
+    import gta.cli.model_commands  # noqa: F401
+    from gta.cli.app import app
+    from gta.features.store import FeatureStore
+
+    out = tmp_path / "personal.tsv"
+    res = CliRunner().invoke(app, ["predict", "--run", str(cli_run), "--data", str(toy[0]), "--features",
+                                   str(toy[1]), "--out", str(out), "--individuals", "--quiet"])
+    assert res.exit_code == 0, res.output
+    df = pd.read_csv(out, sep="\t", dtype={"sample": str}, keep_default_na=False)
+    store = FeatureStore.open(toy[1])
+    people = df[df["sample"] != ""]
+    assert len(people) == len(store.gene_ids) * len(store.samples)  # everyone, every gene
+    genes = df[df["sample"] == ""].set_index("gene_id")["y_pred"]
+    checked = 0
+    for gene_id, rows in people.groupby("gene_id"):
+        pairs, pred = store.sample_haps(gene_id), rows.set_index("sample")["y_pred"]
+        hap = {"ref": genes[gene_id]} | {a: pred[s] for s, (a, b) in pairs.items() if a == b}
+        for s, (a, b) in pairs.items():
+            if a in hap and b in hap:
+                assert pred[s] == pytest.approx(np.logaddexp(hap[a], hap[b]) - np.log(2), abs=1e-4)
+                checked += 1
+    assert checked > len(people) // 2
+
+
 def test_gene_prompt_counts_variants_in_the_window(tmp_path):
     from fixtures import make_dataset
 
