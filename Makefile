@@ -27,6 +27,7 @@ demo: $(STAMP)
 	$(BIN)/gta demo --out runs/demo
 
 test: $(TEST_STAMP)
+	$(BIN)/ruff check src tests benchmarks scripts
 	$(BIN)/python -m pytest -q
 
 lint: $(TEST_STAMP)
