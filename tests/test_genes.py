@@ -147,6 +147,20 @@ def test_gff3_stops_at_fasta_and_unstranded_genes_are_counted(tmp_path):
     assert table.skipped == {"no strand (+/-)": 1}
 
 
+def test_mirbase_gff3_primary_transcripts_are_genes(tmp_path):
+    """miRBase lists pri-miRNAs (no gene features); mature miRNAs derive from them and are not genes of their own."""
+    p = tmp_path / "hsa.gff3"
+    p.write_text("##gff-version 3\n"
+                 "chr1\t.\tmiRNA_primary_transcript\t17369\t17436\t.\t-\t.\tID=MI0022705;Name=hsa-mir-6859-1\n"
+                 "chr1\t.\tmiRNA\t17409\t17431\t.\t-\t.\tID=MIMAT0027618;Name=hsa-miR-6859-5p;"
+                 "Derives_from=MI0022705\n"
+                 "chr1\t.\tmiRNA_primary_transcript\t30366\t30503\t.\t+\t.\tID=MI0006363;Name=hsa-mir-1302-2\n")
+    genes = read_genes(p).genes
+    assert [(g.gene_id, g.symbol, g.strand, g.tss, g.gene_type) for g in genes] == [
+        ("MI0022705", "hsa-mir-6859-1", "-", 17435, "miRNA_primary_transcript"),
+        ("MI0006363", "hsa-mir-1302-2", "+", 30365, "miRNA_primary_transcript")]
+
+
 def test_binary_and_broken_gzip_files(tmp_path):
     p = tmp_path / "bin.gtf"
     p.write_bytes(b"\xff\xfe\x00junk\n")

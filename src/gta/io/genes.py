@@ -3,7 +3,9 @@
 * **GTF** (GENCODE, Ensembl, UCSC; gzipped or not): ``gene`` records, or genes assembled from their
   transcripts/exons when a file has no ``gene`` lines. Every line needs 9 tab-separated fields and a ``gene_id``.
 * **GFF3** (GENCODE, Ensembl, RefSeq, FlyBase): gene features (``gene``, ``*_gene``, ``pseudogene``) and their
-  child transcripts through ``Parent``/``ID``. The gene id is the ``gene_id`` attribute, else ``ID`` without a
+  child transcripts through ``Parent``/``ID``; in a file without gene features, top-level transcripts
+  (``mRNA``, ``transcript``, ``ncRNA``, ``lnc_RNA``, miRBase's ``miRNA_primary_transcript``) stand for their gene
+  (mature ``miRNA`` records, derived from a primary transcript, do not). The gene id is the ``gene_id`` attribute, else ``ID`` without a
   ``gene:``/``gene-`` prefix, else the ``GeneID`` in ``Dbxref``, else ``Name``. Parsing stops at ``##FASTA``.
 * **TSV/CSV** with a header: ``gene_id``, ``symbol``, ``chrom``, ``tss`` (0-based), ``strand``
   (+ optional ``gene_type``); ``symbol`` may be left out (the id is used).
@@ -35,6 +37,9 @@ from gta.io.genome import ChromNames
 from gta.io.types import Gene
 
 CANONICAL_TAGS = frozenset({"Ensembl_canonical", "canonical", "MANE_Select", "MANE Select"})
+# GFF3 transcripts that stand for their gene in a file without gene features (a miRBase file lists pri-miRNAs)
+GFF3_TOP_TRANSCRIPTS = frozenset({"mRNA", "transcript", "primary_transcript", "miRNA_primary_transcript", "lnc_RNA",
+                                  "ncRNA"})
 GFF3_GENE_TYPES = frozenset({"gene", "pseudogene", "ncRNA_gene", "protein_coding_gene", "transposable_element_gene"})
 GFF3_SUBFEATURES = frozenset(
     {"exon", "CDS", "five_prime_UTR", "three_prime_UTR", "UTR", "start_codon", "stop_codon", "intron",
@@ -238,12 +243,13 @@ def _read_features(path: Path, fmt: str, names: ChromNames | None, progress: boo
             raise GtaInputError(f"{ftype} record has no gene_id attribute", path, lineno,
                                 hint='every GTF line needs gene_id "..."; is this a GFF3 file?')
         is_gene = ftype == "gene" if gtf else (ftype in GFF3_GENE_TYPES or ftype.endswith("_gene"))
-        if not gtf and not is_gene and ftype in ("mRNA", "transcript") and "Parent=" not in attr_text:
+        if not gtf and not is_gene and ftype in GFF3_TOP_TRANSCRIPTS and "Parent=" not in attr_text:
             attrs, tags = parse_attrs(attr_text)
             tid = strip_version(_gff3_gene_id(attrs))
             if tid and tid not in top_tx:
                 symbol = attrs.get("gene_name") or attrs.get("gene") or attrs.get("Name") or tid
-                top_tx[tid] = _Acc(tid, symbol, attrs.get("biotype") or "unknown", seqid, strand, start0, end, lineno)
+                gtype = attrs.get("biotype") or (ftype if ftype not in ("mRNA", "transcript") else "unknown")
+                top_tx[tid] = _Acc(tid, symbol, gtype, seqid, strand, start0, end, lineno)
             continue
         if not gtf and not is_gene and ("Parent=" not in attr_text or ftype in GFF3_SUBFEATURES):
             continue
