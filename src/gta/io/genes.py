@@ -6,7 +6,8 @@
   child transcripts through ``Parent``/``ID``; in a file without gene features, top-level transcripts
   (``mRNA``, ``transcript``, ``ncRNA``, ``lnc_RNA``, miRBase's ``miRNA_primary_transcript``) stand for their gene
   (mature ``miRNA`` records, derived from a primary transcript, do not). The gene id is the ``gene_id``
-  attribute, else ``ID`` without a ``gene:``/``gene-`` prefix, else the ``GeneID`` in ``Dbxref``, else ``Name``. Parsing stops at ``##FASTA``.
+  attribute, else ``ID`` without a ``gene:``/``gene-`` prefix, else the ``GeneID`` in ``Dbxref``, else ``Name``.
+  Parsing stops at ``##FASTA``.
 * **TSV/CSV** with a header: ``gene_id``, ``symbol``, ``chrom``, ``tss`` (0-based), ``strand``
   (+ optional ``gene_type``); ``symbol`` may be left out (the id is used).
 
