@@ -31,12 +31,12 @@ def demo_benchmark_config(quick: bool, seed: int = 0) -> dict[str, Any]:
     model = {"llm": "embedded", "llm_layers": 2 if quick else 6, "patch_len": 32, "patch_stride": 32,
              "n_prototypes": 256, "prototype_vocab": 8192, "d_model": 64}
     gta = {"model": model, "task": "cross-gene", "batch_size": 8, "max_epochs": 2 if quick else 10,
-           "patience": 1 if quick else 3, "seed": seed, "lr": 1e-3}
+           "patience": 1 if quick else 2, "seed": seed, "lr": 1e-3}
     return {
         "gta": gta,
         **({"models": QUICK_MODELS} if quick else {}),
         "enformer_arch": {"crop_bp": 16384 if quick else 32768, "epochs": 1 if quick else 10,
-                          "max_minutes": 0.5 if quick else 3.0},
+                          "max_minutes": 0.5 if quick else 1.5},
         "n_boot": 200 if quick else 1000,
         "seed": seed,
         "interpret": {"models": ["GTA", "GTA no LLM"], "n_genes": 2 if quick else 10,
@@ -44,7 +44,7 @@ def demo_benchmark_config(quick: bool, seed: int = 0) -> dict[str, Any]:
     }
 
 
-def personal_genes(dataset, n_test: int = 40, n_train: int = 30, seed: int = 0) -> list[str]:
+def personal_genes(dataset, n_test: int = 30, n_train: int = 20, seed: int = 0) -> list[str]:
     """Genes whose held-out individuals' haplotypes the demo encodes: unseen (test-chromosome) genes and seen
     (training) genes for the cross-individual metrics. All genes would take ~10 minutes more on 2 cores."""
     rng = np.random.default_rng(seed)
