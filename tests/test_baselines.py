@@ -57,6 +57,18 @@ def test_ridge_all_bins_bands_find_distal_signal(bins_data):
     assert RidgeOnBins(bins="all", pool="flatten").transform(X[:2]).shape == (2, 64 * 4)
 
 
+@pytest.mark.parametrize("bins", ["central", "all"])
+def test_ridge_bin_contributions_add_up_to_the_prediction(bins_data, bins):
+    X, promoter, distal, _ = bins_data
+    model = RidgeOnBins(bins=bins).fit(X[:200], (promoter + distal)[:200])
+    contrib = model.bin_contributions(X[200:])
+    assert contrib.shape == X[200:, :, 0].shape
+    np.testing.assert_allclose(contrib.sum(axis=1) + model.model_[-1].intercept_, model.predict(X[200:]),
+                               rtol=1e-5, atol=1e-5)
+    if bins == "central":  # bins outside the model's view contribute nothing
+        assert not contrib[:, :24].any() and not contrib[:, 41:].any()
+
+
 def test_ridge_checks_geometry_and_shape():
     g = Geometry(input_len=8192, bin_size=128, output_bins=32)
     X = np.zeros((5, 32, 3), np.float32)

@@ -61,6 +61,9 @@ def test_quick_demo_writes_a_report_whose_numbers_come_from_the_predictions(quic
         assert entry["variant_effects"]["n_matched"] > 0
         assert f'data-key="interpretation|{name}.importance.occlusion.auprc"' in page
         assert (bench / entry["variant_effects_table"]).exists()
+    ridge = res.interpretation["Ridge (all bins)"]  # the linear baseline, interpreted the same way
+    assert set(ridge["importance"]) == {"gradxinput"} and ridge["genes"] == res.interpretation["GTA"]["genes"]
+    assert ridge["variant_effects"]["n_matched"] == res.interpretation["GTA"]["variant_effects"]["n_matched"]
     assert "## Interpretation" in (bench / "results.md").read_text()
     # the last stage interprets held-out genes: figures, tracks and AUPRC against the planted elements
     metrics = json.loads((out / "interpret" / "interpret_metrics.json").read_text())

@@ -39,7 +39,7 @@ def demo_benchmark_config(quick: bool, seed: int = 0) -> dict[str, Any]:
                           "max_minutes": 0.5 if quick else 1.5},
         "n_boot": 200 if quick else 1000,
         "seed": seed,
-        "interpret": {"models": ["GTA", "GTA no LLM"], "n_genes": 2 if quick else 10,
+        "interpret": {"models": ["GTA", "GTA no LLM", "Ridge (all bins)"], "n_genes": 2 if quick else 10,
                       "variant_genes": 1 if quick else 8},
     }
 

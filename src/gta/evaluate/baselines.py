@@ -109,6 +109,30 @@ class RidgeOnBins:
     def predict(self, X: np.ndarray) -> np.ndarray:
         return self.model_.predict(self.transform(X))
 
+    def bin_contributions(self, X: np.ndarray) -> np.ndarray:
+        """Gradient x input of the fitted linear model per bin, [genes, bins]: each design column's
+        ``coef * (value - mean) / scale`` shared out over the bins (and features) it is made of, so a gene's
+        contributions sum to its prediction minus the intercept. ``pool="bands"`` or ``bins="central"`` only."""
+        X = _check_features(X)
+        g, n, d = X.shape
+        scaler, ridge = self.model_[0], self.model_[-1]
+        w = np.asarray(ridge.coef_, np.float64) / scaler.scale_  # per design column
+        t = self._tss(n)
+        out = np.zeros((g, n))
+        if self.bins == "central":
+            lo, hi = max(t - self.central_bins, 0), min(t + self.central_bins + 1, n)
+            dev = X[:, lo:hi].reshape(g, -1) - scaler.mean_
+            out[:, lo:hi] = (dev * w).reshape(g, hi - lo, d).sum(axis=2)
+            return out
+        if self.pool != "bands":
+            raise ValueError("bin contributions need pool='bands'")
+        for j, (a, b) in enumerate(distance_bands(n, t)):
+            cols = slice(j * d, (j + 1) * d)
+            # column = mean over the band's bins, so bin k carries (x_k - mean_col) / width of it
+            dev = X[:, a:b] - scaler.mean_[cols]
+            out[:, a:b] = (dev * w[cols]).sum(axis=2) / (b - a)
+        return out
+
 
 class ElasticNetEQTL:
     """PrediXcan-style elastic net for one gene: dosages [individuals, variants] (0/1/2) -> expression.

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from gta.errors import GtaInputError
 from gta.evaluate import results as R
 from gta.evaluate.metrics import noise_ceiling
+from gta.io.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 console = Console(stderr=True)
@@ -50,7 +51,8 @@ DESCRIPTIONS = {
     "Enformer readout": "pretrained Enformer's GM12878 CAGE track at the TSS bins",
     "eQTL elastic net": "PrediXcan-style per-gene elastic net on window genotypes (cross-individual only)",
 }
-INTERPRET_DEFAULTS: dict[str, Any] = {"models": ["GTA", "GTA no LLM"], "n_genes": 10, "variant_genes": 8}
+INTERPRET_DEFAULTS: dict[str, Any] = {"models": ["GTA", "GTA no LLM", "Ridge (all bins)"], "n_genes": 10,
+                                      "variant_genes": 8}
 BASELINES = ("Ridge (promoter bins)", "Ridge (all bins)", "Annotation only", "Enformer-arch (scratch)",
              "eQTL elastic net", "Enformer readout")
 
@@ -163,6 +165,7 @@ def _run_ridge(name: str, ctx: dict[str, Any]) -> tuple[pd.DataFrame, list[str]]
     train = data.genes_in("train") + data.genes_in("val")
     model = RidgeOnBins(bins="central" if "promoter" in name else "all", tss_bin=store.geometry.tss_bin)
     model.fit(X[train], data.y_gene[train])
+    ctx.setdefault("fitted", {})[name] = model  # interpreted later, like the GTA runs
     all_idx = list(range(len(data.gene_ids)))
     df = _gene_rows(data, all_idx, model.predict(X))
     ind = _individual_rows(data, store, model.predict, ctx["combine"])
@@ -381,6 +384,9 @@ def _interpretation(ctx: dict[str, Any], res: R.Results) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for name in icfg["models"]:
         run_dir = out / "runs" / R._slug(name)
+        if icfg["n_genes"] and name in ctx.get("fitted", {}):
+            found[name] = _interpret_ridge(ctx, name, icfg, out / "interpret" / R._slug(name))
+            continue
         if not icfg["n_genes"] or name not in ABLATIONS or name not in done or not (run_dir / "summary.json").exists():
             continue
         console.print(f"[bold]interpret[/bold] {name}: importance of {icfg['n_genes']} held-out genes"
@@ -389,12 +395,11 @@ def _interpretation(ctx: dict[str, Any], res: R.Results) -> dict[str, Any]:
         folder = out / "interpret" / R._slug(name)
         imp = interpret(run_dir, dataset, store, n_genes=int(icfg["n_genes"]), evaluate=True, out=folder,
                         plots=False, progress=ctx["progress"]).metrics
-        keep = ("auprc", "distal_auprc", "auprc_gene_mean", "distal_auprc_gene_mean")
         entry: dict[str, Any] = {
             "genes": imp["genes"], "distal_bp": imp["distal_bp"], "importance_arrays": str(
                 (folder / "importance.npz").relative_to(out)),
-            "importance": {m: {k: v.get(k) for k in keep} for m, v in imp["methods"].items()},
-            "reference": {r: {k: v.get(k) for k in keep if k in v} for r, v in imp["reference"].items()},
+            "importance": {m: {k: v.get(k) for k in _KEEP} for m, v in imp["methods"].items()},
+            "reference": {r: {k: v.get(k) for k in _KEEP if k in v} for r, v in imp["reference"].items()},
         }
         if icfg["variant_genes"] and dataset.variants_path is not None:
             effects = folder / "effects.tsv"
@@ -405,6 +410,43 @@ def _interpretation(ctx: dict[str, Any], res: R.Results) -> dict[str, Any]:
             entry["variant_effects_table"] = str(effects.relative_to(out))
         found[name] = entry
     return found
+
+
+_KEEP = ("auprc", "distal_auprc", "auprc_gene_mean", "distal_auprc_gene_mean")
+
+
+def _interpret_ridge(ctx: dict[str, Any], name: str, icfg: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """A fitted ridge baseline, interpreted like the GTA runs: gradient x input per bin (exact for a linear model)
+    on the same held-out genes, and the effects of the same variants through the same encoder."""
+    from gta.interpret.context import rebuild_encoder, select_genes
+    from gta.interpret.evaluate import importance_metrics, read_truth_table, variant_effect_metrics
+    from gta.interpret.variants import VariantScorer
+
+    dataset, store, model = ctx["dataset"], ctx["store"], ctx["fitted"][name]
+    console.print(f"[bold]interpret[/bold] {name}: gradient x input of {icfg['n_genes']} held-out genes")
+    genes = select_genes(dataset, store, n_genes=int(icfg["n_genes"]))
+    X = np.stack([store.read_ref(g.gene_id) for g in genes]).astype(np.float32)
+    contrib = model.bin_contributions(X)
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_path(folder / "importance.npz") as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, gene_ids=np.array([g.gene_id for g in genes]), gradxinput=contrib)
+    imps = {g.gene_id: {"gradxinput": contrib[i]} for i, g in enumerate(genes)}
+    metrics = importance_metrics(imps, read_truth_table(dataset.manifest.truth, "elements.tsv"), store.geometry)
+    entry: dict[str, Any] = {
+        "genes": [g.gene_id for g in genes], "distal_bp": metrics["distal_bp"],
+        "importance_arrays": str((folder / "importance.npz").relative_to(ctx["out"])),
+        "importance": {m: {k: v.get(k) for k in _KEEP} for m, v in metrics["methods"].items()},
+        "reference": {r: {k: v.get(k) for k in _KEEP if k in v} for r, v in metrics["reference"].items()},
+    }
+    if icfg["variant_genes"] and dataset.variants_path is not None:
+        scorer = VariantScorer(dataset, rebuild_encoder(store.attrs), lambda feats, gene: model.predict(feats),
+                               lambda gene: store.read_ref(gene.gene_id), store.attrs.get("dtype", "float16"), 16,
+                               genes[: int(icfg["variant_genes"])])
+        effects = folder / "effects.tsv"
+        scorer.score_vcf(dataset.variants_path, effects, progress=ctx["progress"])
+        entry["variant_effects"] = variant_effect_metrics(effects, Path(dataset.manifest.truth) / "variants.tsv")
+        entry["variant_effects_table"] = str(effects.relative_to(ctx["out"]))
+    return entry
 
 
 def noise_free_signal(dataset) -> pd.DataFrame | None:
