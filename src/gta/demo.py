@@ -36,7 +36,7 @@ def demo_benchmark_config(quick: bool, seed: int = 0) -> dict[str, Any]:
         "gta": gta,
         **({"models": QUICK_MODELS} if quick else {}),
         "enformer_arch": {"crop_bp": 16384 if quick else 32768, "epochs": 1 if quick else 10,
-                          "max_minutes": 0.5 if quick else 1.5},
+                          "max_minutes": 0.5 if quick else 1.0},
         "n_boot": 200 if quick else 1000,
         "seed": seed,
         "interpret": {"models": ["GTA", "GTA no LLM", "Ridge (all bins)"], "n_genes": 2 if quick else 10,
@@ -44,7 +44,7 @@ def demo_benchmark_config(quick: bool, seed: int = 0) -> dict[str, Any]:
     }
 
 
-def personal_genes(dataset, n_test: int = 30, n_train: int = 20, seed: int = 0) -> list[str]:
+def personal_genes(dataset, n_test: int = 25, n_train: int = 15, seed: int = 0) -> list[str]:
     """Genes whose held-out individuals' haplotypes the demo encodes: unseen (test-chromosome) genes and seen
     (training) genes for the cross-individual metrics. All genes would take ~10 minutes more on 2 cores."""
     rng = np.random.default_rng(seed)
