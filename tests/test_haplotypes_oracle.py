@@ -453,6 +453,7 @@ def test_oracle_coverage_summary():
     if not STATS:
         pytest.skip("property test did not run in this session")
     compared = STATS.get("compared", 0) + STATS.get("tss_in_edit", 0)
+    print(f"oracle coverage: {STATS}")  # shown with pytest -rP
     assert STATS.get("cases", 0) >= N_CASES, f"{STATS.get('cases', 0)} generated cases, configured {N_CASES}: {STATS}"
     assert STATS.get("example:snv-only") == BATCH and STATS.get("example:indel-heavy") == BATCH, STATS
     assert compared > 10 * STATS.get("no_oracle", 0), STATS
