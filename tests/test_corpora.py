@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,13 @@ def test_corpus_has_all_kinds():
     kinds = {k for k, _ in FILES}
     assert kinds == {"vcf", "genes", "fasta"}
     assert sum(k == "vcf" for k in kinds) and len([f for f in FILES if f[0] == "vcf"]) > 30
+
+
+def test_compatibility_doc_is_current(tmp_path):
+    """docs/compatibility.md is what the script writes from today's readers (regenerate it when a verdict moves)."""
+    out = tmp_path / "compatibility.md"
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "compatibility_report.py"), "--root", str(CORPUS),
+                           "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert out.read_text() == (ROOT / "docs" / "compatibility.md").read_text(), (
+        "docs/compatibility.md is stale: run python scripts/compatibility_report.py")
