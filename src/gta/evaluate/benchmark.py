@@ -395,12 +395,7 @@ def _interpretation(ctx: dict[str, Any], res: R.Results) -> dict[str, Any]:
         folder = out / "interpret" / R._slug(name)
         imp = interpret(run_dir, dataset, store, n_genes=int(icfg["n_genes"]), evaluate=True, out=folder,
                         plots=False, progress=ctx["progress"]).metrics
-        entry: dict[str, Any] = {
-            "genes": imp["genes"], "distal_bp": imp["distal_bp"], "importance_arrays": str(
-                (folder / "importance.npz").relative_to(out)),
-            "importance": {m: {k: v.get(k) for k in _KEEP} for m, v in imp["methods"].items()},
-            "reference": {r: {k: v.get(k) for k in _KEEP if k in v} for r, v in imp["reference"].items()},
-        }
+        entry = _entry(imp, imp["genes"], folder, out)
         if icfg["variant_genes"] and dataset.variants_path is not None:
             effects = folder / "effects.tsv"
             summary = score_variants(run_dir, dataset, dataset.variants_path, out=effects, features=store,
@@ -413,6 +408,16 @@ def _interpretation(ctx: dict[str, Any], res: R.Results) -> dict[str, Any]:
 
 
 _KEEP = ("auprc", "distal_auprc", "auprc_gene_mean", "distal_auprc_gene_mean")
+
+
+def _entry(metrics: dict[str, Any], genes: list[str], folder: Path, out: Path) -> dict[str, Any]:
+    """One model's interpretation record: the AUPRCs worth reporting and where their arrays are kept."""
+    return {
+        "genes": list(genes), "distal_bp": metrics["distal_bp"],
+        "importance_arrays": str((folder / "importance.npz").relative_to(out)),
+        "importance": {m: {k: v.get(k) for k in _KEEP} for m, v in metrics["methods"].items()},
+        "reference": {r: {k: v.get(k) for k in _KEEP if k in v} for r, v in metrics["reference"].items()},
+    }
 
 
 def _interpret_ridge(ctx: dict[str, Any], name: str, icfg: dict[str, Any], folder: Path) -> dict[str, Any]:
@@ -432,12 +437,7 @@ def _interpret_ridge(ctx: dict[str, Any], name: str, icfg: dict[str, Any], folde
         np.savez(fh, gene_ids=np.array([g.gene_id for g in genes]), gradxinput=contrib)
     imps = {g.gene_id: {"gradxinput": contrib[i]} for i, g in enumerate(genes)}
     metrics = importance_metrics(imps, read_truth_table(dataset.manifest.truth, "elements.tsv"), store.geometry)
-    entry: dict[str, Any] = {
-        "genes": [g.gene_id for g in genes], "distal_bp": metrics["distal_bp"],
-        "importance_arrays": str((folder / "importance.npz").relative_to(ctx["out"])),
-        "importance": {m: {k: v.get(k) for k in _KEEP} for m, v in metrics["methods"].items()},
-        "reference": {r: {k: v.get(k) for k in _KEEP if k in v} for r, v in metrics["reference"].items()},
-    }
+    entry = _entry(metrics, [g.gene_id for g in genes], folder, ctx["out"])
     if icfg["variant_genes"] and dataset.variants_path is not None:
         scorer = VariantScorer(dataset, rebuild_encoder(store.attrs), lambda feats, gene: model.predict(feats),
                                lambda gene: store.read_ref(gene.gene_id), store.attrs.get("dtype", "float16"), 16,
