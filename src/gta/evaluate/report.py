@@ -235,9 +235,10 @@ def _interpretation(res: Results, N: _Numbers) -> str:
     """The interpretation section (simulated data only): AUPRC per model and method, then variant effects."""
     if not res.interpretation:
         return ""
-    rows, refs = [], {}
+    rows = []
+    first = next(iter(res.interpretation))  # every model is scored on the same genes: one set of references
+    refs = res.interpretation[first].get("reference") or {}
     for name, entry in res.interpretation.items():
-        refs = entry.get("reference") or refs
         for key, label in IMPORTANCE_METHODS:
             if key in (entry.get("importance") or {}):
                 rows.append(f"<tr><td>{html.escape(name)}</td><td>{label}</td>"
@@ -246,7 +247,6 @@ def _interpretation(res: Results, N: _Numbers) -> str:
                             "</td></tr>")
     for ref, label in (("random", "random ranking"), ("distance_prior", "distance-to-TSS prior")):
         if ref in refs:
-            first = next(iter(res.interpretation))
             rows.append(f"<tr class='ceiling'><td colspan=2>{label}</td>"
                         f"<td class='n'>{N.top('interpretation', f'{first}.reference.{ref}.auprc', 'r')}</td>"
                         f"<td class='n'>{N.top('interpretation', f'{first}.reference.{ref}.distal_auprc', 'r')}"
