@@ -21,6 +21,7 @@ import gzip
 import logging
 import re
 import tempfile
+import warnings
 import weakref
 from collections import Counter
 from dataclasses import dataclass, field
@@ -434,7 +435,9 @@ class VariantReader:
             return self._empty(canonical, start, end)
         region = f"{vchrom}:{start + 1}-{max(end, start + 1)}"
         try:
-            records = list(vcf(region))
+            with warnings.catch_warnings():  # a window without variants is normal, not worth a line per gene
+                warnings.filterwarnings("ignore", message="no intervals found", category=UserWarning)
+                records = list(vcf(region))
         except Exception as e:  # cyvcf2 raises bare Exception on parse errors
             self._raise_parse_error(e, f"{vchrom}:{start + 1}-{end}")
         return self._build(records, canonical, vchrom, start, end)
