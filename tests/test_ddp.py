@@ -1,4 +1,4 @@
-"""Two-process DDP on CPU (gloo) gives the same validation metric and weights as one process."""
+"""Two-process DDP, and FSDP of the frozen LLM, on CPU (gloo) give the validation metric and weights of one process."""
 
 from __future__ import annotations
 
@@ -17,30 +17,44 @@ from safetensors.torch import load_file
 SCRIPT = Path(__file__).parent / "ddp_script.py"
 
 
-def _run(out: Path, devices: int) -> dict:
+def _run(out: Path, devices: int, strategy: str = "ddp") -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
-    proc = subprocess.run([sys.executable, str(SCRIPT), str(out), "--devices", str(devices), "--task", "both"],
-                          capture_output=True, text=True, timeout=300, env=env)
+    proc = subprocess.run([sys.executable, str(SCRIPT), str(out), "--devices", str(devices), "--task", "both",
+                           "--strategy", strategy], capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads((out / "run" / "summary.json").read_text())
 
 
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("ddp") / "one"
+    _run(folder, 1)
+    return folder
+
+
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch without distributed support")
-def test_two_process_ddp_matches_one_process(tmp_path):
-    one = _run(tmp_path / "one", 1)
-    (tmp_path / "two").mkdir()
-    for name in ("data",):  # the same data set files: both runs read one copy
-        (tmp_path / "two" / name).symlink_to(tmp_path / "one" / name)
-    two = _run(tmp_path / "two", 2)
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_two_processes_match_one_process(one_process, tmp_path, strategy):
+    """ddp: the whole model replicated; fsdp: the frozen LLM's decoder sharded across the two ranks (FSDP2)."""
+    one_dir, two_dir = one_process, tmp_path / "two"
+    one = json.loads((one_dir / "run" / "summary.json").read_text())
+    two_dir.mkdir()
+    (two_dir / "data").symlink_to(one_dir / "data")  # the same data set files: both runs read one copy
+    two = _run(two_dir, 2, strategy)
+    if strategy == "fsdp":  # each rank held half of every decoder layer
+        sharding = two["llm_sharding"]
+        assert sharding["ranks"] == 2 and sharding["decoder_params_per_rank"] * 2 == sharding["decoder_params"]
+    else:
+        assert "llm_sharding" not in two
     assert two["best_val_spearman"] == pytest.approx(one["best_val_spearman"], abs=0.05)
     assert two["val_spearman"] == pytest.approx(one["val_spearman"], abs=0.05)
     assert two["best_epoch"] == one["best_epoch"]
     for split in ("val", "test"):  # 2 x 4 genes per step = 8 genes per step: the same optimisation
-        pa = pd.read_parquet(tmp_path / "one" / "run" / "predictions" / f"{split}.parquet")
-        pb = pd.read_parquet(tmp_path / "two" / "run" / "predictions" / f"{split}.parquet")
+        pa = pd.read_parquet(one_dir / "run" / "predictions" / f"{split}.parquet")
+        pb = pd.read_parquet(two_dir / "run" / "predictions" / f"{split}.parquet")
         np.testing.assert_allclose(pa["y_pred"], pb["y_pred"], rtol=1e-4, atol=1e-4)
-    a = load_file(str(tmp_path / "one" / "run" / "model.safetensors"))
-    b = load_file(str(tmp_path / "two" / "run" / "model.safetensors"))
+    a = load_file(str(one_dir / "run" / "model.safetensors"))
+    b = load_file(str(two_dir / "run" / "model.safetensors"))
     # A bias added to every key of a softmax (the alignment's key bias; the head's pooling score) shifts all scores
     # of a query by one constant: its true gradient is zero, and Adam moves it on rounding noise alone.
     shift_invariant = {"head.score.bias", "align.key.bias"}

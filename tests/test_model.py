@@ -218,3 +218,25 @@ def test_alignment_learns_a_planted_distal_signal(llm, alignment):
     assert loss.item() < 0.5 * first
     with torch.no_grad():
         assert model(x)[:, 0].std() > 0.3 * y.std()
+
+
+def test_empty_batch_on_a_sharded_llm_still_runs_the_layers(llm, monkeypatch):
+    """A rank with no rows must still run (and back-propagate through) every layer, or the other ranks' layer
+    collectives would wait for it forever; unsharded, an empty batch costs nothing."""
+    from gta.train.config import TrainConfig
+    from gta.train.module import GTAModule
+
+    cfg = GTAConfig(llm="tiny-random", llm_layers=2, patch_len=4, patch_stride=4, d_model=16, n_prototypes=16,
+                    n_heads=2, head_hidden=16, use_prompt=False)
+    module = GTAModule(build_model(cfg, d_feat=3, n_bins=16, llm=llm), TrainConfig(model=cfg), 0.0, 1.0)
+    empty = {"features": torch.zeros(0, 16, 3), "prompts": []}
+    assert module.encode(empty).shape == (0,) and not module.encode(empty).requires_grad
+    calls = []
+    layer = llm.hf.layers[0]
+    hook = layer.register_forward_hook(lambda *_: calls.append("forward"))
+    monkeypatch.setattr(llm, "_shard_world", 2)
+    h = module.encode(empty)
+    assert h.shape == (0,) and h.requires_grad and calls == ["forward"]
+    (h.sum() * 0.0).backward()
+    assert all(p.grad is not None for p in module.model.align.parameters())  # backward went through the LLM
+    hook.remove()

@@ -16,7 +16,7 @@ from gta.errors import GtaInputError
 from gta.io.dataset import open_dataset
 from gta.model.prompt import build_prompt
 from gta.train import TrainConfig, default_config, gene_prompt, load_config, predict, train
-from gta.train.config import speed_levers
+from gta.train.config import llm_dtype, resolve_precision, speed_levers
 from gta.train.data import FeatureSource, GTADataModule, build_run_data, fit_feature_norm
 from gta.train.module import GTAModule, combine_haplotypes, validation_metrics
 from gta.train.prompts import gc_fraction
@@ -62,9 +62,24 @@ def test_config_refuses_unknown_and_bad_values(tmp_path):
         load_config(tmp_path / "c.yaml")
 
 
+def test_precision_auto_is_bf16_on_a_gpu_with_bf16(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    gpu = default_config(accelerator="gpu", devices=2, strategy="fsdp")
+    assert resolve_precision(gpu) == "bf16-mixed" and llm_dtype(gpu) == torch.bfloat16
+    levers = " | ".join(speed_levers(gpu))
+    assert "bf16-mixed precision (frozen LLM weights in bf16)" in levers and "sharded across 2 devices" in levers
+    assert resolve_precision(default_config()) == "32"  # accelerator cpu: a present GPU is not used
+    assert llm_dtype(default_config(precision="bf16-mixed")) == torch.float32  # CPU autocast, fp32 weights
+    assert resolve_precision(default_config(accelerator="auto")) == "bf16-mixed"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert resolve_precision(gpu) == "32"  # e.g. a V100: no bf16, and fp16 is not picked silently
+
+
 def test_default_config_is_for_the_embedded_llm_and_names_its_levers():
     cfg = default_config()
-    assert cfg.model.llm == "embedded" and cfg.accelerator == "cpu" and cfg.precision == "32"
+    assert cfg.model.llm == "embedded" and cfg.accelerator == "cpu" and cfg.precision == "auto"
+    assert resolve_precision(cfg) == "32" and llm_dtype(cfg) == torch.float32
     levers = " | ".join(speed_levers(cfg, 30))
     assert "first 6 layers of 30" in levers and "prefix KV cache" in levers and "early stopping" in levers
     assert "256 text prototypes" in levers

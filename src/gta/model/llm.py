@@ -8,6 +8,11 @@ Prompt caching: ``encode_prefix(prompt)`` runs the prompt once under no_grad and
 in bytes). ``forward(embeds, prefixes)`` lets the continuation attend to the cached prompts through a read-only cache
 (prompts of different lengths are left-padded, masked, and positions continue after each prompt), so the stored
 cache is never mutated and gradient checkpointing can safely recompute layers.
+
+Sharding (``shard_``, used by the ``fsdp`` training strategy): each decoder layer becomes one FSDP2 unit
+(``fully_shard``) over all ranks, so a device holds 1/W of the decoder and gathers a layer only while it runs it.
+Every layer forward is then a collective: all ranks must run the same passes in the same order. The prompt cache
+keeps that true by agreeing on each batch's missing prompts across ranks and computing their union everywhere.
 """
 
 from __future__ import annotations
@@ -81,6 +86,7 @@ class FrozenLLM(nn.Module):
         self._prefix_bytes = 0
         self._checkpointed: dict[int, object] = {}
         self._identity: dict | None = None
+        self._shard_world = 1  # > 1 once shard_() has split the decoder layers across ranks
         self.training = False
 
     # ---- frozen-module plumbing -------------------------------------------------------------------------------
@@ -116,6 +122,38 @@ class FrozenLLM(nn.Module):
             elif not enabled and id(layer) in self._checkpointed:
                 layer.forward = self._checkpointed.pop(id(layer))
 
+    # ---- sharding ------------------------------------------------------------------------------------------------
+    @property
+    def sharded(self) -> bool:
+        """True once :meth:`shard_` split the decoder layers across ranks (every layer forward is a collective)."""
+        return self._shard_world > 1
+
+    def shard_(self, device_type: str = "cpu") -> int:
+        """Shard each decoder layer's frozen weights across the initialised process group (FSDP2, one unit per
+        layer, resharded after each use); the embedding table and final norm stay whole on every rank, since the
+        text prototypes read E outside any layer. Returns the world size (1 = nothing to do)."""
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1 or self.sharded:
+            return max(self._shard_world, 1)
+        from torch.distributed.device_mesh import init_device_mesh
+        from torch.distributed.fsdp import fully_shard
+
+        mesh = init_device_mesh(device_type, (dist.get_world_size(),))
+        for layer in self._hf.layers:
+            fully_shard(layer, mesh=mesh, reshard_after_forward=True)
+        self._shard_world = dist.get_world_size()
+        self.clear_prefix_cache()
+        return self._shard_world
+
+    def decoder_numel(self) -> tuple[int, int]:
+        """(elements of the decoder layers held on this rank, elements of the whole decoder layers)."""
+        local = full = 0
+        for p in self._hf.layers.parameters():
+            full += p.numel()
+            local += p.to_local().numel() if hasattr(p, "to_local") else p.numel()
+        return local, full
+
     # ---- embeddings and tokens --------------------------------------------------------------------------------
     def word_embeddings(self) -> Tensor:
         """The frozen input embedding table E: [V, d_llm]."""
@@ -132,14 +170,16 @@ class FrozenLLM(nn.Module):
         return torch.tensor(ids, dtype=torch.long, device=self.device)
 
     # ---- prompt cache ------------------------------------------------------------------------------------------
-    def encode_prefix(self, prompt: str) -> DynamicCache:
+    def encode_prefix(self, prompt: str, recompute: bool = False) -> DynamicCache:
         """KV cache of one prompt (computed once under no_grad, then kept; LRU-bounded in bytes). Read-only."""
-        cache = self._prefixes.get(prompt)
+        cache = None if recompute else self._prefixes.get(prompt)
         if cache is not None:
             self._prefixes.move_to_end(prompt)
             return cache
         with torch.no_grad():
             cache = self._hf(input_ids=self.tokenize(prompt)[None], use_cache=True).cache
+        if prompt in self._prefixes:
+            self._prefix_bytes -= _cache_bytes(self._prefixes.pop(prompt))
         self._prefixes[prompt] = cache
         self._prefix_bytes += _cache_bytes(cache)
         while self._prefix_bytes > self.max_prefix_bytes and len(self._prefixes) > 1:
@@ -154,7 +194,7 @@ class FrozenLLM(nn.Module):
     def _batched_prefix(self, prefixes: list[str]) -> tuple[list[tuple[Tensor, Tensor]], Tensor]:
         """Per layer (K, V) [B, kv_heads, P_max, head_dim], left-padded with zeros; prompt lengths [B]."""
         unique = list(dict.fromkeys(prefixes))
-        caches = [self.encode_prefix(p) for p in unique]
+        caches = self._agreed_prefixes(unique) if self.sharded else [self.encode_prefix(p) for p in unique]
         lengths = torch.tensor([c.get_seq_length() for c in caches], device=self.device)
         row = torch.tensor([unique.index(p) for p in prefixes], device=self.device)
         p_max = int(lengths.max())
@@ -173,6 +213,19 @@ class FrozenLLM(nn.Module):
                 pair.append(stacked)
             kv.append((pair[0], pair[1]))
         return kv, lengths[row]
+
+    def _agreed_prefixes(self, unique: list[str]) -> list[DynamicCache]:
+        """Sharded decoder: every rank computes the union of all ranks' missing prompts, in one sorted order, so
+        the layer collectives line up; this batch's caches are held here so eviction cannot drop one midway."""
+        import torch.distributed as dist
+
+        held = {p: self.encode_prefix(p) for p in unique if p in self._prefixes}  # cache hits: no forward
+        missing = [p for p in unique if p not in held]
+        gathered: list = [None] * dist.get_world_size()
+        dist.all_gather_object(gathered, missing)
+        union = sorted(set().union(*gathered))
+        fresh = {p: self.encode_prefix(p, recompute=True) for p in union}
+        return [fresh[p] if p in fresh else held[p] for p in unique]
 
     # ---- forward -----------------------------------------------------------------------------------------------
     def forward(

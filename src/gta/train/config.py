@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 
 from gta.errors import GtaInputError
@@ -22,7 +23,7 @@ from gta.model.prompt import check_template
 TASKS = ("cross-gene", "cross-individual", "both")
 STRATEGIES = ("auto", "ddp", "fsdp")
 ACCELERATORS = ("cpu", "gpu", "auto")
-PRECISIONS = ("32", "bf16-mixed", "16-mixed")
+PRECISIONS = ("auto", "32", "bf16-mixed", "16-mixed")
 HAP_COMBINES = ("logmeanexp", "mean")
 
 
@@ -61,7 +62,7 @@ class TrainConfig:
     devices: int = 1
     num_nodes: int = 1
     strategy: str = "auto"
-    precision: str = "32"
+    precision: str = "auto"  # bf16-mixed where the run uses a GPU that has bf16, else 32
     deterministic: bool = True
     feature_cache_mb: int = 1024  # features kept in memory between epochs
     predict_individuals: str = "test"  # individual rows in predictions/: held-out individuals, all, or none
@@ -201,6 +202,29 @@ def speed_levers(cfg: TrainConfig, llm_total_layers: int | None = None) -> list[
     if cfg.task != "cross-gene" and cfg.max_individuals_per_gene:
         levers.append(f"{cfg.max_individuals_per_gene} individuals per gene and step; each distinct haplotype "
                       "encoded once per batch")
-    if cfg.precision != "32":
-        levers.append(f"{cfg.precision} precision")
+    precision = resolve_precision(cfg)
+    if precision != "32":
+        levers.append(f"{precision} precision" + (" (frozen LLM weights in bf16)" if llm_dtype(cfg) != torch.float32
+                                                   else ""))
+    if cfg.strategy == "fsdp" and cfg.world_size > 1:
+        levers.append(f"frozen LLM decoder sharded across {cfg.world_size} devices (FSDP2)")
     return levers
+
+
+def uses_gpu(cfg: TrainConfig) -> bool:
+    """Whether Lightning will put this run on a GPU (accelerator gpu, or auto with CUDA present)."""
+    return cfg.accelerator == "gpu" or (cfg.accelerator == "auto" and torch.cuda.is_available())
+
+
+def resolve_precision(cfg: TrainConfig) -> str:
+    """``precision: auto`` -> bf16-mixed on a GPU that supports bf16, else 32; other values as given."""
+    if cfg.precision != "auto":
+        return cfg.precision
+    gpu = uses_gpu(cfg) and torch.cuda.is_available()
+    return "bf16-mixed" if gpu and torch.cuda.is_bf16_supported() else "32"
+
+
+def llm_dtype(cfg: TrainConfig) -> torch.dtype:
+    """The frozen LLM's weight dtype: bf16 for bf16-mixed runs on a GPU (no gradient, so no fp32 master copy is
+    needed; half the memory), float32 otherwise (CPU autocast still computes in bf16 where asked)."""
+    return torch.bfloat16 if resolve_precision(cfg) == "bf16-mixed" and uses_gpu(cfg) else torch.float32

@@ -25,6 +25,7 @@ from gta.evaluate.metrics import spearman
 from gta.train.config import TrainConfig
 
 MIN_INDIVIDUALS = 5
+DUMMY_PROMPT = "(no gene in this batch)"
 
 
 def combine_haplotypes(h1: Tensor, h2: Tensor, how: str = "logmeanexp") -> Tensor:
@@ -58,7 +59,12 @@ class GTAModule(L.LightningModule):
     def encode(self, batch: dict) -> Tensor:
         """Model output per feature row, standardised units, float32: [N]."""
         if batch["features"].numel() == 0:
-            return torch.zeros(0, device=self.device)
+            if not self.model.llm.sharded:
+                return torch.zeros(0, device=self.device)
+            # a sharded LLM's layers are collectives: run the same passes as the other ranks, on a dummy row whose
+            # output is cut away (the loss still reaches it, so backward runs through the layers too)
+            dummy = torch.zeros(1, self.model.n_bins, self.model.d_feat, device=self.device)
+            return self.model(dummy, [DUMMY_PROMPT] if self.model.cfg.use_prompt else None)[:0, 0].float()
         prompts = batch["prompts"] if self.model.cfg.use_prompt else None
         return self.model(batch["features"], prompts)[:, 0].float()
 
@@ -134,6 +140,11 @@ class GTAModule(L.LightningModule):
         metrics = validation_metrics(records, self.cfg.task)
         for k, v in metrics.items():
             self.log(k, v, prog_bar=k == "val_spearman", sync_dist=True)
+
+    def configure_model(self) -> None:
+        """Strategy ``fsdp``: shard the frozen LLM's decoder layers across the ranks (see ``FrozenLLM.shard_``)."""
+        if self.cfg.strategy == "fsdp" and self.model.scratch is None:
+            self.model.llm.shard_(self.trainer.strategy.root_device.type)
 
     def configure_optimizers(self):
         params = [p for p in self.model.parameters() if p.requires_grad]

@@ -100,9 +100,10 @@ def scores(df: pd.DataFrame) -> dict[str, Any]:
 
 
 def write_split_predictions(model, data: RunData, source: FeatureSource, cfg: TrainConfig, folder: Path,
-                            progress: bool = True) -> tuple[dict[str, Path], dict[str, Any]]:
+                            progress: bool = True, write: bool = True) -> tuple[dict[str, Path], dict[str, Any]]:
     """``folder/{split}.parquet`` for every split, with individual rows per ``cfg.predict_individuals`` (default:
-    the held-out individuals whose haplotypes are in the store); returns the paths and :func:`scores` of all rows."""
+    the held-out individuals whose haplotypes are in the store); returns the paths and :func:`scores` of all rows.
+    ``write=False`` predicts without writing (the other ranks of a sharded LLM, which must run the same passes)."""
     individuals = None
     if data.has_individuals and cfg.predict_individuals != "none":
         individuals = data.samples_in("test") if cfg.predict_individuals == "test" else list(range(len(data.samples)))
@@ -113,7 +114,8 @@ def write_split_predictions(model, data: RunData, source: FeatureSource, cfg: Tr
             continue
         df = predict_frame(model, data, source, genes, individuals, cfg.hap_combine, cfg.batch_size, progress)
         paths[split] = folder / f"{split}.parquet"
-        _write_table(df, paths[split])
+        if write:
+            _write_table(df, paths[split])
         frames.append(df)
     return paths, scores(pd.concat(frames, ignore_index=True)) if frames else {}
 

@@ -38,7 +38,7 @@ from gta import __version__
 from gta.errors import GtaInputError
 from gta.io.atomic import atomic_write_text
 from gta.train.checkpoint import MODEL_FILE, STATE_JSON, SafetensorsCheckpointIO, save_trainable
-from gta.train.config import TrainConfig, default_config, load_config, speed_levers
+from gta.train.config import TrainConfig, default_config, llm_dtype, load_config, resolve_precision, speed_levers
 from gta.train.data import FeatureSource, GTADataModule, RunData, build_run_data, fit_feature_norm
 from gta.train.module import GTAModule
 from gta.train.prompts import run_prompts
@@ -127,16 +127,18 @@ def _check_same_inputs(out: Path, resolved: dict[str, Any]) -> None:
                                 hint="resume with the same --data, --features and LLM, or start a new run")
 
 
-def _strategy(cfg: TrainConfig, llm):
-    if cfg.strategy != "fsdp":
-        return cfg.strategy
-    from lightning.pytorch.strategies import FSDPStrategy
+def _strategy(cfg: TrainConfig) -> str:
+    """Lightning strategy name. ``fsdp`` runs as DDP for the trainable part (a few million weights, replicated) while
+    :meth:`GTAModule.configure_model` shards the frozen LLM's decoder layers across the ranks (FSDP2): the LLM is
+    what does not fit on one device, and its weights get no gradient to reduce."""
+    return "ddp" if cfg.strategy == "fsdp" else cfg.strategy
 
-    # Wrap policy on the LLM's decoder layer class. The frozen LLM is held outside the module tree (FrozenLLM), so
-    # FSDP shards the trainable modules; each device keeps its own copy of the frozen decoder.
-    layer_cls = {type(layer) for layer in getattr(llm.hf, "layers", [])}
-    return FSDPStrategy(auto_wrap_policy=layer_cls or None, state_dict_type="full",
-                        checkpoint_io=SafetensorsCheckpointIO())
+
+def _deterministic(cfg: TrainConfig) -> bool | str:
+    """Deterministic algorithms on CPU; on GPU only a warning where no deterministic kernel exists."""
+    if not cfg.deterministic:
+        return False
+    return True if cfg.accelerator == "cpu" else "warn"
 
 
 def _loggers(out: Path) -> list:
@@ -216,7 +218,7 @@ def train(manifest, features, out: str | Path, config: TrainConfig | str | Path 
 
     if llm is None:
         layers = 1 if cfg.model.backbone == "none" else cfg.model.llm_layers
-        llm = load_llm(cfg.model.llm, num_layers=layers)
+        llm = load_llm(cfg.model.llm, num_layers=layers, dtype=llm_dtype(cfg))
     identity = llm_identity(llm)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, store.n_features, store.n_bins, llm=llm)
@@ -232,6 +234,8 @@ def train(manifest, features, out: str | Path, config: TrainConfig | str | Path 
         "seeds": {"seed": cfg.seed, "python_hash_seed": os.environ.get("PYTHONHASHSEED")},
         "versions": {"gta": __version__, "torch": torch.__version__, "lightning": L.__version__},
         "speed_levers": speed_levers(cfg),
+        "precision": resolve_precision(cfg),
+        "llm_dtype": str(llm.dtype).removeprefix("torch."),
         "data": data.summary(),
         "n_trainable": int(model.n_trainable()),
         "monitor": "val_spearman",
@@ -252,13 +256,11 @@ def train(manifest, features, out: str | Path, config: TrainConfig | str | Path 
     if cfg.patience > 0:
         callbacks.insert(0, EarlyStopping(monitor="val_spearman", mode="max", patience=cfg.patience,
                                           min_delta=cfg.min_delta, check_finite=False))
-    strategy_obj = _strategy(cfg, llm)
-    plugins = [] if not isinstance(strategy_obj, str) else [SafetensorsCheckpointIO()]
     trainer = L.Trainer(
-        accelerator=cfg.accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes, strategy=strategy_obj,
-        precision=cfg.precision, max_epochs=cfg.max_epochs, callbacks=callbacks, logger=_loggers(out),
-        enable_checkpointing=True, plugins=plugins, deterministic=True if cfg.accelerator == "cpu" and
-        cfg.deterministic else ("warn" if cfg.deterministic else False),
+        accelerator=cfg.accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes, strategy=_strategy(cfg),
+        precision=resolve_precision(cfg), max_epochs=cfg.max_epochs, callbacks=callbacks, logger=_loggers(out),
+        enable_checkpointing=True, plugins=[SafetensorsCheckpointIO()],
+        deterministic=_deterministic(cfg),
         gradient_clip_val=cfg.gradient_clip, log_every_n_steps=cfg.log_every, use_distributed_sampler=False,
         num_sanity_val_steps=0, enable_progress_bar=progress, enable_model_summary=False,
         default_root_dir=str(out),
@@ -276,15 +278,22 @@ def train(manifest, features, out: str | Path, config: TrainConfig | str | Path 
     if trainer.interrupted:  # Ctrl-C: the last finished epoch is saved; --resume continues from it
         raise KeyboardInterrupt
     result = RunResult(out=out, config=cfg, model=model)
-    if not trainer.is_global_zero:
+    sharded = model.llm.sharded  # every rank takes part in each forward pass: all predict, rank 0 writes
+    if not (trainer.is_global_zero or sharded):
         return result
 
     from gta.train.checkpoint import load_trainable
     from gta.train.predict import write_split_predictions
 
+    if sharded:
+        trainer.strategy.barrier("best model written")
     load_trainable(out / MODEL_FILE, model)
     model.to(trainer.strategy.root_device)
-    result.predictions, scores = write_split_predictions(model, data, source, cfg, out / "predictions")
+    result.predictions, scores = write_split_predictions(model, data, source, cfg, out / "predictions",
+                                                         progress=progress and trainer.is_global_zero,
+                                                         write=trainer.is_global_zero)
+    if not trainer.is_global_zero:
+        return result
     epochs_run = len(module.epoch_times)
     summary = {
         **scores,
@@ -304,6 +313,10 @@ def train(manifest, features, out: str | Path, config: TrainConfig | str | Path 
         "task": cfg.task,
         "speed_levers": resolved["speed_levers"],
     }
+    if sharded:
+        local, full = model.llm.decoder_numel()
+        summary["llm_sharding"] = {"ranks": trainer.world_size, "decoder_params_per_rank": local,
+                                   "decoder_params": full}
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=1, default=float))
     result.summary = summary
     return result
