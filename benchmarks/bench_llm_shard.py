@@ -138,7 +138,7 @@ def main() -> None:
         f"of {args.steps} steps after a warm-up. Load average {load_before} before, {result['load_after']} after.",
         "",
         "| ranks | rank | decoder params held | of | decoder MB held | s / step | genes / s (all ranks) | RSS after "
-        "sharding MB | RSS after steps MB | peak RSS MB (loading) |"
+        "sharding MB | RSS after steps MB | peak RSS MB |"
         + (" GPU peak MB |" if args.device == "cuda" else ""),
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if args.device == "cuda" else ""),
     ]
