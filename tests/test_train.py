@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -352,3 +354,15 @@ def test_gene_prompt_counts_variants_in_the_window(tmp_path):
 
 def test_train_config_dataclass_is_exported():
     assert TrainConfig().task == "cross-gene"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message of a machine without CUDA")
+def test_predict_device_cuda_without_cuda_is_one_line_exit_2(toy, cli_run, tmp_path):
+    code = "import sys; from gta.cli import main; sys.argv = ['gta'] + sys.argv[1:]; main()"
+    args = ["predict", "--run", cli_run, "--data", toy[0], "--features", toy[1], "--quiet", "--out", tmp_path / "p.tsv"]
+    res = subprocess.run([sys.executable, "-c", code, *map(str, args), "--device", "cuda"], capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and "no CUDA device" in res.stderr, res.stderr
+    assert not (tmp_path / "p.tsv").exists()
+    auto = predict(cli_run, toy[0], toy[1], progress=False, device="auto")  # auto: the CPU here
+    assert auto["y_pred"].tolist() == predict(cli_run, toy[0], toy[1], progress=False)["y_pred"].tolist()

@@ -46,12 +46,15 @@ def predict_command(
     individuals: bool = typer.Option(False, "--individuals", help="Also predict every individual of the store "
                                      "(personal genomes: two haplotypes combined)."),
     batch_size: int | None = typer.Option(None, "--batch-size", help="Genes per forward pass (default: the run's)."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto (CUDA when present); a run "
+                               "trained bf16-mixed runs in bf16 on a GPU."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
     """Predict expression for reference (and personal) genomes with a trained run."""
     from gta.train import predict
 
-    df = predict(run, data, features, out, individuals=individuals, batch_size=batch_size, progress=not quiet)
+    df = predict(run, data, features, out, individuals=individuals, batch_size=batch_size, progress=not quiet,
+                 device=device)
     n_genes, n_ind = int((df["sample"] == "").sum()), int((df["sample"] != "").sum())
     typer.echo(f"wrote {out}: {n_genes} genes" + (f", {n_ind} individual rows" if n_ind else ""))
 

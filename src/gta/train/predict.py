@@ -130,9 +130,10 @@ def read_run(run: str | Path) -> tuple[TrainConfig, dict[str, Any]]:
     return load_config(path), (yaml.safe_load(path.read_text()) or {}).get("resolved", {})
 
 
-def load_run_model(run: str | Path, d_feat: int | None = None, n_bins: int | None = None, llm=None):
-    """(model with the run's best weights, TrainConfig, resolved, model metadata). Loads the run's LLM and refuses
-    one whose sha256 differs from the recorded one."""
+def load_run_model(run: str | Path, d_feat: int | None = None, n_bins: int | None = None, llm=None,
+                   llm_dtype: torch.dtype = torch.float32):
+    """(model with the run's best weights, TrainConfig, resolved, model metadata). Loads the run's LLM (in
+    ``llm_dtype``) and refuses one whose sha256 differs from the recorded one."""
     from gta.model.gta import build_model
     from gta.model.llm import llm_identity, load_llm
 
@@ -140,7 +141,7 @@ def load_run_model(run: str | Path, d_feat: int | None = None, n_bins: int | Non
     cfg, resolved = read_run(run)
     if llm is None:
         layers = 1 if cfg.model.backbone == "none" else cfg.model.llm_layers
-        llm = load_llm(cfg.model.llm, num_layers=layers)
+        llm = load_llm(cfg.model.llm, num_layers=layers, dtype=llm_dtype)
     want = (resolved.get("llm") or {}).get("sha256")
     got = llm_identity(llm)["sha256"]
     if want and got != want:
@@ -207,29 +208,46 @@ def _run_prompts(run: Path, dataset, gene_ids: list[str], cfg: TrainConfig) -> d
                        template=cfg.prompt_template)
 
 
+def resolve_device(device: str) -> str:
+    """``cpu``, ``cuda`` (``cuda:N``) or ``auto`` (CUDA when present) -> a torch device string; no CUDA: error."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise GtaInputError(f"--device {device}: this machine has no CUDA device", hint="use --device cpu (or auto)")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise GtaInputError(f"--device {device!r} is unknown", hint="use cpu, cuda, cuda:N or auto")
+    return device
+
+
 def predict(run: str | Path, manifest, features, out: str | Path | None = None, individuals: bool = False,
-            batch_size: int | None = None, llm=None, progress: bool = True) -> pd.DataFrame:
+            batch_size: int | None = None, llm=None, progress: bool = True, device: str = "cpu") -> pd.DataFrame:
     """Predict with the run ``run`` on ``manifest`` (path or Dataset) and ``features`` (path or FeatureStore);
-    write the table to ``out`` (.tsv, .csv or .parquet) when given; return it."""
+    write the table to ``out`` (.tsv, .csv or .parquet) when given; return it. On a GPU (``device`` cuda or auto)
+    a run trained bf16-mixed is run the same way: frozen LLM weights in bf16, under bf16 autocast."""
     from gta.features.store import FeatureStore
     from gta.io.dataset import open_dataset
 
     run = Path(run)
+    device = resolve_device(device)
     cfg, resolved = read_run(run)
+    bf16 = device.startswith("cuda") and resolved.get("precision") == "bf16-mixed"
     attrs = (resolved.get("store") or {}).get("attrs", {})
     if isinstance(features, str | Path):
         store = FeatureStore.open(features, expect={k: attrs[k] for k in STORE_CHECKED if k in attrs})
     else:
         store = features
     dataset = open_dataset(manifest) if isinstance(manifest, str | Path) else manifest
-    model, cfg, resolved, meta = load_run_model(run, store.n_features, store.n_bins, llm=llm)
+    dtype = torch.bfloat16 if bf16 and resolved.get("llm_dtype") == "bfloat16" else torch.float32
+    model, cfg, resolved, meta = load_run_model(run, store.n_features, store.n_bins, llm=llm, llm_dtype=dtype)
+    model.to(device)
     data = prediction_data(dataset, store, meta, individuals)
     if cfg.model.use_prompt:
         data.prompts = _run_prompts(run, dataset, data.gene_ids, cfg)
     source = FeatureSource(store, cfg.feature_cache_mb)
-    df = predict_frame(model, data, source, list(range(len(data.gene_ids))),
-                       list(range(len(data.samples))) if individuals else None, cfg.hap_combine,
-                       batch_size or cfg.batch_size, progress)
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
+        df = predict_frame(model, data, source, list(range(len(data.gene_ids))),
+                           list(range(len(data.samples))) if individuals else None, cfg.hap_combine,
+                           batch_size or cfg.batch_size, progress)
     if out is not None:
         _write_table(df, Path(out))
     return df
