@@ -86,18 +86,12 @@ class RunContext:
             return None
 
 
-def _device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
 def open_run(run: str | Path, data, features=None, llm=None, device: str = "auto") -> RunContext:
     """Load a run folder's model (and its LLM), the data set (path or Dataset) and, when given, the feature store
     (path or FeatureStore; refused when its encoder, config, weights, geometry or dtype differ from the run's)."""
     from gta.features.store import FeatureStore
     from gta.io.dataset import open_dataset
-    from gta.train.predict import load_run_model, read_run
+    from gta.train.predict import load_run_model, read_run, resolve_device
 
     run = Path(run)
     _, resolved = read_run(run)
@@ -109,7 +103,7 @@ def open_run(run: str | Path, data, features=None, llm=None, device: str = "auto
     d_feat = store.n_features if store is not None else None
     n_bins = store.n_bins if store is not None else None
     model, cfg, resolved, meta = load_run_model(run, d_feat, n_bins, llm=llm)
-    model.to(_device(device)).eval()
+    model.to(resolve_device(device)).eval()
     return RunContext(run, model, cfg, resolved, float(meta.get("target_mean", 0.0)),
                       float(meta.get("target_std", 1.0)), dataset, store)
 

@@ -44,6 +44,16 @@ from gta.train.module import GTAModule
 from gta.train.prompts import run_prompts
 
 log = logging.getLogger(__name__)
+
+
+class _NoAdvert(logging.Filter):
+    """Drops Lightning's advert for its cloud logger, printed at every Trainer start (a demo trains a dozen)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in str(record.msg)
+
+
+logging.getLogger("lightning.fabric.utilities.rank_zero").addFilter(_NoAdvert())
 STORE_IDENTITY = ("encoder", "encoder_config", "weights_hash", "dataset_hash", "geometry", "dtype", "n_bins",
                   "n_features", "gta_version")
 # settings that may change between an interrupted run and its --resume (hardware and the epoch budget)
