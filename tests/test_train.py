@@ -366,3 +366,24 @@ def test_predict_device_cuda_without_cuda_is_one_line_exit_2(toy, cli_run, tmp_p
     assert not (tmp_path / "p.tsv").exists()
     auto = predict(cli_run, toy[0], toy[1], progress=False, device="auto")  # auto: the CPU here
     assert auto["y_pred"].tolist() == predict(cli_run, toy[0], toy[1], progress=False)["y_pred"].tolist()
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch without distributed support")
+def test_predict_under_torchrun_shards_the_llm_and_matches_one_process(toy, cli_run, tmp_path):
+    """`torchrun --nproc-per-node 2 -m gta predict`: the two processes share one sharded LLM and rank 0 writes the
+    table a single process writes."""
+    import os
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("TORCHELASTIC_RUN_ID", None)
+    out = tmp_path / "sharded.tsv"
+    # -r, not --run: torchrun's own parser would take --run for an abbreviation of its --run-path
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29563", "-m",
+           "gta", "predict", "-r", cli_run, "--data", toy[0], "--features", toy[1], "--out", out, "--quiet"]
+    res = subprocess.run(list(map(str, cmd)), capture_output=True, text=True, timeout=300, env=env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.count("wrote ") == 1  # rank 0 only
+    sharded = pd.read_csv(out, sep="\t", keep_default_na=False)
+    single = predict(cli_run, toy[0], toy[1], progress=False)
+    assert sharded["gene_id"].tolist() == single["gene_id"].tolist()
+    np.testing.assert_allclose(sharded["y_pred"], single["y_pred"], rtol=1e-5, atol=1e-5)

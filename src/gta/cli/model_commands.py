@@ -50,13 +50,16 @@ def predict_command(
                                "trained bf16-mixed runs in bf16 on a GPU."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
-    """Predict expression for reference (and personal) genomes with a trained run."""
+    """Predict expression for reference (and personal) genomes with a trained run. Under torchrun (N processes)
+    the frozen LLM is sharded across them, for an LLM that fits no single device; rank 0 writes."""
     from gta.train import predict
+    from gta.train.predict import launched_ranks
 
     df = predict(run, data, features, out, individuals=individuals, batch_size=batch_size, progress=not quiet,
                  device=device)
     n_genes, n_ind = int((df["sample"] == "").sum()), int((df["sample"] != "").sum())
-    typer.echo(f"wrote {out}: {n_genes} genes" + (f", {n_ind} individual rows" if n_ind else ""))
+    if launched_ranks()[0] == 0:  # under torchrun the ranks share one sharded LLM and rank 0 writes
+        typer.echo(f"wrote {out}: {n_genes} genes" + (f", {n_ind} individual rows" if n_ind else ""))
 
 
 @app.command("prompt")

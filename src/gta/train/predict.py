@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -196,7 +197,7 @@ def prediction_data(dataset, store, meta: dict[str, Any], with_individuals: bool
     return data
 
 
-def _run_prompts(run: Path, dataset, gene_ids: list[str], cfg: TrainConfig) -> dict[str, str]:
+def _run_prompts(run: Path, dataset, gene_ids: list[str], cfg: TrainConfig, progress: bool = True) -> dict[str, str]:
     path = run / PROMPTS_FILE
     if path.exists():
         saved = json.loads(path.read_text()).get("prompts", {})
@@ -204,8 +205,8 @@ def _run_prompts(run: Path, dataset, gene_ids: list[str], cfg: TrainConfig) -> d
             return {g: saved[g] for g in gene_ids}
     if cfg.shuffle_prompts:
         log.warning("the run used shuffled prompts; genes it never saw get shuffled prompts among themselves")
-    return run_prompts(dataset, gene_ids, folder=None, shuffle=cfg.shuffle_prompts, seed=cfg.seed, progress=True,
-                       template=cfg.prompt_template)
+    return run_prompts(dataset, gene_ids, folder=None, shuffle=cfg.shuffle_prompts, seed=cfg.seed,
+                       progress=progress, template=cfg.prompt_template)
 
 
 def resolve_device(device: str) -> str:
@@ -219,16 +220,52 @@ def resolve_device(device: str) -> str:
     return device
 
 
+def launched_ranks() -> tuple[int, int, int]:
+    """(rank, world size, local rank) of a ``torchrun`` launch ($RANK, $WORLD_SIZE, $LOCAL_RANK); (0, 1, 0) alone.
+    Only torchrun counts ($TORCHELASTIC_RUN_ID): Lightning's DDP launcher leaves $WORLD_SIZE set in the process that
+    trained, and a later prediction there is a single process."""
+    env = os.environ
+    if "TORCHELASTIC_RUN_ID" not in env:
+        return 0, 1, 0
+    try:
+        return int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1)), int(env.get("LOCAL_RANK", 0))
+    except ValueError:
+        raise GtaInputError("RANK, WORLD_SIZE and LOCAL_RANK must be integers",
+                            hint="launch with torchrun, or unset them") from None
+
+
 def predict(run: str | Path, manifest, features, out: str | Path | None = None, individuals: bool = False,
             batch_size: int | None = None, llm=None, progress: bool = True, device: str = "cpu") -> pd.DataFrame:
     """Predict with the run ``run`` on ``manifest`` (path or Dataset) and ``features`` (path or FeatureStore);
     write the table to ``out`` (.tsv, .csv or .parquet) when given; return it. On a GPU (``device`` cuda or auto)
-    a run trained bf16-mixed is run the same way: frozen LLM weights in bf16, under bf16 autocast."""
+    a run trained bf16-mixed is run the same way: frozen LLM weights in bf16, under bf16 autocast.
+
+    Under ``torchrun`` with W > 1 processes the frozen LLM's decoder is sharded across them (as in training with
+    ``strategy: fsdp``), for an LLM that fits no single device: every rank runs every batch (the layer passes are
+    collectives), one GPU per rank ($LOCAL_RANK), and rank 0 writes the table."""
+    rank, world, local_rank = launched_ranks()
+    device = resolve_device(device)
+    if world == 1:
+        return _predict(run, manifest, features, out, individuals, batch_size, llm, progress, device)
+    import torch.distributed as dist
+
+    if device.startswith("cuda"):
+        device = f"cuda:{local_rank}"
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    try:
+        return _predict(run, manifest, features, out if rank == 0 else None, individuals, batch_size, llm,
+                        progress and rank == 0, device, shard=True)
+    finally:
+        dist.destroy_process_group()
+
+
+def _predict(run, manifest, features, out, individuals: bool, batch_size: int | None, llm, progress: bool,
+             device: str, shard: bool = False) -> pd.DataFrame:
     from gta.features.store import FeatureStore
     from gta.io.dataset import open_dataset
 
     run = Path(run)
-    device = resolve_device(device)
     cfg, resolved = read_run(run)
     bf16 = device.startswith("cuda") and resolved.get("precision") == "bf16-mixed"
     attrs = (resolved.get("store") or {}).get("attrs", {})
@@ -239,10 +276,12 @@ def predict(run: str | Path, manifest, features, out: str | Path | None = None, 
     dataset = open_dataset(manifest) if isinstance(manifest, str | Path) else manifest
     dtype = torch.bfloat16 if bf16 and resolved.get("llm_dtype") == "bfloat16" else torch.float32
     model, cfg, resolved, meta = load_run_model(run, store.n_features, store.n_bins, llm=llm, llm_dtype=dtype)
+    if shard and model.scratch is None:
+        model.llm.shard_(device.split(":")[0])
     model.to(device)
     data = prediction_data(dataset, store, meta, individuals)
     if cfg.model.use_prompt:
-        data.prompts = _run_prompts(run, dataset, data.gene_ids, cfg)
+        data.prompts = _run_prompts(run, dataset, data.gene_ids, cfg, progress)
     source = FeatureSource(store, cfg.feature_cache_mb)
     with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
         df = predict_frame(model, data, source, list(range(len(data.gene_ids))),

@@ -53,7 +53,8 @@ class _NoAdvert(logging.Filter):
         return "litlogger" not in str(record.msg)
 
 
-logging.getLogger("lightning.fabric.utilities.rank_zero").addFilter(_NoAdvert())
+for _name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+    logging.getLogger(_name).addFilter(_NoAdvert())
 STORE_IDENTITY = ("encoder", "encoder_config", "weights_hash", "dataset_hash", "geometry", "dtype", "n_bins",
                   "n_features", "gta_version")
 # settings that may change between an interrupted run and its --resume (hardware and the epoch budget)
