@@ -13,7 +13,7 @@ Nat Genet; targets_human.txt row "CAGE:B lymphoblastoid cell line: GM12878 ENCOD
 keeps only the track (a small store for the Enformer baseline). Inference runs under ``torch.inference_mode`` in
 batches, bf16 autocast by default (fp16 on GPUs without bf16), optionally averaged with the reverse-complement pass
 (output bins flipped back). ``device="auto"`` is ``cuda:{LOCAL_RANK}`` when CUDA is available (one GPU per
-torchrun worker; ``choose_device``), else the CPU.
+torchrun worker; ``gta.devices.choose_device``), else the CPU.
 
 Geometry: bins are 2**num_downsamples = 128 bp; any ``input_len`` that is a multiple of 128 works, and the crop is
 set to ``output_bins``. The published weights use TensorFlow's gamma positional features, defined for 1,536 input
@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from gta.devices import choose_device
 from gta.encoders.base import BaseEncoder, register_encoder
 from gta.errors import GtaInputError
 from gta.geometry import Geometry
@@ -88,25 +89,6 @@ def load_enformer(folder: str | Path) -> tuple[Any, Path]:
             weights,
         )
     return model.eval(), weights
-
-
-def choose_device(device: str, cuda_available: bool, env: Mapping[str, str], n_devices: int = 1) -> str:
-    """The torch device for ``device``: ``"auto"`` is ``cuda:{LOCAL_RANK}`` when CUDA is available (LOCAL_RANK from
-    ``env``, as torchrun sets it, default 0; taken modulo ``n_devices`` visible GPUs, so one GPU per process via
-    CUDA_VISIBLE_DEVICES gives ``cuda:0``), else ``"cpu"``; any other value is returned unchanged."""
-    if device != "auto":
-        return device
-    if not cuda_available:
-        return "cpu"
-    raw = env.get("LOCAL_RANK", "0") or "0"
-    try:
-        rank = int(raw)
-    except ValueError:
-        raise GtaInputError(f"LOCAL_RANK must be an integer, got {raw!r}",
-                            hint="unset it, or let torchrun set it") from None
-    if rank < 0:
-        raise GtaInputError(f"LOCAL_RANK must be >= 0, got {rank}")
-    return f"cuda:{rank % max(int(n_devices), 1)}"
 
 
 def _file_hash(paths: Sequence[Path]) -> str:

@@ -89,9 +89,10 @@ class RunContext:
 def open_run(run: str | Path, data, features=None, llm=None, device: str = "auto") -> RunContext:
     """Load a run folder's model (and its LLM), the data set (path or Dataset) and, when given, the feature store
     (path or FeatureStore; refused when its encoder, config, weights, geometry or dtype differ from the run's)."""
+    from gta.devices import resolve_device
     from gta.features.store import FeatureStore
     from gta.io.dataset import open_dataset
-    from gta.train.predict import load_run_model, read_run, resolve_device
+    from gta.train.predict import load_run_model, read_run
 
     run = Path(run)
     _, resolved = read_run(run)

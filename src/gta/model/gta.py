@@ -173,6 +173,11 @@ class GTA(nn.Module):
             y, pool = self.head(hidden.float())  # [b, t], [b, p]
         return (y, {"alignment": attention, "pool": pool}) if return_attention else y
 
+    def shard_llm(self, device_type: str) -> int:
+        """Shard the frozen LLM's decoder across the process group (``FrozenLLM.shard_``); the scratch backbone
+        runs no LLM layer, so there is nothing to shard. Returns the number of shards (1 = not sharded)."""
+        return 1 if self.scratch is not None else self.llm.shard_(device_type)
+
     def trainable_state_dict(self) -> dict[str, Tensor]:
         """Everything but the frozen LLM (which is outside the module tree): trainable weights + norm buffers."""
         return {k: v.detach().clone() for k, v in self.state_dict().items()}

@@ -143,8 +143,8 @@ class GTAModule(L.LightningModule):
 
     def configure_model(self) -> None:
         """Strategy ``fsdp``: shard the frozen LLM's decoder layers across the ranks (see ``FrozenLLM.shard_``)."""
-        if self.cfg.strategy == "fsdp" and self.model.scratch is None:
-            self.model.llm.shard_(self.trainer.strategy.root_device.type)
+        if self.cfg.strategy == "fsdp":
+            self.model.shard_llm(self.trainer.strategy.root_device.type)
 
     def configure_optimizers(self):
         params = [p for p in self.model.parameters() if p.requires_grad]

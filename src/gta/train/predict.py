@@ -23,6 +23,7 @@ import yaml
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from gta.devices import choose_device, resolve_device
 from gta.errors import GtaInputError
 from gta.evaluate.metrics import per_gene_spearman, spearman
 from gta.io.atomic import atomic_path
@@ -209,28 +210,17 @@ def _run_prompts(run: Path, dataset, gene_ids: list[str], cfg: TrainConfig, prog
                        progress=progress, template=cfg.prompt_template)
 
 
-def resolve_device(device: str) -> str:
-    """``cpu``, ``cuda`` (``cuda:N``) or ``auto`` (CUDA when present) -> a torch device string; no CUDA: error."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise GtaInputError(f"--device {device}: this machine has no CUDA device", hint="use --device cpu (or auto)")
-    if device != "cpu" and not device.startswith("cuda"):
-        raise GtaInputError(f"--device {device!r} is unknown", hint="use cpu, cuda, cuda:N or auto")
-    return device
-
-
-def launched_ranks() -> tuple[int, int, int]:
-    """(rank, world size, local rank) of a ``torchrun`` launch ($RANK, $WORLD_SIZE, $LOCAL_RANK); (0, 1, 0) alone.
-    Only torchrun counts ($TORCHELASTIC_RUN_ID): Lightning's DDP launcher leaves $WORLD_SIZE set in the process that
-    trained, and a later prediction there is a single process."""
+def launched_ranks() -> tuple[int, int]:
+    """(rank, world size) of a ``torchrun`` launch ($RANK, $WORLD_SIZE); (0, 1) alone. Only torchrun counts
+    ($TORCHELASTIC_RUN_ID): Lightning's DDP launcher leaves $WORLD_SIZE set in the process that trained, and a
+    later prediction there is a single process."""
     env = os.environ
     if "TORCHELASTIC_RUN_ID" not in env:
-        return 0, 1, 0
+        return 0, 1
     try:
-        return int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1)), int(env.get("LOCAL_RANK", 0))
+        return int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1))
     except ValueError:
-        raise GtaInputError("RANK, WORLD_SIZE and LOCAL_RANK must be integers",
+        raise GtaInputError("RANK and WORLD_SIZE must be integers",
                             hint="launch with torchrun, or unset them") from None
 
 
@@ -243,14 +233,14 @@ def predict(run: str | Path, manifest, features, out: str | Path | None = None, 
     Under ``torchrun`` with W > 1 processes the frozen LLM's decoder is sharded across them (as in training with
     ``strategy: fsdp``), for an LLM that fits no single device: every rank runs every batch (the layer passes are
     collectives), one GPU per rank ($LOCAL_RANK), and rank 0 writes the table."""
-    rank, world, local_rank = launched_ranks()
+    rank, world = launched_ranks()
     device = resolve_device(device)
     if world == 1:
         return _predict(run, manifest, features, out, individuals, batch_size, llm, progress, device)
     import torch.distributed as dist
 
-    if device.startswith("cuda"):
-        device = f"cuda:{local_rank}"
+    if device.startswith("cuda"):  # one GPU per rank: cuda:$LOCAL_RANK (cuda:0 where each sees just its own)
+        device = choose_device("auto", True, os.environ, torch.cuda.device_count())
         torch.cuda.set_device(device)
     dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
     try:
@@ -276,8 +266,8 @@ def _predict(run, manifest, features, out, individuals: bool, batch_size: int | 
     dataset = open_dataset(manifest) if isinstance(manifest, str | Path) else manifest
     dtype = torch.bfloat16 if bf16 and resolved.get("llm_dtype") == "bfloat16" else torch.float32
     model, cfg, resolved, meta = load_run_model(run, store.n_features, store.n_bins, llm=llm, llm_dtype=dtype)
-    if shard and model.scratch is None:
-        model.llm.shard_(device.split(":")[0])
+    if shard:
+        model.shard_llm(device.split(":")[0])
     model.to(device)
     data = prediction_data(dataset, store, meta, individuals)
     if cfg.model.use_prompt:
