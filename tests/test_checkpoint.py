@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -10,10 +16,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+import gta
 from ddp_script import toy_config
 from gta.errors import GtaInputError
 from gta.train import train
 from gta.train.checkpoint import (
+    MODEL_FILE,
     STATE_JSON,
     STATE_TENSORS,
     SafetensorsCheckpointIO,
@@ -81,6 +89,45 @@ def test_state_files_are_safetensors_and_json_and_a_torn_pair_is_refused(tmp_pat
         load_state(tmp_path)
 
 
+class _Crash(BaseException):
+    """Stands for the process dying at that line (no except clause catches a BaseException here)."""
+
+
+def _crash(*args, **kwargs):
+    raise _Crash
+
+
+@pytest.mark.parametrize("where", ["before the commit", "after the commit"])
+def test_a_save_cut_at_any_step_leaves_a_whole_pair(tmp_path, monkeypatch, where):
+    import gta.train.checkpoint as ckpt
+
+    save_state({"epoch": 1, "w": torch.ones(3)}, tmp_path)
+    with monkeypatch.context() as m:
+        m.setattr(ckpt, "atomic_write_text" if where == "before the commit" else "_promote", _crash)
+        with pytest.raises(_Crash):
+            save_state({"epoch": 2, "w": torch.full((3,), 2.0)}, tmp_path)
+    state = load_state(tmp_path)
+    want = 1 if where == "before the commit" else 2  # the old pair, or the committed new one
+    assert state["epoch"] == want and torch.equal(state["w"], torch.full((3,), float(want)))
+    save_state({"epoch": 3, "w": torch.full((3,), 3.0)}, tmp_path)  # the next save puts things in order
+    assert sorted(p.name for p in tmp_path.iterdir()) == [STATE_JSON, STATE_TENSORS]
+    assert load_state(tmp_path)["epoch"] == 3
+
+
+def test_a_cut_save_then_a_second_cut_save_still_leaves_a_whole_pair(tmp_path, monkeypatch):
+    """Cut after the commit, then cut the next save before its commit: the committed tensors must survive."""
+    import gta.train.checkpoint as ckpt
+
+    save_state({"epoch": 1}, tmp_path)
+    for target, epoch in (("_promote", 2), ("atomic_write_text", 3)):
+        with monkeypatch.context() as m:
+            m.setattr(ckpt, target, _crash)
+            with pytest.raises(_Crash):
+                save_state({"epoch": epoch, "w": torch.full((2,), float(epoch))}, tmp_path)
+    state = load_state(tmp_path)
+    assert state["epoch"] == 2 and torch.equal(state["w"], torch.full((2,), 2.0))
+
+
 def test_model_file_round_trip_gives_identical_predictions(tmp_path, tiny_llm):
     from gta.model.gta import build_model
 
@@ -101,7 +148,7 @@ def test_model_file_round_trip_gives_identical_predictions(tmp_path, tiny_llm):
 
 
 def _final_weights(run) -> dict[str, torch.Tensor]:
-    return {k: v for k, v in load_file(str(run / STATE_TENSORS)).items() if k.startswith("state_dict/")}
+    return {k: v for k, v in load_file(str(run / STATE_TENSORS)).items() if k.startswith("/state_dict/")}
 
 
 def test_resume_continues_from_the_saved_step_and_matches_an_uninterrupted_run(toy, tmp_path, tiny_llm):
@@ -126,3 +173,65 @@ def test_resume_continues_from_the_saved_step_and_matches_an_uninterrupted_run(t
     pb = pd.read_parquet(resumed.predictions["val"])
     np.testing.assert_allclose(pa["y_pred"], pb["y_pred"], rtol=1e-4, atol=1e-4)
     assert full.summary["best_epoch"] == resumed.summary["best_epoch"]
+
+
+# ---- a crash (SIGKILL) and --resume ----------------------------------------------------------------------------
+KILL_SCRIPT = Path(__file__).parent / "kill_script.py"
+DROPOUT = 0.1  # dropout draws from the global RNG: a resume that lost the RNG state would not match
+
+
+def _kill_cfg():
+    cfg = toy_config(task="both", max_epochs=3)
+    cfg.model = dataclasses.replace(cfg.model, dropout=DROPOUT)
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(toy, tmp_path_factory, tiny_llm):
+    out = tmp_path_factory.mktemp("full") / "run"
+    train(toy[0], toy[1], out, _kill_cfg(), llm=tiny_llm, progress=False)
+    return out
+
+
+def _killed_run(toy, out: Path, *flags: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(gta.__file__).parents[1]),
+                                                         os.environ.get("PYTHONPATH", "")])}
+    res = subprocess.run([sys.executable, str(KILL_SCRIPT), str(toy[0]), str(toy[1]), str(out), "--dropout",
+                          str(DROPOUT), *flags], capture_output=True, text=True, timeout=120, env=env)
+    assert res.returncode == -signal.SIGKILL, res.stdout + res.stderr
+    assert "killing" in res.stdout
+    return res
+
+
+def _trainable(path: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(path))
+
+
+def _assert_equal_runs(a: Path, b: Path) -> None:
+    """The same trainable weights, bit for bit: in model.safetensors (best epoch) and in the last state."""
+    for load in (lambda run: _trainable(run / MODEL_FILE), _final_weights):
+        wa, wb = load(a), load(b)
+        assert wa.keys() == wb.keys() and wa
+        for k in wa:
+            assert torch.equal(wa[k], wb[k]), (k, float((wa[k] - wb[k]).abs().max()))
+
+
+def test_sigkill_mid_epoch_then_resume_gives_the_weights_of_an_uninterrupted_run(toy, tmp_path, tiny_llm,
+                                                                                uninterrupted):
+    out = tmp_path / "run"
+    _killed_run(toy, out, "--kill-at-step", "6")  # epoch 1 of 3, two of its four steps done
+    saved = json.loads((out / STATE_JSON).read_text())["tree"]
+    assert saved["epoch"] == 0 and saved["global_step"] == 4  # the last finished epoch
+    assert not (out / "summary.json").exists()
+    train(toy[0], toy[1], out, resume=True, llm=tiny_llm, progress=False)
+    assert json.loads((out / STATE_JSON).read_text())["tree"]["global_step"] == 12
+    _assert_equal_runs(uninterrupted, out)
+
+
+def test_sigkill_while_writing_a_checkpoint_leaves_one_that_resumes(toy, tmp_path, tiny_llm, uninterrupted):
+    out = tmp_path / "run"
+    _killed_run(toy, out, "--kill-in-save", "2")  # epoch 1's state.safetensors written, its state.json not yet
+    assert json.loads((out / STATE_JSON).read_text())["tree"]["global_step"] == 4
+    load_state(out)  # the pair on disk is whole: epoch 0's
+    train(toy[0], toy[1], out, resume=True, llm=tiny_llm, progress=False)
+    _assert_equal_runs(uninterrupted, out)

@@ -4,8 +4,9 @@
   Lightning checkpoint: AdamW state with integer keys, loop counters, callback states) into ``{key: tensor}`` plus
   a JSON tree with ``{"__tensor__": key}`` leaves, and back.
 * :class:`SafetensorsCheckpointIO` is a Lightning ``CheckpointIO`` plugin writing ``state.safetensors`` +
-  ``state.json`` atomically (temp file + rename; the JSON is written last and names the tensor file's hash, so a
-  torn pair is detected). ``Trainer.fit(ckpt_path=...)`` restores through it.
+  ``state.json`` so that a process killed at any moment leaves a whole pair (:func:`save_state`: temp files and
+  renames, the JSON is the commit and names the tensor file's hash). ``Trainer.fit(ckpt_path=...)`` restores
+  through it.
 * :func:`save_trainable` / :func:`load_trainable`: ``model.safetensors`` with the trainable parameters, the feature
   normalisation and the target statistics (in the file's metadata) — megabytes, never the frozen LLM.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ from gta.io.atomic import atomic_path, atomic_write_text
 
 STATE_TENSORS = "state.safetensors"
 STATE_JSON = "state.json"
+STATE_NEXT = "state.next.safetensors"  # the tensors of a save in progress (see save_state)
 MODEL_FILE = "model.safetensors"
 NORM_PREFIX = "_norm."
 FORMAT = "gta-checkpoint-1"
@@ -86,29 +89,60 @@ def unflatten(tree: Any, tensors: dict[str, torch.Tensor]) -> Any:
 
 
 def save_state(obj: Any, folder: str | Path) -> None:
-    """Write ``obj`` as ``state.safetensors`` + ``state.json`` in ``folder``, each atomically, JSON last."""
+    """Write ``obj`` as ``state.safetensors`` + ``state.json`` in ``folder`` so that a crash at any moment (SIGKILL,
+    power cut of the process) leaves one whole pair on disk, the old one or the new one:
+
+    1. the tensors go to ``state.next.safetensors`` (atomically: temp file + rename);
+    2. ``state.json``, naming their hash, replaces the old one (atomically): this is the commit;
+    3. ``state.next.safetensors`` replaces ``state.safetensors``.
+
+    A crash before 2 leaves the old pair (and a stale ``state.next``, ignored); a crash between 2 and 3 leaves the new
+    JSON with its tensors still in ``state.next``, where :func:`load_state` finds them (and where this function
+    promotes them before overwriting ``state.next``).
+    """
     folder = Path(folder)
+    if (folder / STATE_NEXT).exists() and _committed_digest(folder) == sha256_file(folder / STATE_NEXT):
+        _promote(folder)  # the previous save was cut between its commit and its rename
+    for stale in (*folder.glob(f".{STATE_TENSORS}.*.tmp"), *folder.glob(f".{STATE_NEXT}.*.tmp"),
+                  *folder.glob(f".{STATE_JSON}.*.tmp")):  # temp files of a save that was killed
+        stale.unlink(missing_ok=True)
     tree, tensors = flatten(obj)
-    with atomic_path(folder / STATE_TENSORS) as tmp:
+    with atomic_path(folder / STATE_NEXT) as tmp:
         save_file(tensors, str(tmp))
         digest = sha256_file(tmp)
     atomic_write_text(folder / STATE_JSON, json.dumps({"format": FORMAT, "tensors_sha256": digest, "tree": tree}))
+    _promote(folder)
+
+
+def _committed_digest(folder: Path) -> str | None:
+    try:
+        return json.loads((folder / STATE_JSON).read_text()).get("tensors_sha256")
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def _promote(folder: Path) -> None:
+    """Step 3 of :func:`save_state`: the committed tensors take their final name."""
+    os.replace(folder / STATE_NEXT, folder / STATE_TENSORS)
 
 
 def load_state(folder: str | Path) -> Any:
-    """Read what :func:`save_state` wrote; refuses a pair whose tensor file does not match its JSON."""
+    """Read what :func:`save_state` wrote: the tensor file whose hash ``state.json`` names (``state.safetensors``, or
+    ``state.next.safetensors`` after a crash between the commit and the rename); refuses a pair that does not match.
+    Reads only, so every rank of a distributed run may call it at once."""
     folder = Path(folder)
     meta_path, tensor_path = folder / STATE_JSON, folder / STATE_TENSORS
-    if not meta_path.exists() or not tensor_path.exists():
+    if not meta_path.exists() or not (tensor_path.exists() or (folder / STATE_NEXT).exists()):
         raise GtaInputError("no resumable state in the run folder", path=folder,
                             hint=f"--resume needs {STATE_JSON} and {STATE_TENSORS}; start without --resume")
     meta = json.loads(meta_path.read_text())
     if meta.get("format") != FORMAT:
         raise GtaInputError(f"unknown checkpoint format {meta.get('format')!r}", path=meta_path)
-    if meta.get("tensors_sha256") != sha256_file(tensor_path):
-        raise GtaInputError("state.safetensors does not match state.json (interrupted while saving?)",
-                            path=tensor_path, hint="start again without --resume")
-    return unflatten(meta["tree"], load_file(str(tensor_path)))
+    for path in (tensor_path, folder / STATE_NEXT):
+        if path.exists() and meta.get("tensors_sha256") == sha256_file(path):
+            return unflatten(meta["tree"], load_file(str(path)))
+    raise GtaInputError("state.safetensors does not match state.json (changed after it was saved?)",
+                        path=tensor_path, hint="start again without --resume")
 
 
 def state_folder(path: str | Path) -> Path:
@@ -131,7 +165,7 @@ class SafetensorsCheckpointIO(CheckpointIO):
 
     def remove_checkpoint(self, path) -> None:
         folder = state_folder(path)
-        for name in (STATE_JSON, STATE_TENSORS):
+        for name in (STATE_JSON, STATE_TENSORS, STATE_NEXT):
             (folder / name).unlink(missing_ok=True)
 
 
