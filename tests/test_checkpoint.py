@@ -165,6 +165,7 @@ def test_resume_continues_from_the_saved_step_and_matches_an_uninterrupted_run(t
     assert last["global_step"] == 12 == json.loads((tmp_path / "full" / STATE_JSON).read_text())["tree"]["global_step"]
     steps = pd.read_csv(part / "metrics.csv")["step"]
     assert steps.max() == 11 and steps.is_monotonic_increasing  # appended after the first epoch's rows
+    assert steps.tolist() == pd.read_csv(tmp_path / "full" / "metrics.csv")["step"].tolist()  # which are kept
     a, b = _final_weights(tmp_path / "full"), _final_weights(part)
     assert a.keys() == b.keys()
     for k in a:
@@ -226,6 +227,10 @@ def test_sigkill_mid_epoch_then_resume_gives_the_weights_of_an_uninterrupted_run
     train(toy[0], toy[1], out, resume=True, llm=tiny_llm, progress=False)
     assert json.loads((out / STATE_JSON).read_text())["tree"]["global_step"] == 12
     _assert_equal_runs(uninterrupted, out)
+    # the log holds each step once: epoch 0's rows kept, the cut epoch's rows replaced by the ones trained again
+    a, b = pd.read_csv(uninterrupted / "metrics.csv"), pd.read_csv(out / "metrics.csv")
+    assert b["step"].tolist() == a["step"].tolist() and sorted(a.columns) == sorted(b.columns)
+    np.testing.assert_array_equal(a["train_loss"].to_numpy(), b["train_loss"].to_numpy())
 
 
 def test_sigkill_while_writing_a_checkpoint_leaves_one_that_resumes(toy, tmp_path, tiny_llm, uninterrupted):

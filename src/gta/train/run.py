@@ -15,8 +15,10 @@ Run folder::
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import hashlib
+import io
 import json
 import logging
 import os
@@ -155,10 +157,12 @@ def _deterministic(cfg: TrainConfig) -> bool | str:
     return True if cfg.accelerator == "cpu" else "warn"
 
 
-def _loggers(out: Path) -> list:
+def _loggers(out: Path, resume: bool = False) -> list:
     from lightning.pytorch.loggers import CSVLogger
 
     loggers: list = [CSVLogger(save_dir=str(out), name="", version="")]
+    if resume and rank_zero_only.rank == 0:
+        _keep_csv_history(loggers[0], out)
     try:
         import tensorboard  # noqa: F401
         from lightning.pytorch.loggers import TensorBoardLogger
@@ -167,6 +171,28 @@ def _loggers(out: Path) -> list:
     except ImportError:
         pass
     return loggers
+
+
+def _keep_csv_history(logger, out: Path) -> None:
+    """On --resume, keep ``metrics.csv``'s rows of the steps the saved state holds (Lightning's CSV writer deletes the
+    file when it starts) and drop those of an epoch cut short by a crash, which is trained again."""
+    path = out / "metrics.csv"
+    if not path.exists():
+        return
+    done = json.loads((out / STATE_JSON).read_text())["tree"]["global_step"]
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        rows = [r for r in reader if r.get("step") not in (None, "") and int(float(r["step"])) < done]
+        header = sorted(reader.fieldnames or [])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_EXPECTED_WARNINGS[0])
+        writer = logger.experiment  # its start deletes the file
+    buf = io.StringIO()
+    table = csv.DictWriter(buf, fieldnames=header)
+    table.writeheader()
+    table.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
+    writer.metrics_keys = header  # the writer appends under this header (and rewrites the file on new columns)
 
 
 class RunCheckpoint(Checkpoint):
@@ -272,7 +298,7 @@ def train(manifest, features, out: str | Path, config: TrainConfig | str | Path 
                                           min_delta=cfg.min_delta, check_finite=False))
     trainer = L.Trainer(
         accelerator=cfg.accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes, strategy=_strategy(cfg),
-        precision=resolve_precision(cfg), max_epochs=cfg.max_epochs, callbacks=callbacks, logger=_loggers(out),
+        precision=resolve_precision(cfg), max_epochs=cfg.max_epochs, callbacks=callbacks, logger=_loggers(out, resume),
         enable_checkpointing=True, plugins=[SafetensorsCheckpointIO()],
         deterministic=_deterministic(cfg),
         gradient_clip_val=cfg.gradient_clip, log_every_n_steps=cfg.log_every, use_distributed_sampler=False,
