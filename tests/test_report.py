@@ -137,3 +137,134 @@ def test_screenshot_is_not_blank(bench, tmp_path):
     assert img.shape == (1600, 1400)
     dark = (img < 128).mean()
     assert img.std() > 20 and 0.01 < dark < 0.6  # text, table and figures drawn, not a blank page
+
+
+# ---- near-constant predictions, notes, axis labels, the splits sentence -----------------------------------------
+@pytest.fixture(scope="module")
+def flat_bench(tmp_path_factory):
+    """A good model and one that predicts (almost) one value for every gene and person, on real result files."""
+    from gta.evaluate.results import DatasetInfo, MetricSettings, record_model
+    from gta.evaluate.seq_baseline import FitReport
+    from gta.evaluate.synthetic import prediction_table, synthetic_truth
+
+    folder = tmp_path_factory.mktemp("flat")
+    pred_dir = folder / "predictions"
+    t = synthetic_truth(n_genes=80, n_samples=20, seed=1)
+    rng = np.random.default_rng(2)
+    good_gene = t["mean_signal"] + rng.normal(0, 0.3, 80)
+    flat_gene = 5.0 + 0.01 * rng.normal(0, 1, 80)  # sd ratio about 0.01
+    by_split = {k: int((t["split"] == k).sum()) for k in ("train", "val", "test")}
+    res = Results(dataset=DatasetInfo(name="flat", n_genes=80, n_samples=20, expression_transform="log1p",
+                                      genes_by_split=by_split,
+                                      samples_by_split={"train": 0, "test": 6}),
+                  settings=MetricSettings(n_boot=50))
+    fit = FitReport(epochs_done=3, steps=120, seconds=95.2, stopped_by="time", seconds_per_sequence=0.083,
+                    train_len_bp=32768, best_val_loss=0.4123)
+    record_model(res, pred_dir, "Good", prediction_table(t, good_gene, good_gene[:, None] + t["geno"]),
+                 notes=["run folder: runs/good"])
+    record_model(res, pred_dir, "Flat", prediction_table(t, flat_gene, np.repeat(flat_gene[:, None], 20, 1)),
+                 notes=["Enformer-arch (central 32 kb)", json.dumps(fit, default=str)])  # as benchmark.py writes it
+    results_json = write_results(res, folder / "results.json")
+    html = render_report(results_json, pred_dir, folder / "report.html")
+    return results_json, pred_dir, html, fit
+
+
+def _row(page: str, model: str) -> str:
+    return next(r for r in page.split("<tr") if f"<b>{model}</b>" in r)
+
+
+def _text(fragment: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", fragment))
+
+
+def test_spread_ratio_is_in_results_json_and_recomputes(flat_bench):
+    results_json, pred_dir, _, _ = flat_bench
+    res = read_results(results_json)
+    good, flat = res.model("Good").metrics["spread"], res.model("Flat").metrics["spread"]
+    assert good["rows"] == "gene" and good["split"] == "test" and good["n"] == res.dataset.genes_by_split["test"]
+    assert 0.5 < good["sd_ratio"] < 2 and good["near_constant"] is False
+    assert flat["sd_ratio"] < 0.05 and flat["near_constant"] is True
+    assert flat["sd_ratio"] == pytest.approx(flat["sd_pred"] / flat["sd_true"])
+    assert verify_results(results_json, pred_dir) == []  # recomputed from the saved predictions
+
+
+def test_spread_of_a_table_without_gene_rows_uses_individual_rows():
+    from gta.evaluate.results import prediction_spread
+    from gta.evaluate.synthetic import prediction_table, synthetic_truth
+
+    t = synthetic_truth(n_genes=40, n_samples=10, seed=3)
+    s = prediction_spread(prediction_table(t, None, 0.5 * t["ind_obs"]))
+    assert s["rows"] == "individual" and s["n"] > 0 and s["sd_ratio"] == pytest.approx(0.5, rel=0.05)
+
+
+def test_near_constant_model_is_flagged_in_table_footnote_notes_and_markdown(flat_bench):
+    _, _, html, _ = flat_bench
+    page = html.read_text()
+    assert "near-constant" in _row(page, "Flat") and "near-constant" not in _row(page, "Good")
+    assert "†" in _row(page, "Flat") and "†" not in _row(page, "Good")
+    assert '<p class="foot">† Near-constant predictions' in page  # the footnote under the table
+    notes = page.split("<h2>Notes</h2>")[1]
+    flat_note = next(li for li in notes.split("<li>") if "<b>Flat</b>" in li)
+    good_note = next(li for li in notes.split("<li>") if "<b>Good</b>" in li)
+    assert "near-constant predictions" in flat_note and "near-constant" not in good_note
+    md = (html.parent / "results.md").read_text()
+    flat_line = next(line for line in md.splitlines() if line.startswith("| Flat"))
+    good_line = next(line for line in md.splitlines() if line.startswith("| Good"))
+    assert flat_line.startswith("| Flat † |") and "†" not in good_line
+    assert "† Near-constant predictions" in md and "Flagged: Flat." in md
+
+
+def test_the_spread_column_shows_results_json(flat_bench):
+    results_json, _, html, _ = flat_bench
+    res = read_results(results_json)
+    shown = shown_numbers(html.read_text())
+    for name in ("Good", "Flat"):
+        assert shown[f"{name}|spread.sd_ratio"] == fmt(res.model(name).metrics["spread"]["sd_ratio"], "ratio")
+    assert fmt(0.00912, "ratio") == "0.0091" and fmt(0.987, "ratio") == "0.99"
+
+
+def test_a_training_report_note_is_a_sentence_not_a_repr(flat_bench):
+    from gta.evaluate.report import note_text
+
+    _, _, html, fit = flat_bench
+    page = html.read_text()
+    assert "FitReport(" not in page
+    want = ("Training: trained 3 full epochs (120 steps, 95 s); stopped by the time cap; 0.083 s per sequence "
+            "forward + backward at 32,768 bp; best validation loss 0.412.")
+    assert want in page
+    assert note_text(json.dumps(fit.to_dict())) == want  # the dict form reads the same
+    assert note_text("run folder: runs/good") == "run folder: runs/good"  # other notes unchanged
+
+
+def test_figures_label_their_axes_with_units(flat_bench):
+    import matplotlib.pyplot as plt
+
+    from gta.evaluate import plots
+    from gta.evaluate.results import load_predictions, model_tables
+
+    results_json, pred_dir, _, _ = flat_bench
+    res = read_results(results_json)
+    preds = {name: load_predictions(p) for name, p in model_tables(pred_dir).items()}
+    fig = plots.scatter_grid(res, {"Good": preds["Good"], "Flat": preds["Flat"]})
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(panels) == 2
+    for ax in panels:
+        assert ax.get_xlabel() == "observed mean log1p expression"
+        assert ax.get_ylabel() == "predicted mean log1p expression"
+    assert [ax.get_title() for ax in panels] == ["Good", "Flat (near-constant)"]
+    plt.close(fig)
+    fig = plots.cross_individual_hists(res)
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    assert panels and all(ax.get_ylabel() == "genes" and ax.get_xlabel() for ax in panels)
+    plt.close(fig)
+    res.dataset.expression_transform = None  # an older results.json: the units are said to be the table's
+    assert plots.scatter_axis_labels(res)[0] == "observed mean expression, units of the expression table"
+
+
+def test_the_individuals_by_split_line_says_what_it_means(flat_bench):
+    _, _, html, _ = flat_bench
+    text = _text(html.read_text())
+    assert ("individuals with personal haplotypes in the feature store, by split: train 0, test 6. Training used "
+            "reference windows only: 0 training individuals have personal haplotypes in the store; 6 held-out "
+            "individuals are predicted from their own haplotypes.") in text
+    assert "Training used reference windows only" in (html.parent / "results.md").read_text()

@@ -15,7 +15,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from gta.evaluate.results import ModelResult, Results  # noqa: E402
+from gta.evaluate.results import NEAR_CONSTANT, ModelResult, Results  # noqa: E402
 from gta.io.atomic import atomic_write_bytes  # noqa: E402
 
 KIND_PALETTES = {
@@ -76,13 +76,30 @@ def _empty(text: str) -> Figure:
     return fig
 
 
+UNITS = {"none": "expression", "log1p": "log1p expression", "standardize": "expression, z-score per gene",
+         "log1p+standardize": "log1p expression, z-score per gene"}
+
+
+def expression_units(results: Results) -> str:
+    """What the values of ``y_true`` / ``y_pred`` are, from the data set's expression transform."""
+    t = results.dataset.expression_transform
+    return UNITS.get(t, f"expression ({t})") if t else "expression, units of the expression table"
+
+
+def scatter_axis_labels(results: Results) -> tuple[str, str]:
+    """(x, y) labels of the predicted-vs-observed panels."""
+    units = expression_units(results)
+    return f"observed mean {units}", f"predicted mean {units}"
+
+
 def scatter_grid(results: Results, predictions: dict[str, pd.DataFrame]) -> Figure:
     """Predicted vs observed mean expression of test genes, one panel per model."""
     models = [m for m in _ok(results, "cross_gene") if m.name in predictions]
     if not models:
         return _empty("no model with cross-gene predictions")
-    fig, axes = _grid(len(models))
+    fig, axes = _grid(len(models), size=3.0)
     col = colours(results)
+    xlabel, ylabel = scatter_axis_labels(results)
     for ax, m in zip(axes, models, strict=False):
         df = predictions[m.name]
         g = df[(df["sample"] == "") & (df["split"] == "test")]
@@ -91,11 +108,14 @@ def scatter_grid(results: Results, predictions: dict[str, pd.DataFrame]) -> Figu
         hi = float(np.nanmax([g["y_true"].max(), g["y_pred"].max()]))
         ax.plot([lo, hi], [lo, hi], color="#bbb", lw=0.8, ls="--")
         cg = m.metrics["cross_gene"]
-        ax.set_title(m.name, fontsize=9)
-        ax.text(0.04, 0.94, f"ρ = {cg['spearman']:.3f}\nn = {cg['n_genes']}", transform=ax.transAxes, va="top",
+        ratio = (m.metrics.get("spread") or {}).get("sd_ratio")
+        flat = ratio is not None and ratio < NEAR_CONSTANT
+        ax.set_title(m.name + (" (near-constant)" if flat else ""), fontsize=9, color="#a04a2c" if flat else "black")
+        text = f"ρ = {cg['spearman']:.3f}\nn = {cg['n_genes']}" + ("" if ratio is None else f"\nsd ratio {ratio:.2g}")
+        ax.text(0.04, 0.94, text, transform=ax.transAxes, va="top",
                 fontsize=8, bbox=dict(boxstyle="round,pad=0.25", fc="white", ec="#ddd"))
-        ax.set_xlabel("observed", fontsize=8)
-        ax.set_ylabel("predicted", fontsize=8)
+        ax.set_xlabel(xlabel, fontsize=8)
+        ax.set_ylabel(ylabel, fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -118,7 +138,8 @@ def cross_individual_hists(results: Results) -> Figure:
                 ax.axvline(s["median"], color=col, lw=1.4)
         ax.axvline(0, color="#333", lw=0.6, ls=":")
         ax.set_title(m.name, fontsize=9)
-        ax.set_xlabel("per-gene Spearman", fontsize=8)
+        ax.set_xlabel("per-gene Spearman (held-out people)", fontsize=8)
+        ax.set_ylabel("genes", fontsize=8)
         ax.legend(fontsize=7, frameon=False, loc="upper left")
     fig.tight_layout()
     return fig

@@ -7,12 +7,23 @@ check the page against metrics recomputed from the saved predictions.
 
 from __future__ import annotations
 
+import ast
 import html
+import json
+import math
+import re
 from pathlib import Path
 from typing import Any
 
 from gta.evaluate import plots
-from gta.evaluate.results import ModelResult, Results, load_predictions, model_tables, read_results
+from gta.evaluate.results import (
+    NEAR_CONSTANT,
+    ModelResult,
+    Results,
+    load_predictions,
+    model_tables,
+    read_results,
+)
 from gta.io.atomic import atomic_write_text
 
 DASH = "—"
@@ -33,11 +44,14 @@ def lookup(obj: Any, path: str) -> Any:
 
 
 def fmt(v: Any, kind: str = "r") -> str:
-    """Text of a number: ``r`` correlation (3 dp), ``pct`` share as percent, ``int``, ``s`` seconds, ``mb``."""
+    """Text of a number: ``r`` correlation (3 dp), ``ratio`` (2 dp, 2 significant digits below 0.1), ``pct`` share
+    as percent, ``int``, ``s`` seconds, ``mb``."""
     if v is None:
         return DASH
     if kind == "r":
         return f"{v:.3f}"
+    if kind == "ratio":
+        return f"{v:.2f}" if abs(v) >= 0.1 else f"{v:.2g}"
     if kind == "pct":
         return f"{100 * v:.0f}%"
     if kind == "int":
@@ -56,6 +70,7 @@ MODEL_FIELDS = {
     "cg_hi": ("cross_gene.spearman_ci.1", "r"),
     "cg_r": ("cross_gene.pearson", "r"),
     "cg_n": ("cross_gene.n_genes", "int"),
+    "spread": ("spread.sd_ratio", "ratio"),
     "seen_med": ("cross_individual.seen.median", "r"),
     "seen_q25": ("cross_individual.seen.q25", "r"),
     "seen_q75": ("cross_individual.seen.q75", "r"),
@@ -118,6 +133,8 @@ tr.notrun td{color:#8a96a3}
 .explain{background:#f7f9fb;border-left:4px solid #9fb3c8;padding:8px 12px;color:#34495e;font-size:13.5px;margin:8px 0}
 img{max-width:100%;display:block;margin:8px auto}
 .reason{font-size:12px;color:#a04a2c}
+.flag{font-size:11px;color:#a04a2c;white-space:nowrap}
+.foot{font-size:12.5px;color:#5d4037;margin:4px 0 8px}
 footer{color:#7b8794;font-size:12px;margin-top:30px}
 """
 
@@ -130,11 +147,11 @@ def _kind_badge(kind: str) -> str:
 def _main_table(res: Results, N: _Numbers) -> str:
     head = (
         '<tr><th rowspan="2">Model</th><th rowspan="2">Kind</th>'
-        '<th class="grp" colspan="3">Cross-gene (test genes)</th>'
+        '<th class="grp" colspan="4">Cross-gene (test genes)</th>'
         '<th class="grp" colspan="3">Cross-individual, seen genes</th>'
         '<th class="grp" colspan="3">Cross-individual, unseen genes</th>'
         '<th rowspan="2">Wall time</th><th rowspan="2">Peak memory</th></tr>'
-        "<tr><th>Spearman ρ [95% CI]</th><th>Pearson r</th><th>genes</th>"
+        "<tr><th>Spearman ρ [95% CI]</th><th>Pearson r</th><th>spread: sd pred / sd obs</th><th>genes</th>"
         "<th>median ρ (IQR)</th><th>ρ &gt; 0</th><th>genes</th>"
         "<th>median ρ (IQR)</th><th>ρ &gt; 0</th><th>genes</th></tr>"
     )
@@ -144,25 +161,29 @@ def _main_table(res: Results, N: _Numbers) -> str:
         rows.append(
             '<tr class="ceiling"><td>Noise ceiling</td><td>truth</td>'
             f'<td class="n">{N.top("noise_ceiling", "cross_gene_spearman", "r")}</td>'
-            f'<td class="n">{N.top("noise_ceiling", "cross_gene_pearson", "r")}</td><td></td>'
+            f'<td class="n">{N.top("noise_ceiling", "cross_gene_pearson", "r")}</td><td></td><td></td>'
             f'<td class="n">{N.top("noise_ceiling", "cross_individual_seen_median", "r")}</td><td></td><td></td>'
             f'<td class="n">{N.top("noise_ceiling", "cross_individual_unseen_median", "r")}</td><td></td><td></td>'
             "<td></td><td></td></tr>"
         )
     for m in res.models:
         name = f"<b>{html.escape(m.name)}</b>"
+        if near_constant(m):
+            name += f' <span class="flag">{FLAG} near-constant</span>'
         if m.description:
             name += f'<br><span class="ci">{html.escape(m.description)}</span>'
         if m.status != "ok":
             rows.append(
                 f'<tr class="notrun"><td>{name}</td><td>{_kind_badge(m.kind)}</td>'
-                f'<td colspan="11"><b>{html.escape(m.status)}</b>: '
+                f'<td colspan="12"><b>{html.escape(m.status)}</b>: '
                 f'<span class="reason">{html.escape(m.reason or "no reason given")}</span></td></tr>'
             )
             continue
         ci = f'<br><span class="ci">[{N.model(m, "cg_lo")}, {N.model(m, "cg_hi")}]</span>'
         cells = [
-            f'{N.model(m, "cg_rho")}{ci}', N.model(m, "cg_r"), N.model(m, "cg_n"),
+            f'{N.model(m, "cg_rho")}{ci}', N.model(m, "cg_r"),
+            N.model(m, "spread") + (f' <span class="flag">{FLAG}</span>' if near_constant(m) else ""),
+            N.model(m, "cg_n"),
             f'{N.model(m, "seen_med")}<br><span class="ci">({N.model(m, "seen_q25")}, {N.model(m, "seen_q75")})'
             "</span>",
             N.model(m, "seen_pos"), N.model(m, "seen_n"),
@@ -173,7 +194,22 @@ def _main_table(res: Results, N: _Numbers) -> str:
         ]
         rows.append(f"<tr><td>{name}</td><td>{_kind_badge(m.kind)}</td>"
                     + "".join(f'<td class="n">{c}</td>' for c in cells) + "</tr>")
-    return f"<table>{head}{''.join(rows)}</table>"
+    foot = f'<p class="foot">{FLAG} {NEAR_CONSTANT_NOTE}</p>' if any(map(near_constant, res.models)) else ""
+    return f"<table>{head}{''.join(rows)}</table>{foot}"
+
+
+FLAG = "†"
+NEAR_CONSTANT_NOTE = (
+    f"Near-constant predictions: on the test split, the predictions of a model marked {FLAG} spread less than "
+    f"{100 * NEAR_CONSTANT:.0f}% as much as the observed values (sd of predictions / sd of observations below "
+    f"{NEAR_CONSTANT:g}). Such a model predicts almost the same value for everything, so its correlations rest on "
+    "tiny differences and its scatter is a flat band: read its scores with care.")
+
+
+def near_constant(m: ModelResult) -> bool:
+    """The model ran and its test predictions spread less than ``NEAR_CONSTANT`` times the targets'."""
+    ratio = lookup(m.metrics, "spread.sd_ratio")
+    return m.status == "ok" and ratio is not None and ratio < NEAR_CONSTANT
 
 
 def _cards(res: Results, N: _Numbers) -> str:
@@ -190,12 +226,27 @@ def _cards(res: Results, N: _Numbers) -> str:
         f'<div class="card"><div class="v">{v}</div><div class="l">{lab}</div></div>' for v, lab in cards) + "</div>"
 
 
-def _splits(res: Results, N: _Numbers) -> str:
-    parts = [f"{html.escape(k)} {N.top('dataset', f'genes_by_split.{k}', 'int')}" for k in res.dataset.genes_by_split]
-    ind = [f"{html.escape(k)} {N.top('dataset', f'samples_by_split.{k}', 'int')}"
-           for k in res.dataset.samples_by_split]
+def _splits(res: Results, N: _Numbers, markup: bool = True) -> str:
+    """Genes and individuals by split, with a sentence saying what the individual counts mean for training."""
+    def count(k: str) -> str:
+        return N.top("dataset", f"samples_by_split.{k}", "int", markup)
+
+    esc = html.escape if markup else str
+    parts = [f"{esc(k)} {N.top('dataset', f'genes_by_split.{k}', 'int', markup)}" for k in res.dataset.genes_by_split]
     out = "Genes by split: " + (", ".join(parts) or DASH)
-    return out + ("; individuals by split: " + ", ".join(ind) if ind else "")
+    by = res.dataset.samples_by_split
+    if not by:
+        return out
+    out += ("; individuals with personal haplotypes in the feature store, by split: "
+            + ", ".join(f"{esc(k)} {count(k)}" for k in by))
+    held_out = f"{count('test')} held-out individuals are predicted from their own haplotypes" if "test" in by else ""
+    if not by.get("train"):
+        out += (". Training used reference windows only: 0 training individuals have personal haplotypes in the "
+                "store" + (f"; {held_out}" if held_out else ""))
+    else:
+        out += (f". {count('train')} training individuals' haplotypes are in the store, for models trained across "
+                "individuals" + (f"; {held_out}" if held_out else ""))
+    return out
 
 
 EXPLAIN = {
@@ -206,13 +257,18 @@ EXPLAIN = {
         "rank who expresses it more? This comes only from the person's own DNA variants, and is much harder. "
         "<b>Seen</b> genes were used in training (with other people), <b>unseen</b> genes were not. "
         "“ρ &gt; 0” is the share of genes where the model at least gets the direction right; IQR is the "
-        "middle half of genes. A model that predicts the same value for every person counts as ρ = 0."
+        "middle half of genes. A model that predicts the same value for every person counts as ρ = 0. "
+        "<b>Spread</b> is the standard deviation of the predictions over that of the observed values on the test "
+        "split: near 1 the predictions vary as much as the data, near 0 they are almost a constant (marked "
+        f"{FLAG} below {NEAR_CONSTANT:g})."
     ),
     "bars": "Bars are the cross-gene Spearman ρ of each model with its 95% bootstrap interval; the dashed line is "
             "the noise ceiling: how well the noise-free truth itself would score against the noisy measurements, "
             "so no model can be expected to pass it. Overlapping intervals mean the difference may be chance.",
-    "scatter": "Each dot is a held-out gene: observed mean expression (x) against the model's prediction (y). "
-               "Points on the dashed diagonal are perfect; a cloud with a clear upward trend is a useful model.",
+    "scatter": "Each dot is a held-out gene: its observed expression averaged over individuals (x) against the "
+               "model's prediction (y), both in the units of the expression table after the data set's transform. "
+               "Points on the dashed diagonal are perfect; a cloud with a clear upward trend is a useful model; a "
+               "horizontal band is a model that predicts nearly one value for every gene.",
     "hist": "For each gene, the Spearman correlation between predicted and observed expression across held-out "
             "people. Grey: genes seen in training; green: unseen genes. A pile to the right of the dotted zero "
             "line means the model captures how genetic variants change expression; vertical lines are medians.",
@@ -276,10 +332,78 @@ def _interpretation(res: Results, N: _Numbers) -> str:
     return out + f"<div class='explain'>{EXPLAIN['interpret']}</div>"
 
 
+_FIT_REPORT = re.compile(r'^"?FitReport\((.*)\)"?$', re.S)
+_STOPPED_BY = {"epochs": "the epoch budget", "time": "the time cap"}
+
+
+def _fit_report_fields(note: str) -> dict[str, Any] | None:
+    """The fields of a training report note: ``FitReport(k=v, ...)`` (a dataclass repr, possibly JSON-quoted) or a
+    JSON object with ``epochs_done``; None for any other note."""
+    m = _FIT_REPORT.match(note.strip())
+    if m:
+        out: dict[str, Any] = {}
+        for k, v in re.findall(r"(\w+)=('[^']*'|[^,]+)", m.group(1)):
+            try:
+                out[k] = ast.literal_eval(v.strip())
+            except (ValueError, SyntaxError):
+                out[k] = float(v) if v.strip() in ("nan", "inf", "-inf") else v.strip()
+        return out
+    try:
+        d = json.loads(note)
+    except ValueError:
+        return None
+    return d if isinstance(d, dict) and "epochs_done" in d else None
+
+
+def note_text(note: str) -> str:
+    """A note as a sentence: a training report (``FitReport(...)``) is spelled out, other notes are kept."""
+    f = _fit_report_fields(note)
+    if f is None:
+        return note
+
+    def num(k: str) -> float | None:
+        v = f.get(k)
+        return float(v) if isinstance(v, int | float) and math.isfinite(v) else None
+
+    epochs, steps, secs = num("epochs_done"), num("steps"), num("seconds")
+    parts = [f"trained {0 if epochs is None else int(epochs)} full epoch{'' if epochs == 1 else 's'}"]
+    detail = [f"{int(steps):,} steps" if steps is not None else "",
+              fmt(secs, "s") if secs is not None else ""]
+    if any(detail):
+        parts[0] += " (" + ", ".join(d for d in detail if d) + ")"
+    stop = f.get("stopped_by")
+    if stop:
+        parts.append(f"stopped by {_STOPPED_BY.get(str(stop), str(stop))}")
+    sps, length = num("seconds_per_sequence"), num("train_len_bp")
+    if sps is not None:
+        parts.append(f"{sps:.2g} s per sequence forward + backward"
+                     + (f" at {int(length):,} bp" if length else ""))
+    elif length:
+        parts.append(f"sequences of {int(length):,} bp")
+    best = num("best_val_loss")
+    parts.append(f"best validation loss {best:.3g}" if best is not None else "no validation loss recorded")
+    return "Training: " + "; ".join(parts) + "."
+
+
+def spread_note(m: ModelResult) -> str | None:
+    """The notes' line on a near-constant model (None for others)."""
+    if not near_constant(m):
+        return None
+    sp = m.metrics["spread"]
+    split = sp.get("split", "test")
+    rows = f"{split} genes" if sp.get("rows") == "gene" else f"individual rows of {split} genes"
+    return (f"near-constant predictions: on the {sp.get('n', 0):,} {rows} the predictions spread only "
+            f"{100 * sp['sd_ratio']:.2g}% as much as the observed values (sd {sp['sd_pred']:.3g} against "
+            f"{sp['sd_true']:.3g}, ratio {fmt(sp['sd_ratio'], 'ratio')}; flagged below {NEAR_CONSTANT:g})")
+
+
 def _model_notes(res: Results) -> str:
     items = []
     for m in res.models:
-        notes = list(m.notes)
+        notes = [note_text(n) for n in m.notes]
+        flag = spread_note(m)
+        if flag:
+            notes.insert(0, f"{FLAG} {flag}")
         if m.status != "ok":
             notes.insert(0, f"{m.status}: {m.reason or 'no reason given'}")
         if notes:
@@ -344,26 +468,31 @@ def render_markdown(res: Results) -> str:
     """``results.md``: the main table in Markdown."""
     N = _Numbers(res)
     lines = [f"# gta benchmark: {res.dataset.name}", "",
-             "| Model | Kind | Cross-gene ρ [95% CI] | Pearson r | Seen genes: median ρ (ρ>0) | "
-             "Unseen genes: median ρ (ρ>0) | Wall time | Status |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| Model | Kind | Cross-gene ρ [95% CI] | Pearson r | Spread: sd pred / sd obs | "
+             "Seen genes: median ρ (ρ>0) | Unseen genes: median ρ (ρ>0) | Wall time | Status |",
+             "|---|---|---|---|---|---|---|---|---|"]
     if res.noise_ceiling.get("available"):
         lines.append(
             f"| *noise ceiling* | truth | {N.top('noise_ceiling', 'cross_gene_spearman', 'r', False)} | "
-            f"{N.top('noise_ceiling', 'cross_gene_pearson', 'r', False)} | "
+            f"{N.top('noise_ceiling', 'cross_gene_pearson', 'r', False)} | | "
             f"{N.top('noise_ceiling', 'cross_individual_seen_median', 'r', False)} | "
             f"{N.top('noise_ceiling', 'cross_individual_unseen_median', 'r', False)} | | |")
     for m in res.models:
         if m.status != "ok":
-            lines.append(f"| {m.name} | {m.kind} | | | | | | {m.status}: {m.reason or ''} |")
+            lines.append(f"| {m.name} | {m.kind} | | | | | | | {m.status}: {m.reason or ''} |")
             continue
         def g(f: str, m: ModelResult = m) -> str:
             return N.model(m, f, False)
 
+        flag = f" {FLAG}" if near_constant(m) else ""
         lines.append(
-            f"| {m.name} | {m.kind} | {g('cg_rho')} [{g('cg_lo')}, {g('cg_hi')}] | {g('cg_r')} | "
-            f"{g('seen_med')} ({g('seen_pos')}) | {g('unseen_med')} ({g('unseen_pos')}) | "
+            f"| {m.name}{flag} | {m.kind} | {g('cg_rho')} [{g('cg_lo')}, {g('cg_hi')}] | {g('cg_r')} | "
+            f"{g('spread')}{flag} | {g('seen_med')} ({g('seen_pos')}) | {g('unseen_med')} ({g('unseen_pos')}) | "
             f"{N.attr(m, 'wall_time_s', 's', False)} | ok |")
+    flagged = [m for m in res.models if near_constant(m)]
+    if flagged:
+        lines += ["", f"{FLAG} {NEAR_CONSTANT_NOTE} Flagged: " + ", ".join(m.name for m in flagged) + "."]
+    lines += ["", _splits(res, N, markup=False) + "."]
     if res.interpretation:
         lines += ["", "## Interpretation (simulated truth)", "", "| Model | Method | AUPRC all elements | AUPRC distal "
                   "| Variant effects: Pearson r | sign agreement |",

@@ -26,6 +26,7 @@ from gta.io.atomic import atomic_write_text
 SCHEMA_VERSION = 1
 GENES_FILE = "_genes.parquet"
 STATUSES = ("ok", "not run", "failed")
+NEAR_CONSTANT = 0.1  # sd(pred) / sd(true) on the test split below this: the predictions are close to a constant
 
 
 @dataclass
@@ -47,6 +48,8 @@ class DatasetInfo:
     genes_by_split: dict[str, int] = field(default_factory=dict)
     samples_by_split: dict[str, int] = field(default_factory=dict)
     simulated: bool = False
+    # the manifest's expression_transform (none | log1p | ...): the units of y_true / y_pred; None when not recorded
+    expression_transform: str | None = None
 
 
 @dataclass
@@ -149,6 +152,31 @@ def read_results(path: str | Path) -> Results:
     return res
 
 
+def prediction_spread(df: pd.DataFrame, split: str = "test", sample_split: str | None = "test") -> dict[str, Any]:
+    """How much the predictions of ``split`` vary compared with the targets: ``sd_ratio = sd(y_pred) / sd(y_true)``.
+
+    Over the gene-level rows of the split's genes (one value per gene); a table without gene-level rows (a per-gene
+    eQTL model) is measured on its individual rows of those genes (held-out individuals when ``sample_split``).
+    A ratio near 0 means the model predicts nearly the same value for everything: its correlations then rest on
+    tiny differences. ``near_constant`` is ``sd_ratio < NEAR_CONSTANT``.
+    """
+    df = M.check_table(df)
+    rows, g = "gene", M.gene_rows(df, split)
+    if not len(g):
+        ind = M.individual_rows(df, sample_split)
+        rows, g = "individual", ind[ind["split"] == split]
+    out: dict[str, Any] = {"split": split, "rows": rows, "n": int(len(g)), "sd_true": None, "sd_pred": None,
+                           "sd_ratio": None, "near_constant": None}
+    if len(g) < 2:
+        return out
+    sd_true, sd_pred = float(g["y_true"].std(ddof=0)), float(g["y_pred"].std(ddof=0))
+    out.update(sd_true=sd_true, sd_pred=sd_pred)
+    if sd_true > 0 and math.isfinite(sd_pred):
+        out["sd_ratio"] = sd_pred / sd_true
+        out["near_constant"] = bool(out["sd_ratio"] < NEAR_CONSTANT)
+    return out
+
+
 def model_metrics(df: pd.DataFrame, settings: MetricSettings, distal_share: pd.Series | None = None
                   ) -> dict[str, Any]:
     """All metrics of one model's prediction table: the one function behind results.json and its recomputation."""
@@ -156,6 +184,7 @@ def model_metrics(df: pd.DataFrame, settings: MetricSettings, distal_share: pd.S
         "cross_gene": M.cross_gene(df, n_boot=settings.n_boot, seed=settings.seed),
         "cross_individual": M.cross_individual(df, min_samples=settings.min_samples,
                                                sample_split=settings.sample_split),
+        "spread": prediction_spread(df, sample_split=settings.sample_split),
         "by_distal_share": None,
     }
     if distal_share is not None:
