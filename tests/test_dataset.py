@@ -156,6 +156,56 @@ def test_tss_past_chromosome_end_is_skipped(tmp_path):
     assert ds.skipped == {f"genes: {SKIP_TSS_PAST_END}": 1}
 
 
+def test_tss_past_chromosome_end_warns_of_a_build_mix_up(tmp_path, caplog):
+    """A TSS beyond its chromosome's end cannot happen with the FASTA's own build: the skip is said out loud."""
+    genes = default_genes() + [GeneSpec("ENSG90000000011.1", "FAR", "chr4", 2990, 9000, "-")]
+    ds = open_dataset(make_dataset(tmp_path / "d", genes=genes))
+    with caplog.at_level("WARNING", logger="gta.io.dataset"):
+        assert len(ds.genes) == 10
+    text = caplog.text
+    assert "1 genes have a TSS past the end" in text and "FAR" in text and "builds" in text and "GRCh38" in text
+
+
+def test_annotation_build_header_against_the_fasta_build(tmp_path):
+    """A GENCODE GTF says its build in a #!genome-build header; hg38 (chr1 248,956,422 bp) with a GRCh37
+    annotation is refused, naming both builds; matching or unknown builds pass."""
+    from gta.io.build import annotation_build, check_builds, fasta_build, normalise_build
+
+    gtf = tmp_path / "gencode.v19.gtf"
+    gtf.write_text("##description: evidence-based annotation\n#!genome-build GRCh37.p13\n#!genome-version GRCh37\n"
+                   'chr1\tHAVANA\tgene\t11869\t14409\t.\t+\t.\tgene_id "ENSG1.1";\n')
+    assert annotation_build(gtf) == "GRCh37"
+    gff = tmp_path / "refseq.gff3"
+    gff.write_text("##gff-version 3\n##genome-build NCBI GRCh38.p14\n")
+    assert annotation_build(gff) == "GRCh38"
+    assert annotation_build(tmp_path / "none.gtf") is None
+    hg38, hg19 = {"chr1": 248956422, "chr2": 242193529}, {"1": 249250621}
+    assert fasta_build(hg38) == "GRCh38" and fasta_build(hg19) == "GRCh37" and fasta_build({"chr1": 5000}) is None
+    assert normalise_build("hg38") == "GRCh38" and normalise_build("something else") is None
+    with pytest.raises(GtaInputError, match="GRCh37 .* GRCh38") as e:
+        check_builds(gtf, hg38, "hg38.fa")
+    assert "GENCODE v44" in str(e.value) and "248,956,422" in str(e.value)
+    check_builds(gtf, hg19)  # same build
+    check_builds(gtf, {"chr1": 5000})  # a FASTA of no known build: nothing to compare
+    check_builds(gff, hg38)
+
+
+def test_build_mix_up_stops_opening_the_genes(tmp_path):
+    """The check runs where the genes are read (every command), on the manifest's own files."""
+    manifest = make_dataset(tmp_path / "d", gene_format="gtf")
+    gtf = manifest.parent / "genes.gtf"
+    gtf.write_text("#!genome-build GRCh37.p13\n" + gtf.read_text())
+    import gta.io.build as build
+
+    ds = open_dataset(manifest)
+    build.CHR1_LENGTH[CHROM_LENGTHS["chr1"]] = "GRCh38"  # pretend the fixture genome is hg38
+    try:
+        with pytest.raises(GtaInputError, match="genome-build header"):
+            _ = ds.genes
+    finally:
+        del build.CHR1_LENGTH[CHROM_LENGTHS["chr1"]]
+
+
 def test_no_gene_on_the_genome_is_an_error(tmp_path):
     genes = [GeneSpec("ENSG1", "A", "NC_000001.11", 10, 20, "+")]
     ds = open_dataset(make_dataset(tmp_path / "d", genes=genes, with_expression=False))

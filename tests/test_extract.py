@@ -202,6 +202,77 @@ def test_cli_extract(manifest, tmp_path):
     assert bad.returncode == 2 and "valid encoders" in bad.stderr and "motif" in bad.stderr
 
 
+def _main(argv, capsys):
+    """Run ``gta.cli.main`` in process: (exit code, stdout, stderr)."""
+    from gta.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main([str(a) for a in argv])
+        raise SystemExit(0)
+    out = capsys.readouterr()
+    return e.value.code, out.out, out.err
+
+
+def test_cli_extract_gene_type_filter_counts_what_it_skips(manifest, tmp_path, capsys):
+    """By default `gta extract` encodes protein-coding genes only (GAMMA is a lncRNA) and says how many it left
+    out; --gene-type all keeps every gene; an explicit --genes list is encoded whatever its type."""
+    out = tmp_path / "pc.zarr"
+    rc, _, err = _main(["extract", "-d", manifest, "-o", out], capsys)
+    assert rc == 0, err
+    store = FeatureStore.open(out)
+    done = dict(zip(store.gene_ids, store.ref_done_mask(), strict=True))
+    assert not done["ENSG90000000003"] and sum(done.values()) == len(done) - 1
+    assert "1 lncRNA genes (--gene-type)" in err
+    rc, _, err = _main(["extract", "-d", manifest, "-o", out, "--gene-type", "all"], capsys)  # fills in GAMMA
+    assert rc == 0, err
+    assert FeatureStore.open(out).ref_done_mask().all()
+    rc, _, err = _main(["extract", "-d", manifest, "-o", tmp_path / "g.zarr", "--genes", "GAMMA"], capsys)
+    assert rc == 0, err
+    rc, _, err = _main(["extract", "-d", manifest, "-o", tmp_path / "h.zarr", "--genes", "GAMMA", "--gene-type",
+                        "protein_coding"], capsys)
+    assert rc == 2 and err.count("\n") == 1 and "lncRNA" in err and not (tmp_path / "h.zarr").exists()
+
+
+def test_cli_extract_genes_and_samples_from_files(manifest, tmp_path, capsys):
+    """--genes @FILE and -S FILE (one name per line, # comments) select what -genes A,B and -s A,B would."""
+    (tmp_path / "genes.txt").write_text("# my genes\nBETA\nEPSILON  # a comment\n\n")
+    (tmp_path / "samples.txt").write_text("S2\n# S3\nS4\n")
+    out = tmp_path / "f.zarr"
+    rc, _, err = _main(["extract", "-d", manifest, "-o", out, "--genes", f"@{tmp_path / 'genes.txt'}", "-S",
+                        tmp_path / "samples.txt"], capsys)
+    assert rc == 0, err
+    store = FeatureStore.open(out)
+    done = [g for g, ok in zip(store.gene_ids, store.ref_done_mask(), strict=True) if ok]
+    assert done == ["ENSG90000000002", "ENSG90000000005"] and store.samples == ["S2", "S4"]
+
+
+@pytest.mark.parametrize("bad", [["--genes", "NOSUCHGENE"], ["-s", "S1,NOBODY"], ["--individuals", "NOBODY"],
+                                 ["--genes", "@missing-genes.txt"], ["-S", "missing-samples.txt"],
+                                 ["-s", "S1", "-S", "x.txt"]])
+def test_failed_extract_leaves_no_store_behind(manifest, tmp_path, capsys, bad):
+    """A bad gene or sample is one line and exit 2, and the store folder it would have created does not exist."""
+    out = tmp_path / "f.zarr"
+    rc, _, err = _main(["extract", "-d", manifest, "-o", out, *bad], capsys)
+    assert rc == 2 and err.startswith("gta: error: ") and err.count("\n") == 1, err
+    assert "Traceback" not in err
+    assert not out.exists()
+
+
+def test_failed_extract_keeps_a_store_that_existed(manifest, tmp_path, capsys):
+    out = tmp_path / "f.zarr"
+    assert _main(["extract", "-d", manifest, "-o", out, "--genes", "BETA"], capsys)[0] == 0
+    rc, _, err = _main(["extract", "-d", manifest, "-o", out, "--genes", "NOSUCHGENE"], capsys)
+    assert rc == 2 and FeatureStore.open(out).has_ref("ENSG90000000002")
+
+
+def test_extract_out_naming_a_file_is_one_line(manifest, tmp_path, capsys):
+    target = tmp_path / "features.txt"
+    target.write_text("my notes\n")
+    rc, _, err = _main(["extract", "-d", manifest, "-o", target], capsys)
+    assert rc == 2 and err.count("\n") == 1 and "names a file" in err and "Traceback" not in err
+    assert target.read_text() == "my notes\n"
+
+
 # -- extract with the enformer encoder (a small random Enformer saved and loaded like a real weights folder) ------
 
 

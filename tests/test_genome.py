@@ -105,6 +105,39 @@ def test_plain_gzip_gets_bgzip_hint(tmp_path):
     assert "g.fa.gz" in str(e.value)
 
 
+@pytest.mark.parametrize("name", ["genome.fa.gz", "hg38.fa.gz", "x.bgzf.fa.gz", "genome.fa", "genome.gz",
+                                  "my genome.fasta.gz"])
+def test_plain_gzip_hint_never_writes_to_its_input(tmp_path, name):
+    """The fix once read `zcat genome.fa.gz | bgzip -c > genome.fa.gz`: pasted for a file of that name, the shell
+    truncates the input before zcat reads it. Every command in the hint writes a new name; run as given (where
+    bgzip and samtools exist) it leaves the input intact and makes a FASTA gta opens."""
+    import shlex
+    import shutil
+    import subprocess
+
+    p = write_gzip_plain(tmp_path / name, b">a\nACGTACGTNN\n")
+    before = p.read_bytes()
+    with pytest.raises(GtaInputError) as e:
+        Genome(p)
+    hint = e.value.hint
+    commands = [part.strip() for chunk in hint.split(": ", 1)[1].split(";")[0].split(", or a plain one:")
+                for part in chunk.split("&&")]
+    targets = []
+    for cmd in commands:
+        words = shlex.split(cmd)
+        if ">" in words:
+            targets.append(words[words.index(">") + 1])
+    assert len(targets) == 2 and name not in targets, hint
+    if not (shutil.which("bgzip") and shutil.which("samtools")):
+        pytest.skip("bgzip/samtools not installed: the hint is checked by its text only")
+    for cmd in (hint.split("write a BGZF copy: ", 1)[1].split(", or a plain one: ")[0],
+                hint.split(", or a plain one: ", 1)[1].split("; then")[0]):
+        subprocess.run(["bash", "-o", "pipefail", "-c", cmd], cwd=tmp_path, check=True, capture_output=True)
+    assert p.read_bytes() == before
+    for target in targets:
+        assert Genome(tmp_path / target).fetch("a", 0, 10) == "ACGTACGTNN"
+
+
 def test_missing_index_in_read_only_folder(tmp_path, monkeypatch):
     p = write_fasta(tmp_path / "g.fa", SEQS, index=False)
     monkeypatch.setattr(genome_mod, "_folder_writable", lambda folder: False)

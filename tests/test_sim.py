@@ -420,3 +420,36 @@ def test_tiny_enhancer_effects_decay_with_distance(tiny_rebuilt, tiny):
     np.testing.assert_allclose(ratio, [contact(d, cfg) for d in dist], rtol=1e-3)
     order = np.argsort(dist)
     assert (np.diff(ratio[order]) <= 1e-6).all() and spearmanr(dist, ratio)[0] < -0.99
+
+
+def test_simulate_refuses_a_folder_of_the_users_own(tmp_path):
+    """`gta simulate --out DIR` once replaced a user's own genome.fa in DIR; now a folder simulate did not write
+    is refused (exit 2, one line) and left as it was."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "genome.fa").write_text(">chr1\nACGT\n")
+    with pytest.raises(GtaInputError, match="did not write"):
+        simulate("tiny", 1, mine, config={"n_genes": 10}, gene_table=stand_in_table(), progress=False)
+    proc = subprocess.run([sys.executable, "-m", "gta", "simulate", "--preset", "tiny", "-o", str(mine), "-q"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.startswith("gta: error: ") and proc.stderr.count("\n") == 1
+    assert "genome.fa" in proc.stderr and "Traceback" not in proc.stderr
+    assert sorted(p.name for p in mine.iterdir()) == ["genome.fa"]
+    assert (mine / "genome.fa").read_text() == ">chr1\nACGT\n"
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x")
+    with pytest.raises(GtaInputError, match="names a file"):
+        simulate("tiny", 1, a_file, gene_table=stand_in_table(), progress=False)
+
+
+def test_simulate_may_replace_its_own_output(tmp_path):
+    """An empty folder, or one simulate wrote before (its marker file), is simulated into."""
+    out = tmp_path / "s"
+    out.mkdir()
+    kw = {"config": {"n_genes": 10, "population": {"n_individuals": 6}}, "gene_table": stand_in_table(),
+          "progress": False}
+    first = simulate("tiny", 1, out, **kw)
+    assert (out / ".gta-simulate").is_file()
+    fa = (out / "genome.fa").read_bytes()
+    again = simulate("tiny", 1, out, **kw)
+    assert again == first and (out / "genome.fa").read_bytes() == fa

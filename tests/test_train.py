@@ -340,6 +340,35 @@ def test_predict_individuals_combines_each_persons_two_haplotypes(toy, cli_run, 
     assert checked > len(people) // 2
 
 
+def test_predict_samples_all_list_and_file(toy, cli_run, tmp_path):
+    """`predict -s all` is what the old `--individuals` flag gave; `-s A,B` and `-S FILE` keep just those people
+    (and every gene row); a sample the store lacks is one line and exit 2, and nothing is written."""
+    import gta.cli.model_commands  # noqa: F401
+    from gta.cli import main
+    from gta.cli.app import app
+    from gta.features.store import FeatureStore
+
+    base = ["predict", "-r", str(cli_run), "-d", str(toy[0]), "-f", str(toy[1]), "-q"]
+    every = tmp_path / "all.tsv"
+    assert CliRunner().invoke(app, [*base, "-o", str(every), "-s", "all"]).exit_code == 0
+    read = lambda p: pd.read_csv(p, sep="\t", dtype={"sample": str}, keep_default_na=False)  # noqa: E731
+    full = read(every)
+    two = FeatureStore.open(toy[1]).samples[:2]
+    (tmp_path / "two.txt").write_text("\n".join(["# two people", *two]) + "\n")
+    for extra in (["-s", ",".join(two)], ["-S", str(tmp_path / "two.txt")]):
+        out = tmp_path / "some.tsv"
+        res = CliRunner().invoke(app, [*base, "-o", str(out), *extra])
+        assert res.exit_code == 0, res.output
+        some = read(out)
+        assert sorted(set(some["sample"]) - {""}) == sorted(two)
+        want = full[(full["sample"] == "") | full["sample"].isin(two)].reset_index(drop=True)
+        pd.testing.assert_frame_equal(some, want)
+        out.unlink()
+    with pytest.raises(SystemExit) as e:
+        main([*base, "-o", str(tmp_path / "bad.tsv"), "-s", f"{two[0]},NOBODY"])
+    assert e.value.code == 2 and not (tmp_path / "bad.tsv").exists()
+
+
 def test_gene_prompt_counts_variants_in_the_window(tmp_path):
     from fixtures import make_dataset
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from gta.cli.app import annotations_app
+from gta.cli.options import out_option
 from gta.io.annotations import build_annotations, load_human_genes
 
 
@@ -17,8 +18,8 @@ def build(
         "dpkg -x root). Default: download the Debian packages with apt-get."),
     debs_dir: Path | None = typer.Option(
         None, "--debs-dir", help="Folder with the r-bioc-org.hs.eg.db and r-bioc-go.db .deb files to unpack."),
-    out: Path = typer.Option(Path("human_genes.tsv.gz"), "--out", help="Output table (.tsv.gz); a .meta.json "
-                             "recording the source versions is written beside it."),
+    out: Path = out_option(Path("human_genes.tsv.gz"), "Output table (.tsv.gz); a .meta.json recording the source "
+                           "versions is written beside it."),
 ) -> None:
     """Build the human gene annotation table (symbol, name, type, location, GO processes, description)."""
     path = build_annotations(sqlite_dir=sqlite_dir, out=out, debs_dir=debs_dir)

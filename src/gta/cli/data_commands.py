@@ -7,11 +7,12 @@ from pathlib import Path
 import typer
 
 from gta.cli.app import app
+from gta.cli.options import data_option
 
 
 @app.command()
 def validate(
-    data: Path = typer.Option(..., "--data", "-d", help="Data set manifest (dataset.yaml)."),
+    data: Path = data_option(),
     quick: bool = typer.Option(False, "--quick", help="Skip the full FASTA scan for bytes that are not bases."),
     json_out: Path | None = typer.Option(None, "--json", help="Also write the report as JSON to this file."),
 ) -> None:

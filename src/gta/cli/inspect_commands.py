@@ -7,8 +7,9 @@ from pathlib import Path
 import typer
 
 from gta.cli.app import app
+from gta.cli.options import data_option, out_option
 
-_DATA = typer.Option(..., "--data", "-d", help="Data set manifest (dataset.yaml).")
+_DATA = data_option()
 _GENE = typer.Option(..., "--gene", "-g", help="Gene id (with or without version) or symbol.")
 _DEFAULT = " Default: the manifest's variant_policy, else {}."
 _UNPHASED = typer.Option(None, "--unphased", help="Unphased heterozygous genotypes: ref | as-phased | error."
@@ -34,7 +35,7 @@ def sequence_command(
     sample: str = typer.Option(None, "--sample", "-s", help="Sample whose haplotype to show (default: reference)."),
     haplotype: int = typer.Option(1, "--haplotype", "-H", min=1, max=2, help="Haplotype 1 or 2 of --sample."),
     flank: int = typer.Option(None, "--flank", min=0, help="Show only the TSS and N bases on each side."),
-    out: Path = typer.Option(None, "--out", "-o", help="Write the FASTA here instead of standard output."),
+    out: Path = out_option(None, "Write the FASTA here instead of standard output."),
     unphased: str | None = _UNPHASED,
     missing: str | None = _MISSING,
     multiallelic: str | None = _MULTI,

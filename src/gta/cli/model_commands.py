@@ -7,13 +7,25 @@ from pathlib import Path
 import typer
 
 from gta.cli.app import app
+from gta.cli.options import (
+    data_option,
+    device_option,
+    features_option,
+    out_option,
+    parse_samples,
+    run_option,
+    samples_file_option,
+    samples_option,
+    set_threads,
+    threads_option,
+)
 
 
 @app.command("train")
 def train_command(
-    data: Path = typer.Option(..., "--data", "-d", help="Data set manifest (dataset.yaml)."),
-    features: Path = typer.Option(..., "--features", "-f", help="Feature store of the data set (gta extract)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Run folder, e.g. runs/NAME (created)."),
+    data: Path = data_option(),
+    features: Path = features_option(help="Feature store of the data set (gta extract)."),
+    out: Path = out_option(..., "Run folder, e.g. runs/NAME (created)."),
     config: Path | None = typer.Option(None, "--config", "-c", help="Training config YAML (TrainConfig); default: "
                                        "the embedded LLM cut to 6 layers, sized for a CPU."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last saved epoch."),
@@ -25,12 +37,14 @@ def train_command(
                                          help="auto (bf16-mixed on a bf16 GPU, else 32), 32, bf16-mixed, 16-mixed."),
     max_epochs: int | None = typer.Option(None, "--max-epochs", help="Epoch budget (may be raised on --resume)."),
     seed: int | None = typer.Option(None, "--seed", help="Random seed (overrides config)."),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+    threads: int | None = threads_option(),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Train GTA (trainable parts only; the LLM stays frozen) and write the run folder."""
     from gta.train import train
     from gta.train.run import summarise_run
 
+    set_threads(threads)
     result = train(data, features, out, config, resume=resume, task=task, devices=devices, accelerator=accelerator,
                    strategy=strategy, precision=precision, max_epochs=max_epochs, seed=seed, progress=not quiet)
     if result.summary:
@@ -39,24 +53,47 @@ def train_command(
 
 @app.command("predict")
 def predict_command(
-    run: Path = typer.Option(..., "--run", "-r", help="Run folder written by gta train."),
-    data: Path = typer.Option(..., "--data", "-d", help="Data set manifest (dataset.yaml)."),
-    features: Path = typer.Option(..., "--features", "-f", help="Feature store (same encoder as the run's)."),
-    out: Path = typer.Option(Path("predictions.tsv"), "--out", "-o", help="Output table (.tsv, .csv or .parquet)."),
-    individuals: bool = typer.Option(False, "--individuals", help="Also predict every individual of the store "
-                                     "(personal genomes: two haplotypes combined)."),
+    run: Path = run_option(),
+    data: Path = data_option(),
+    features: Path = features_option(help="Feature store (same encoder as the run's)."),
+    out: Path = out_option(Path("predictions.tsv"), "Output table (.tsv, .csv or .parquet)."),
+    samples: str | None = samples_option("Also predict these individuals of the store (personal genomes: two "
+                                         "haplotypes combined): all, or a comma-separated list."),
+    samples_file: Path | None = samples_file_option(),
+    individuals: bool = typer.Option(False, "--individuals", hidden=True, help="Old spelling of -s all."),
     batch_size: int | None = typer.Option(None, "--batch-size", help="Genes per forward pass (default: the run's)."),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto (CUDA when present); a run "
-                               "trained bf16-mixed runs in bf16 on a GPU."),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    device: str = device_option("cpu, cuda, cuda:N or auto (CUDA when present); a run trained bf16-mixed runs in "
+                                "bf16 on a GPU."),
+    threads: int | None = threads_option(),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Predict expression for reference (and personal) genomes with a trained run. Under torchrun (N processes)
     the frozen LLM is sharded across them, for an LLM that fits no single device; rank 0 writes."""
+    from gta.errors import GtaInputError
     from gta.train import predict
-    from gta.train.predict import launched_ranks
+    from gta.train.predict import _write_table, launched_ranks
 
-    df = predict(run, data, features, out, individuals=individuals, batch_size=batch_size, progress=not quiet,
-                 device=device)
+    set_threads(threads)
+    chosen = parse_samples(samples, samples_file)
+    if individuals:
+        if chosen is not None:
+            raise GtaInputError("--individuals is the old spelling of -s all: give one of them")
+        chosen = "all"
+    if isinstance(chosen, list):  # a subset: predict every individual, keep those asked for, then write
+        df = predict(run, data, features, None, individuals=True, batch_size=batch_size, progress=not quiet,
+                     device=device)
+        known = set(df["sample"]) - {""}
+        missing = [s for s in chosen if s not in known]
+        if missing:
+            raise GtaInputError(f"sample {missing[0]!r} is not an individual of the feature store "
+                                f"({len(missing)} of {len(chosen)} asked for are not)", features,
+                                hint="extract its haplotypes first (gta extract -s ...), or use -s all")
+        df = df[(df["sample"] == "") | df["sample"].isin(chosen)].reset_index(drop=True)
+        if launched_ranks()[0] == 0:
+            _write_table(df, Path(out))
+    else:
+        df = predict(run, data, features, out, individuals=chosen == "all", batch_size=batch_size,
+                     progress=not quiet, device=device)
     n_genes, n_ind = int((df["sample"] == "").sum()), int((df["sample"] != "").sum())
     if launched_ranks()[0] == 0:  # under torchrun the ranks share one sharded LLM and rank 0 writes
         typer.echo(f"wrote {out}: {n_genes} genes" + (f", {n_ind} individual rows" if n_ind else ""))
@@ -64,7 +101,7 @@ def predict_command(
 
 @app.command("prompt")
 def prompt_command(
-    data: Path = typer.Option(..., "--data", "-d", help="Data set manifest (dataset.yaml)."),
+    data: Path = data_option(),
     gene: str = typer.Option(..., "--gene", "-g", help="Gene id (with or without version) or symbol."),
     config: Path | None = typer.Option(None, "--config", "-c",
                                        help="Training config (or a run's config.yaml) whose prompt_template to use; "

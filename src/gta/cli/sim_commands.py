@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from gta.cli.app import app
+from gta.cli.options import config_option, out_option, set_threads, threads_option
 
 
 @app.command("simulate")
@@ -16,14 +17,17 @@ def simulate(
     preset: str = typer.Option("demo", "--preset", help="Size preset: tiny (tests, seconds), demo (~350 genes, "
                                "100 individuals), bench (thousands of genes, hundreds of individuals)."),
     seed: int = typer.Option(0, "--seed", help="Random seed; the same seed and config give byte-identical files."),
-    out: Path = typer.Option(Path("sim"), "--out", help="Output folder (created); holds dataset.yaml and truth/."),
-    config: Path | None = typer.Option(None, "--config", help="YAML file of parameter overrides on the preset "
-                                       "(see truth/config.yaml of any run for every parameter)."),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    out: Path = out_option(Path("sim"), "Output folder (created; or one gta simulate wrote before, whose files are "
+                           "replaced); holds dataset.yaml and truth/."),
+    config: Path | None = config_option("YAML file of parameter overrides on the preset (see truth/config.yaml of "
+                                        "any run for every parameter)."),
+    threads: int | None = threads_option(),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Simulate a population genome with a planted long-range regulatory grammar, plus its ground truth."""
     from gta.sim import simulate as run
 
+    set_threads(threads)
     t0 = time.perf_counter()
     manifest = run(preset=preset, seed=seed, out=out, config=config, progress=not quiet)
     summary = json.loads((manifest.parent / "truth" / "summary.json").read_text())

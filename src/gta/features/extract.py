@@ -95,9 +95,21 @@ def _default_haplotypes(dataset: Any, geometry: Any, samples: list[str] | None) 
         raise GtaInputError(
             "personal haplotypes were asked for, but the manifest names no 'variants' file",
             getattr(getattr(dataset, "manifest", None), "path", None),
-            hint="add variants: FILE.vcf.gz to the manifest, or use --individuals none",
+            hint="add variants: FILE.vcf.gz to the manifest, or drop -s/--samples",
         )
     reader = VariantReader(path, dataset.genome, getattr(dataset, "variant_policy", None))
+    if samples is not None:  # checked now, before a store is created
+        known = set(reader.header_samples)
+        missing = [s for s in samples if s not in known]
+        if missing:
+            import difflib
+
+            close = difflib.get_close_matches(missing[0], reader.header_samples, n=3)
+            raise GtaInputError(
+                f"sample {missing[0]!r} is not in the VCF ({len(missing)} of {len(samples)} asked for are not; "
+                f"it has {len(known)} samples)", path,
+                hint=f"did you mean {', '.join(close)}?" if close else "check -s/--samples or -S/--samples-file",
+            )
     return lambda gene: gene_haplotypes(reader, gene, geometry, samples=samples)
 
 
@@ -115,6 +127,7 @@ def extract(
     n_workers: int | None = None,
     batch_size: int = 4,
     genes: Sequence[str] | None = None,
+    gene_type: str | Sequence[str] | None = None,
     dtype: str = "float16",
     encoder_options: dict[str, Any] | None = None,
     haplotypes: Callable[[Any], Any] | None = None,
@@ -124,6 +137,15 @@ def extract(
 
     ``data``: a manifest path (or an opened Dataset). ``encoder``: a registered name or an encoder instance.
     ``individuals``: "none", "all", a comma-separated list, a file with one sample per line, or a list.
+    ``gene_type``: encode only genes of these types ("protein_coding", a comma-separated string or a list; "all" or
+    None, the default here, keeps every gene; ``gta extract`` defaults to protein_coding unless --genes names the
+    genes; an annotation without gene types keeps every gene); the genes it leaves out are counted in the summary.
+    Like ``genes`` it selects what is encoded: the store lists every gene of the data set, so a later run with
+    another selection fills in the same store.
+
+    Everything the command line names (genes, samples, ``out``) is checked before the store is created, so a bad
+    value leaves no store behind; a store this call created is removed again when planning fails before anything
+    was encoded (a store that existed before is never removed).
     ``haplotypes``: optional ``gene -> GeneHaplotypes`` source (default: the manifest's VCF via gta.io.haplotypes,
     read with the manifest's ``variant_policy``).
     """
@@ -146,7 +168,28 @@ def extract(
             raise GtaInputError(f"encoder geometry {enc.geometry} differs from the data set's {geometry}")
     worker, n_workers = _worker_env(worker, n_workers)
     local = enc.receptive_field_bp is not None
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise GtaInputError("--out names a file, not a feature store folder", out,
+                            hint="pass a new folder name (e.g. features.zarr), or an existing store to resume")
     all_genes = list(dataset.genes)
+    type_skipped: dict[str, int] = {}
+    typed = filter_gene_types(all_genes, gene_type, type_skipped)
+    if not typed:
+        raise GtaInputError(f"no gene passes --gene-type {_types_text(gene_type)}",
+                            getattr(dataset.manifest, "genes", None),
+                            hint="use --gene-type all, or the types the annotation has")
+    kept = {g.gene_id for g in typed}
+    selected = typed if genes is None else [dataset.gene(q) for q in genes]
+    dropped = [g for g in selected if g.gene_id not in kept]
+    if dropped:
+        raise GtaInputError(f"--genes {dropped[0].symbol} is a {dropped[0].gene_type or 'untyped'} gene, which "
+                            f"--gene-type {_types_text(gene_type)} leaves out",
+                            hint="add --gene-type all (or its type) to encode it")
+    wanted = _parse_individuals(individuals)
+    hap_source = None
+    if wanted is not False:
+        hap_source = haplotypes or _default_haplotypes(dataset, geometry, wanted)
     attrs = {
         "encoder": enc.name,
         "encoder_config": enc.config,
@@ -154,6 +197,7 @@ def extract(
         "dataset_hash": dataset.fingerprint(),
         "geometry": geometry.to_dict(),
     }
+    existed = (out / "zarr.json").exists()
     store = FeatureStore.open_or_create(
         out,
         attrs,
@@ -165,35 +209,16 @@ def extract(
         hap_storage="sparse" if local else "full",
     )
     summary = ExtractSummary(out=str(out), encoder=enc.name, worker=worker, n_workers=n_workers)
-    selected = all_genes if genes is None else [dataset.gene(q) for q in genes]
+    summary.skipped.update(type_skipped)
     summary.genes = len(selected)
 
     # -- plan: the same item list in every worker -------------------------------------------------------------
-    wanted = _parse_individuals(individuals)
-    hap_source = None
-    if wanted is not False:
-        hap_source = haplotypes or _default_haplotypes(dataset, geometry, wanted)
-    items: list[tuple[Any, str]] = []
-    gene_haps: dict[str, Any] = {}
-    samples: set[str] = set()
-    plan_bar = _bar(len(selected) if hap_source else 0, "planning haplotypes", progress)
-    for gene in selected:
-        owner_of_ref = len(items) % n_workers == worker
-        items.append((gene, "ref"))
-        if hap_source is None:
-            continue
-        haps = hap_source(gene)
-        keys = sorted({k for pair in haps.sample_keys.values() for k in pair if k != "ref"})
-        samples.update(haps.sample_keys)
-        summary.unique_haplotypes += len(keys)
-        first = len(items)
-        items.extend((gene, k) for k in keys)
-        if owner_of_ref:
-            store.set_sample_haps(gene.gene_id, haps.sample_keys)
-        if any((first + j) % n_workers == worker for j in range(len(keys))):
-            gene_haps[gene.gene_id] = haps
-        plan_bar.update(1)
-    plan_bar.close()
+    try:
+        items, gene_haps, samples = _plan(selected, hap_source, store, summary, worker, n_workers, progress)
+    except (GtaInputError, KeyboardInterrupt):
+        if not existed and not any(store.has_ref(g.gene_id) for g in selected):
+            _remove_new_store(out)
+        raise
     summary.samples = len(samples)
     summary.items_total = len(items)
     mine = [it for i, it in enumerate(items) if i % n_workers == worker]
@@ -251,6 +276,73 @@ def extract(
         if progress or summary.interrupted:
             print(str(summary), file=sys.stderr)
     return summary
+
+
+def _plan(selected: list[Any], hap_source: Callable[[Any], Any] | None, store: FeatureStore,
+          summary: ExtractSummary, worker: int, n_workers: int, progress: bool):
+    """The item list (every worker computes the same), the haplotypes this worker encodes, and the samples."""
+    items: list[tuple[Any, str]] = []
+    gene_haps: dict[str, Any] = {}
+    samples: set[str] = set()
+    plan_bar = _bar(len(selected) if hap_source else 0, "planning haplotypes", progress)
+    for gene in selected:
+        owner_of_ref = len(items) % n_workers == worker
+        items.append((gene, "ref"))
+        if hap_source is None:
+            continue
+        haps = hap_source(gene)
+        keys = sorted({k for pair in haps.sample_keys.values() for k in pair if k != "ref"})
+        samples.update(haps.sample_keys)
+        summary.unique_haplotypes += len(keys)
+        first = len(items)
+        items.extend((gene, k) for k in keys)
+        if owner_of_ref:
+            store.set_sample_haps(gene.gene_id, haps.sample_keys)
+        if any((first + j) % n_workers == worker for j in range(len(keys))):
+            gene_haps[gene.gene_id] = haps
+        plan_bar.update(1)
+    plan_bar.close()
+    return items, gene_haps, samples
+
+
+def filter_gene_types(genes: list[Any], gene_type: str | Sequence[str] | None,
+                      skipped: dict[str, int] | None = None) -> list[Any]:
+    """The genes whose ``gene_type`` is one of ``gene_type`` ("all"/None: every gene); genes left out are counted
+    in ``skipped`` by type. An annotation without any gene types (all empty or "unknown") keeps every gene."""
+    types = _types(gene_type)
+    if types is None:
+        return genes
+    if not any(g.gene_type and g.gene_type != "unknown" for g in genes):
+        return genes
+    kept = [g for g in genes if g.gene_type in types]
+    if skipped is not None:
+        for g in genes:
+            if g.gene_type not in types:
+                key = f"{g.gene_type or 'untyped'} genes (--gene-type)"
+                skipped[key] = skipped.get(key, 0) + 1
+    return kept
+
+
+def _types(gene_type: str | Sequence[str] | None) -> set[str] | None:
+    if gene_type is None:
+        return None
+    parts = [t.strip() for t in gene_type.split(",")] if isinstance(gene_type, str) else [str(t) for t in gene_type]
+    parts = [t for t in parts if t]
+    if not parts or "all" in (t.lower() for t in parts):
+        return None
+    return set(parts)
+
+
+def _types_text(gene_type: str | Sequence[str] | None) -> str:
+    return gene_type if isinstance(gene_type, str) else ",".join(map(str, gene_type or []))
+
+
+def _remove_new_store(out: Path) -> None:
+    """Remove a store this call created and never wrote into (a failed first run leaves nothing behind)."""
+    import shutil
+
+    if (out / "zarr.json").exists():
+        shutil.rmtree(out, ignore_errors=True)
 
 
 class _NoBar:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gta.errors import GtaInputError
+from gta.io.build import check_builds
 from gta.io.expression import ExpressionTable, read_expression
 from gta.io.fingerprint import files_fingerprint
 from gta.io.genes import GeneTable, read_genes, strip_version
@@ -45,12 +46,19 @@ class Dataset:
 
     @cached_property
     def gene_table(self) -> GeneTable:
-        table = read_genes(self.manifest.genes, self.genome.names)
         lengths = self.genome.lengths
+        check_builds(self.manifest.genes, lengths, self.manifest.genome)
+        table = read_genes(self.manifest.genes, self.genome.names)
+        past = [g for g in table.genes if not 0 <= g.tss < lengths[g.chrom]]
         kept = [g for g in table.genes if 0 <= g.tss < lengths[g.chrom]]
-        if len(kept) < len(table.genes):
-            table.skipped[SKIP_TSS_PAST_END] = len(table.genes) - len(kept)
+        if past:
+            table.skipped[SKIP_TSS_PAST_END] = len(past)
             table.genes = kept
+            g = past[0]
+            log.warning("%s: %d genes have a TSS past the end of their chromosome in the genome (e.g. %s at %s:%d, "
+                        "which is %d bp long) and are skipped: are the annotation and the FASTA from different "
+                        "builds? (hg38 needs a GRCh38 annotation such as GENCODE v44)", self.manifest.genes,
+                        len(past), g.symbol, g.chrom, g.tss + 1, lengths[g.chrom])
         if not kept:
             raise GtaInputError(
                 f"no gene lies on a chromosome of the genome ({_skip_text(table.skipped)})",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import gzip
 import os
 import re
+import shlex
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,6 +107,33 @@ def file_compression(path: Path) -> str:
     return "bgzf" if len(head) >= 14 and head[3] & 4 and head[12:14] == b"BC" else "gzip"
 
 
+def _fixed_names(name: str) -> tuple[str, str]:
+    """(BGZF copy, plain copy) file names for a plain-gzip FASTA ``name``, neither of them ``name`` itself."""
+    base = name
+    for ext in (".gz", ".bgz", ".gzip"):
+        if base.lower().endswith(ext) and len(base) > len(ext):
+            base = base[: -len(ext)]
+            break
+    stem, fa_ext = base, ".fa"
+    for ext in (".fa", ".fasta", ".fna"):
+        if stem.lower().endswith(ext) and len(stem) > len(ext):
+            stem, fa_ext = stem[: -len(ext)], stem[-len(ext):]
+            break
+    bgzf, plain = f"{stem}.bgzf{fa_ext}.gz", base if base != name else f"{stem}.plain{fa_ext}"
+    while bgzf in (name, plain):
+        bgzf = f"{bgzf[: -len(fa_ext) - 3]}.bgzf{fa_ext}.gz"
+    return bgzf, plain
+
+
+def recompress_hint(name: str) -> str:
+    """A fix for a plain-gzip FASTA that is safe to paste: it writes new files, never over ``name`` itself (``zcat
+    x.fa.gz | bgzip -c > x.fa.gz`` truncates its own input before reading it)."""
+    bgzf, plain = _fixed_names(name)
+    q = shlex.quote
+    return (f"in its folder, write a BGZF copy: zcat {q(name)} | bgzip -c > {q(bgzf)} && samtools faidx {q(bgzf)}, "
+            f"or a plain one: gunzip -c {q(name)} > {q(plain)}; then point genome: at the new file")
+
+
 def _folder_writable(folder: Path) -> bool:
     return os.access(folder, os.W_OK)
 
@@ -124,7 +152,7 @@ class Genome:
             raise GtaInputError(
                 "FASTA is gzip-compressed but not BGZF, so it cannot be read at random",
                 self.path,
-                hint=f"recompress with: zcat {self.path.name} | bgzip -c > genome.fa.gz && samtools faidx genome.fa.gz",
+                hint=recompress_hint(self.path.name),
             )
         if self.compression == "bgzf":
             self._check_bgzf_eof()

@@ -16,6 +16,7 @@ import yaml
 from scipy.stats import rankdata, spearmanr
 from tqdm.auto import tqdm
 
+from gta.errors import GtaInputError
 from gta.geometry import Geometry
 from gta.io.annotations import describe_gene
 from gta.io.atomic import atomic_path, atomic_write_text
@@ -92,6 +93,30 @@ def noise_ceiling(noise_free: np.ndarray, observed: np.ndarray) -> dict[str, Any
     }
 
 
+MARKER = ".gta-simulate"  # written first into every folder simulate fills: a later run may replace its files
+
+
+def written_by_simulate(out: Path) -> bool:
+    """Whether ``out`` holds a data set gta simulate wrote (its marker, or the dataset.yaml + truth/config.yaml of
+    a run from before the marker existed)."""
+    return (out / MARKER).is_file() or ((out / "dataset.yaml").is_file() and (out / "truth" / "config.yaml").is_file())
+
+
+def claim_output(out: Path) -> None:
+    """Refuse an ``out`` that holds anything gta simulate did not write (it would replace genome.fa, genes.gtf,
+    ... of the user's own); else mark it as simulate's."""
+    if out.exists() and not out.is_dir():
+        raise GtaInputError("--out names a file, not a folder", out, hint="pass a new folder for the simulated data")
+    if out.is_dir() and any(out.iterdir()) and not written_by_simulate(out):
+        clash = sorted(p.name for p in out.iterdir())
+        shown = ", ".join(clash[:4]) + (" ..." if len(clash) > 4 else "")
+        raise GtaInputError(f"--out is a folder gta simulate did not write (it holds {shown}); simulating into "
+                            "it would replace files of the same name", out,
+                            hint="pass a new or empty folder")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text("written by gta simulate; a later gta simulate --out here replaces its files\n")
+
+
 def simulate(preset: str = "demo", seed: int = 0, out: str | Path = "sim",
              config: SimConfig | dict[str, Any] | str | Path | None = None, gene_table: pd.DataFrame | None = None,
              progress: bool = True) -> Path:
@@ -104,6 +129,7 @@ def simulate(preset: str = "demo", seed: int = 0, out: str | Path = "sim",
     cfg = config if isinstance(config, SimConfig) else make_config(preset, seed, config)
     seed = cfg.seed
     out = Path(out)
+    claim_output(out)
     (out / "truth").mkdir(parents=True, exist_ok=True)
     geometry = Geometry(**cfg.geometry)
     if gene_table is None:
