@@ -298,7 +298,7 @@ def _check_records(rep: ValidationReport, ds: Dataset, indexed: bool) -> None:
     if notes:
         total = sum(notes.values())
         first = next(iter(notes))
-        rep.add("htslib notes", INFO, f"{total:,} warning(s) about header tags gta does not read "
+        rep.add("htslib notes", INFO, f"{total:,} htslib warning(s) about header lines or tags gta does not read "
                 f"({len(notes)} distinct, first: {first})")
 
 

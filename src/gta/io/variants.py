@@ -56,7 +56,9 @@ _LOG_FIRST = 5  # how many skipped records a policy names in the log
 PHASING_SCAN = 2_000  # records read from the start to tell a phased VCF from an unphased one (unphased='auto')
 # the 28-byte empty block that ends every complete BGZF file (htslib's bgzf.c)
 BGZF_EOF = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")
-_HTS_NOTE = re.compile(r"is not defined in the header")  # htslib warnings that change nothing gta reads
+# htslib warnings that are errors for gta (the other warnings concern header lines and tag definitions: htslib
+# reads the records all the same, as bcftools does)
+_HTS_SERIOUS = re.compile(r"EOF marker|truncated|index file is older|Failed to|Could not|Error", re.I)
 _CHOICES = {
     "multiallelic": ("split", "error", "ref"),
     "missing": ("ref", "error"),
@@ -282,16 +284,23 @@ def _captured_stderr(into: list[str]) -> Iterator[None]:
 
 
 def htslib_problem(lines: list[str], notes: Counter | None = None) -> str | None:
-    """The first htslib line that is an error for gta (``[E::...]`` and warnings other than header notes), in
-    gta's words where it is a known one; header notes (``INFO 'X' is not defined in the header``) are counted in
-    ``notes``. Lines that are not htslib's pass through to stderr."""
+    """The first htslib line that is an error for gta, in gta's words where it is a known one: every ``[E::...]``
+    line, and the warnings of a truncated file, a stale index or a failed read. The other warnings concern header
+    lines and tag definitions that htslib works around and reads the records all the same, as bcftools does
+    (``INFO 'X' is not defined in the header``, ``PL should be declared as Number=G``, ``Invalid tag name``):
+    counted in ``notes``. Lines that are not htslib's pass through to stderr."""
     problem = None
+    after_htslib = False
     for line in lines:
-        if not line.startswith(("[E::", "[W::")):
-            print(line, file=sys.stderr)
+        if not line.startswith(("[E::", "[W::", "[I::", "[D::")):
+            if not after_htslib:  # (a line after htslib's is the rest of its message, e.g. the header line)
+                print(line, file=sys.stderr)
+            continue
+        after_htslib = True
+        if line.startswith(("[I::", "[D::")):
             continue
         text = line.split("] ", 1)[-1].strip()
-        if line.startswith("[W::") and _HTS_NOTE.search(text):
+        if line.startswith("[W::") and not _HTS_SERIOUS.search(text):
             if notes is not None:
                 notes[text] += 1
             continue
