@@ -57,9 +57,20 @@ def _copy(path: Path, folder: Path) -> Path:
 
 
 def _check_vcf(path: Path) -> dict:
-    from gta.io.variants import VariantReader
+    """Read under ``unphased='ref'`` (the reader's capability, counted); the verdict of the default policy
+    ``unphased='auto'`` on the file is a count of its own (``unphased_auto``)."""
+    from gta.errors import GtaInputError
+    from gta.io.variants import HaplotypePolicy, VariantReader
 
-    reader = VariantReader(path)
+    auto = "ok"
+    try:
+        VariantReader(path).check_phasing()
+    except GtaInputError as e:
+        if "unphased VCF" not in e.message:
+            raise
+        auto = "refused (unphased samples)"
+    policy = HaplotypePolicy(unphased="ref")
+    reader = VariantReader(path, policy=policy)
     per_contig: dict[str, list[int]] = {}
     counts = {"records": 0, "samples": len(reader.samples), "multiallelic": 0, "calls": 0, "phased_calls": 0}
     for calls in reader.iter_regions():
@@ -73,12 +84,14 @@ def _check_vcf(path: Path) -> dict:
         c[1] = max(c[1], int(calls.ends.max()) if len(calls) else 0)
     counts["contigs"] = len(per_contig)
     counts["kind"] = reader.kind
+    counts["unphased_het"] = reader.stats.get("unphased", 0)
+    counts["unphased_auto"] = auto
+    counts["symbolic_calls"] = reader.stats.get("unsupported_allele", 0)
+    counts["htslib_notes"] = sum(reader.htslib_notes.values())
     reader.close()
     # region queries through the index (made by gta when missing), one per contig, must find the same records
-    from gta.errors import GtaInputError
-
     try:
-        indexed = VariantReader(path)
+        indexed = VariantReader(path, policy=policy)
         for contig, (n, end) in per_contig.items():
             got = len(indexed.region(contig, 0, end + 1))
             if got != n:
@@ -111,18 +124,121 @@ def _check_fasta(path: Path) -> dict:
 
 
 CHECKS = {"vcf": _check_vcf, "genes": _check_genes, "fasta": _check_fasta}
+GEOMETRY = {"input_len": 2048, "bin_size": 128, "output_bins": 12}
+_PROGRESS = re.compile(r"\d+%\|")  # a tqdm progress-bar fragment
+
+
+def _vcf_extents(path: Path) -> dict[str, tuple[int, int]]:
+    """contig -> (first, last) 1-based position of its records (empty when gta cannot read the file)."""
+    from gta.errors import GtaInputError
+    from gta.io.variants import HaplotypePolicy, VariantReader
+
+    out: dict[str, tuple[int, int]] = {}
+    try:
+        for calls in VariantReader(path, policy=HaplotypePolicy(unphased="ref")).iter_regions():
+            if len(calls):
+                lo, hi = out.get(calls.vcf_chrom, (int(calls.starts.min()) + 1, 0))
+                out[calls.vcf_chrom] = (lo, max(hi, int(calls.ends.max())))
+    except GtaInputError:
+        pass
+    return out
+
+
+def _run_cli(args: list[str]) -> tuple[int | str, str, str]:
+    """(exit code or 'traceback: ...', stdout, stderr) of ``gta ARGS`` run in this process (file descriptors 1
+    and 2 captured, so htslib's own lines are seen)."""
+    import traceback
+
+    from gta.cli import main
+
+    saved = (os.dup(1), os.dup(2))
+    argv = sys.argv
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        sys.stdout.flush(), sys.stderr.flush()
+        os.dup2(out.fileno(), 1), os.dup2(err.fileno(), 2)
+        sys.argv = ["gta", *args]
+        try:
+            main()
+            code: int | str = 0
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        except BaseException as e:  # a traceback: a bug
+            code = f"traceback: {type(e).__name__}: {' '.join(str(e).split())[:200]}"
+            traceback.print_exc()
+        finally:
+            sys.argv = argv
+            sys.stdout.flush(), sys.stderr.flush()
+            os.dup2(saved[0], 1), os.dup2(saved[1], 2)
+            os.close(saved[0]), os.close(saved[1])
+        out.seek(0), err.seek(0)
+        return code, out.read().decode("utf-8", "replace"), err.read().decode("utf-8", "replace")
+
+
+def _message_lines(stderr: str) -> list[str]:
+    """stderr without progress bars, one entry per line."""
+    parts = (x.strip() for x in re.split(r"[\r\n]", stderr))
+    return [x for x in parts if x and not _PROGRESS.search(x)]
+
+
+def check_cli(path: Path) -> dict:
+    """``gta validate`` and ``gta extract --individuals all`` on a data set built around the VCF (a FASTA of N
+    over its contigs, which every REF matches, and one gene at the first record of each contig). Acceptable:
+    exit 0, or exit 2 with at most three lines on stderr whose error line names the file (for validate, an
+    ``error`` row of the report names it instead); never a traceback, a signal or a hang."""
+    folder = path.parent / "ds"
+    folder.mkdir()
+    ext = _vcf_extents(path) or {"chr1": (1000, 1000)}
+    ext = dict(list(ext.items())[:30])
+    cap = 1_000_000
+    with open(folder / "genome.fa", "w") as fh:
+        for contig, (_lo, hi) in ext.items():
+            n = min(hi + 5000, cap)
+            fh.write(f">{contig}\n")
+            fh.writelines("N" * min(60, n - i) + "\n" for i in range(0, n, 60))
+    rows = ["gene_id\tsymbol\tchrom\ttss\tstrand"]
+    rows += [f"G{i}\tG{i}\t{c}\t{min(lo - 1, cap - 1)}\t+" for i, (c, (lo, _hi)) in enumerate(ext.items())]
+    (folder / "genes.tsv").write_text("\n".join(rows) + "\n")
+    import yaml
+
+    (folder / "dataset.yaml").write_text(yaml.safe_dump(
+        {"name": "corpus", "genome": "genome.fa", "genes": "genes.tsv", "variants": str(path),
+         "geometry": GEOMETRY}, sort_keys=False))
+    out: dict = {}
+    problems = []
+    for name, args in (("validate", ["validate", "--quick", "--data", str(folder / "dataset.yaml")]),
+                       ("extract", ["extract", "--data", str(folder / "dataset.yaml"), "--individuals", "all",
+                                    "--out", str(folder / "f.zarr")])):
+        code, stdout, stderr = _run_cli(args)
+        out[name] = code
+        lines = _message_lines(stderr)
+        if code == 0:
+            continue
+        if code != 2:
+            problems.append(f"{name}: exit {code}")
+            continue
+        errors = [x for x in lines if x.startswith("gta: error:")]
+        named = any(path.name in x for x in errors) or (name == "validate" and not errors and
+                                                          path.name in stdout and "error" in stdout)
+        if len(lines) > 3 or not named:
+            problems.append(f"{name}: exit 2 with {len(lines)} line(s): {' / '.join(lines)[:300]}")
+    out["problem"] = "; ".join(problems) or None
+    return out
 
 
 def check_file(kind: str, path: Path) -> dict:
     """Verdict for one file: read (with counts), rejected (GtaInputError, one line), skipped (reader not
-    importable yet) or error (any other exception: a bug)."""
+    importable yet) or error (any other exception: a bug). A VCF/BCF also gets ``cli``: what ``gta validate`` and
+    ``gta extract`` do with it (``check_cli``)."""
     from gta.errors import GtaInputError
 
     start = time.perf_counter()
+    cli = None
     try:
         with tempfile.TemporaryDirectory(prefix="gta-corpus-") as tmp:
             copy = _copy(path, Path(tmp))
             try:
+                if kind == "vcf" and os.environ.get("GTA_CORPUS_CLI", "1") != "0":
+                    cli = check_cli(copy)
                 counts = CHECKS[kind](copy)
             except GtaInputError as e:  # name the corpus file, not the temporary copy
                 raise GtaInputError(e.one_line().replace(str(copy), path.name)) from None
@@ -133,6 +249,8 @@ def check_file(kind: str, path: Path) -> dict:
         res = {"verdict": "skipped", "message": f"reader not importable: {e}"}
     except Exception as e:  # a bug: report it, do not hide it
         res = {"verdict": "error", "message": f"{type(e).__name__}: {' '.join(str(e).split())[:300]}"}
+    if cli is not None:
+        res["cli"] = cli
     res["seconds"] = round(time.perf_counter() - start, 3)
     return res
 
@@ -214,11 +332,16 @@ def render(rows: list[dict], root: Path) -> str:
         "",
         "Generated by `scripts/compatibility_report.py` (do not edit by hand) from the Debian test packages that "
         "`scripts/fetch_test_corpora.sh` unpacks (htslib-test, python-pysam-tests, python3-gffutils, "
-        "python-pyfaidx-examples). Each file is read from a temporary copy by gta's own readers: VCF/BCF with "
-        "`gta.io.variants.VariantReader` (a full sequential scan, then one indexed region query per contig that "
-        "must find the same records), GTF/GFF with `gta.io.genes.read_genes`, FASTA with `gta.io.genome.Genome`. "
-        "A file is **read** (counts) or **rejected** with a one-line `GtaInputError`; **error** or **hang** would "
-        "be a bug.",
+        "python-pyfaidx-examples, python-pyvcf-examples, python3-cyvcf2, r-bioc-variantannotation, "
+        "vcfanno-examples). Each file is read from a temporary copy by gta's own readers: VCF/BCF with "
+        "`gta.io.variants.VariantReader` under `unphased='ref'` (a full sequential scan, then one indexed region "
+        "query per contig that must find the same records; `unphased_auto` says whether the default policy "
+        "`unphased='auto'` accepts the file), GTF/GFF with `gta.io.genes.read_genes`, FASTA with "
+        "`gta.io.genome.Genome`. A file is **read** (counts) or **rejected** with a one-line `GtaInputError`; "
+        "**error** or **hang** would be a bug. Every VCF/BCF also goes through `gta validate` and "
+        "`gta extract --individuals all` on a data set built around it (a FASTA of N over its contigs, one gene "
+        "at the first record of each contig): each must exit 0, or exit 2 with at most three lines that name the "
+        "file, never a traceback, a signal or a hang (`BUG:` marks a file where one did not).",
         "",
         "| kind | read | rejected | skipped | error | hang |",
         "|---|---:|---:|---:|---:|---:|",
@@ -229,6 +352,11 @@ def render(rows: list[dict], root: Path) -> str:
     lines += ["", "| file | kind | verdict | counts or message |", "|---|---|---|---|"]
     for r in rows:
         detail = _counts_text(r["counts"]) if r["verdict"] == "read" else r.get("message", "")
+        cli = r.get("cli")
+        if cli:
+            detail += f"; gta validate: exit {cli['validate']}, gta extract: exit {cli['extract']}"
+            if cli.get("problem"):
+                detail += f" (BUG: {cli['problem']})"
         detail = detail.replace("|", "\\|")
         lines.append(f"| `{r['file']}` | {r['kind']} | {r['verdict']} | {detail} |")
     return "\n".join(lines) + "\n"
@@ -249,10 +377,10 @@ def main() -> None:
     from gta.io.atomic import atomic_write_text
 
     atomic_write_text(args.out, render(rows, args.root))
-    bad = [r for r in rows if r["verdict"] in ("error", "hang")]
+    bad = [r for r in rows if r["verdict"] in ("error", "hang") or (r.get("cli") or {}).get("problem")]
     print(f"wrote {args.out}: {len(rows)} files, {len(bad)} errors/hangs")
     for r in bad:
-        print(f"  {r['verdict']}: {r['file']}: {r.get('message')}")
+        print(f"  {r['verdict']}: {r['file']}: {r.get('message')} {(r.get('cli') or {}).get('problem') or ''}")
 
 
 if __name__ == "__main__":

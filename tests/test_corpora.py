@@ -25,14 +25,33 @@ report = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(report)
 
 FILES = report.discover(CORPUS) if CORPUS.exists() else []
+# gta's documented refusals of files bcftools reads (docs/haplotypes.md): policies, not reader failures
+POLICY_REFUSALS = ("records are not sorted", "gta reads diploid and haploid calls only")
 pytestmark = pytest.mark.skipif(
     not FILES, reason=f"no test corpora in {CORPUS} (run scripts/fetch_test_corpora.sh; needs apt-get)"
 )
 
 
+class _CachedPool:
+    """One worker for the module; each file is checked once (reader verdict and CLI run together)."""
+
+    def __init__(self) -> None:
+        self.pool = report.WorkerPool(timeout=120)
+        self.seen: dict[tuple[str, str], dict] = {}
+
+    def check(self, kind: str, path: Path) -> dict:
+        key = (kind, str(path))
+        if key not in self.seen:
+            self.seen[key] = self.pool.check(kind, path)
+        return self.seen[key]
+
+    def close(self) -> None:
+        self.pool.close()
+
+
 @pytest.fixture(scope="module")
 def pool():
-    p = report.WorkerPool(timeout=60)
+    p = _CachedPool()
     yield p
     p.close()
 
@@ -61,8 +80,21 @@ def test_file_is_read_or_rejected_cleanly(pool, kind, rel):
         assert region == "ok" or ("refused" in region and "sort" in region), region
         return
     assert "not BGZF, so it cannot be indexed" not in res["message"], res  # plain gzip is read, not refused
-    if _bcftools_reads(path):
+    if _bcftools_reads(path) and not any(p in res["message"] for p in POLICY_REFUSALS):
         pytest.fail(f"bcftools reads {rel} but gta rejects it: {res['message']}")
+
+
+@pytest.mark.parametrize(("kind", "rel"), [f for f in FILES if f[0] == "vcf"] or [("none", "none")],
+                         ids=[r for k, r in FILES if k == "vcf"] or None)
+def test_validate_and_extract_exit_cleanly(pool, kind, rel):
+    """gta validate and gta extract --individuals all on a data set around the file: exit 0, or exit 2 with at
+    most three lines naming the file; no traceback, no signal, no hang (scripts/compatibility_report.check_cli)."""
+    if kind == "none":
+        pytest.skip("no corpus")
+    res = pool.check(kind, CORPUS / rel)
+    assert res["verdict"] not in ("error", "hang"), res
+    cli = res["cli"]
+    assert cli["validate"] in (0, 2) and cli["extract"] in (0, 2) and cli["problem"] is None, cli
 
 
 def test_plain_gzip_vcfs_are_read(pool):
@@ -78,13 +110,13 @@ def test_plain_gzip_vcfs_are_read(pool):
             read += 1
         else:
             assert res["verdict"] == "rejected" and _bcftools_reads(CORPUS / rel) is not True, (rel, res)
-    assert read >= len(gz) - 2, f"{read} of {len(gz)} plain-gzip VCFs read"
+    assert read >= 0.8 * len(gz), f"{read} of {len(gz)} plain-gzip VCFs read"  # the rest bcftools refuses too
 
 
 def test_corpus_has_all_kinds():
     kinds = {k for k, _ in FILES}
     assert kinds == {"vcf", "genes", "fasta"}
-    assert sum(k == "vcf" for k in kinds) and len([f for f in FILES if f[0] == "vcf"]) > 30
+    assert sum(k == "vcf" for k in kinds) and len([f for f in FILES if f[0] == "vcf"]) > 150
 
 
 def test_compatibility_doc_is_current(tmp_path):

@@ -391,3 +391,38 @@ def test_manifest_variant_policy_filter_pass_reaches_extract(manifest, motif_enc
     assert b.attrs["dataset_hash"] != FeatureStore.open(tmp_path / "pass.zarr").attrs["dataset_hash"]  # same files
     with pytest.raises(GtaInputError, match="dataset_hash"):
         extract(no_policy, out=tmp_path / "pass.zarr", **kw)
+
+
+def _with_records(folder: Path, recs, policy: str | None = None) -> Path:
+    manifest = make_dataset(folder, gene_format="tsv", geometry=GEOM.to_dict())
+    write_vcf(folder / "v.vcf.gz", {"chr1": 6000, "chr2": 5000, "chr3": 4000, "chr4": 3000}, SAMPLES, recs)
+    with open(manifest, "a") as fh:
+        fh.write("variants: v.vcf.gz\n" + (f"variant_policy: {policy}\n" if policy else ""))
+    return manifest
+
+
+def test_summary_counts_what_the_variant_policy_dropped(tmp_path):
+    """Symbolic ALTs and haploid calls are read (no crash), and the summary says what the policy dropped."""
+    chr1 = default_sequences(0)["chr1"]
+    snv = "A" if chr1[1499] != "A" else "G"
+    recs = [("chr1", 1500, chr1[1499], snv, ["1", "0|1", "0", "1|1"]),
+            ("chr1", 1600, chr1[1599], "<DEL>", ["0|1", "1", "0|0", "1|0"]),
+            ("chr1", 1700, chr1[1699], "A" if chr1[1699] != "A" else "G", ["0/1", "1|0", "0|0", "0|1"])]
+    summary = extract(_with_records(tmp_path / "d", recs), encoder=SlowGC(GEOM), out=tmp_path / "f.zarr",
+                      individuals="all", progress=False)
+    assert summary.skipped["variants: unsupported_allele"] == 4 and summary.skipped["variants: unphased"] == 1
+    text = str(summary)
+    assert "4 haplotype call(s) of a symbolic or breakend ALT" in text
+    assert "1 unphased heterozygous genotype(s) read as the reference on both haplotypes (unphased=auto)" in text
+
+
+def test_unphased_vcf_stops_extract_before_any_work(tmp_path):
+    chr1 = default_sequences(0)["chr1"]
+    recs = [("chr1", p, chr1[p - 1], "A" if chr1[p - 1] != "A" else "G", ["0/1", "1/0", "0/0", "1/1"])
+            for p in (1500, 1600, 3050)]
+    with pytest.raises(GtaInputError, match="unphased VCF: 2 of 4 samples"):
+        extract(_with_records(tmp_path / "d", recs), encoder=SlowGC(GEOM), out=tmp_path / "f.zarr",
+                individuals="all", progress=False)
+    summary = extract(_with_records(tmp_path / "e", recs, "{unphased: as-phased}"), encoder=SlowGC(GEOM),
+                      out=tmp_path / "g.zarr", individuals="all", progress=False)
+    assert summary.skipped["variants: unphased_as_phased"] == 6  # 3 records x 2 heterozygous samples

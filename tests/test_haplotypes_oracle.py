@@ -459,3 +459,35 @@ def test_oracle_coverage_summary():
     assert compared > 10 * STATS.get("no_oracle", 0), STATS
     assert STATS["indel_records"] > 0.1 * STATS["records"], STATS
 
+
+
+def test_haploid_calls_match_bcftools_haplotype_1_on_both_haplotypes(tmp_path):
+    """A haploid call (``1`` on a male's chrX) is on both gta haplotypes: the allele bcftools consensus -H 1
+    applies. bcftools -H 2 leaves a haploid call out (the reference): gta differs there on purpose
+    (docs/haplotypes.md). Diploid calls in the same records follow -H 1 / -H 2 as usual."""
+    rng = np.random.default_rng(11)
+    seq = _rand_seq(rng, 80)
+    fasta = tmp_path / "x.fa"
+    fasta.write_text(f">chrX\n{seq}\n")
+    _run(["samtools", "faidx", str(fasta)], check=True)
+    positions = [30, 35, 40, 44, 50]
+    gts = [("1", "0|1"), ("0", "1|1"), ("1", "1|0"), (".", "0|1"), ("1", "0|0")]
+    body = "".join(f"chrX\t{p}\t.\t{seq[p - 1]}\t{_other(rng, seq[p - 1])}\t.\tPASS\t.\tGT\t{m}\t{f}\n"
+                   for p, (m, f) in zip(positions, gts, strict=True))
+    vcf = _bgzip_index("##fileformat=VCFv4.2\n##contig=<ID=chrX,length=80>\n"
+                       '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">\n'
+                       "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tM\tF\n" + body, tmp_path / "x.vcf.gz")
+    geo = Geometry(32, 8, 2)
+    tss = 40
+    gh = gene_haplotypes(VariantReader(vcf, Genome(fasta)), Gene("G", "G", "chrX", tss, "+"), geo)
+    half = geo.input_len // 2
+
+    def oracle(sample, hap):
+        (cons, _chain), = _consensus(tmp_path, fasta, vcf, sample, hap, ["chrX"]).values()
+        return cons[tss - half : tss + half]  # SNVs only: coordinates do not move
+
+    m1, m2 = (gh.sequence(k) for k in gh.sample_keys["M"])
+    assert m1 == m2 == oracle("M", 1) != seq[tss - half : tss + half]
+    assert oracle("M", 2) == seq[tss - half : tss + half]  # bcftools: a haploid call is not on haplotype 2
+    f1, f2 = (gh.sequence(k) for k in gh.sample_keys["F"])
+    assert (f1, f2) == (oracle("F", 1), oracle("F", 2))

@@ -86,7 +86,7 @@ def test_flank_and_out(data, tmp_path):
 
 
 def test_variants_table(data):
-    text = run("variants", "-d", data["manifest"], "-g", "BETA")
+    text = run("variants", "-d", data["manifest"], "-g", "BETA", "--unphased", "ref")  # (auto: NA18502 is unphased)
     pos, _ = data["snv"]
     line = next(x for x in text.splitlines() if x.startswith(f"chr1:{pos + 1}"))
     assert line.split()[1] == "+5"  # downstream on the minus strand

@@ -80,7 +80,7 @@ def test_variant_policy_is_read_and_carried_by_the_dataset(tmp_path):
 @pytest.mark.parametrize(("policy", "needle"), [
     ({"filter": True}, r"unknown key\(s\) \['filter'\] in 'variant_policy'"),
     ({"samples": ["NA18500"]}, "samples are chosen per command"),
-    ({"unphased": "maybe"}, r"variant_policy\.unphased='maybe' is not one of \['ref', 'as-phased', 'error'\]"),
+    ({"unphased": "maybe"}, r"variant_policy\.unphased='maybe' is not one of \['auto', 'ref', 'as-phased', 'error'\]"),
     ({"multiallelic": "drop"}, r"variant_policy\.multiallelic='drop'"),
     ({"filter_pass": "yes"}, "filter_pass must be true or false"),
     ({"overlap": 1}, r"variant_policy\.overlap=1"),

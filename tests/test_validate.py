@@ -203,3 +203,102 @@ def test_entry_point_subprocess(tmp_path):
     r = subprocess.run([str(gta), "validate", "--data", str(p), "--quick"], capture_output=True, text=True,
                        timeout=120)
     assert r.returncode == 2 and "genes.gtf:" in r.stderr and "9 tab-separated fields" in r.stderr
+
+
+# -- issue #14: VCFs that validate used to call usable ----------------------------------------------------------
+SAMPLES6 = [f"NA{18500 + i}" for i in range(6)]
+
+
+def _with_vcf(tmp_path, records, index=True, rename=None, policy=None, name="v.vcf.gz"):
+    """The fixture data set with a VCF of these records (``rename``: contig names as the VCF writes them)."""
+    p = make_dataset(tmp_path / "d")
+    contigs = {(rename or {}).get(c, c): n for c, n in CHROM_LENGTHS.items()}
+    recs = [((rename or {}).get(c, c), *rest) for c, *rest in records]
+    write_vcf(tmp_path / "d" / name, contigs, SAMPLES6, recs, index=index)
+    with open(p, "a") as fh:
+        fh.write(f"variants: {name}\n")
+        if policy:
+            fh.write(f"variant_policy: {policy}\n")
+    return p
+
+
+def _snvs(step=3, sep="|", chrom="chr1"):
+    seq = default_sequences(0)[chrom]
+    gts = [f"0{sep}1", f"1{sep}0", f"1{sep}1", f"0{sep}0", f"0{sep}1", f"1{sep}0"]
+    return [(chrom, pos, seq[pos - 1], "A" if seq[pos - 1] != "A" else "C", gts) for pos in range(1, 6000, step)]
+
+
+def _one_error_line(monkeypatch, capsys, manifest) -> str:
+    code, _, err = run_cli(monkeypatch, capsys, "validate", "--quick", "--data", str(manifest))
+    lines = [x for x in err.splitlines() if x.strip()]
+    assert code == 2 and len(lines) == 1, err
+    return lines[0]
+
+
+def test_truncated_vcf_is_not_usable(tmp_path, monkeypatch, capsys):
+    p = _with_vcf(tmp_path, _snvs(step=2), index=False)
+    vcf = tmp_path / "d" / "v.vcf.gz"
+    data = vcf.read_bytes()
+    vcf.write_bytes(data[: int(len(data) * 0.6)])
+    line = _one_error_line(monkeypatch, capsys, p)
+    assert line.startswith(f"gta: error: {vcf}: truncated: no BGZF end-of-file block"), line
+
+
+def test_unsorted_vcf_is_found_with_its_line(tmp_path, monkeypatch, capsys):
+    recs = _snvs(step=500)
+    recs[2], recs[3] = recs[3], recs[2]
+    p = _with_vcf(tmp_path, recs, index=False)
+    line = _one_error_line(monkeypatch, capsys, p)
+    vcf = tmp_path / "d" / "v.vcf.gz"
+    header = 2 + len(CHROM_LENGTHS) + 1  # fileformat, FORMAT, contigs, #CHROM
+    assert line.startswith(f"gta: error: {vcf}:{header + 4}: records are not sorted: chr1:1001 follows chr1:1501")
+
+
+def test_stale_index_is_not_usable(tmp_path, monkeypatch, capsys):
+    p = _with_vcf(tmp_path, _snvs(step=50))
+    vcf = tmp_path / "d" / "v.vcf.gz"
+    t = vcf.stat().st_mtime
+    os.utime(str(vcf) + ".tbi", (t - 100, t - 100))
+    line = _one_error_line(monkeypatch, capsys, p)
+    assert "v.vcf.gz.tbi is older than the file" in line and "tabix -f -p vcf v.vcf.gz" in line
+
+
+def test_unphased_vcf_is_refused_by_default_and_counted_under_ref(tmp_path, monkeypatch, capsys):
+    p = _with_vcf(tmp_path, _snvs(step=50, sep="/"))
+    line = _one_error_line(monkeypatch, capsys, p)
+    assert "unphased VCF: 4 of 6 samples (first: NA18500)" in line and "{unphased: as-phased}" in line
+    p = _with_vcf(tmp_path / "b", _snvs(step=50, sep="/"), policy="{unphased: ref}")
+    rep = validate(p, scan_genome=False)
+    row = next(c for c in rep.checks if c.name == "variant records")
+    assert rep.ok and row.status == WARN and rep.stats["vcf_unphased"] > 0
+    assert f"{rep.stats['vcf_unphased']:,} unphased heterozygous genotype(s) read as the reference" in row.detail
+
+
+def test_haploid_and_symbolic_records_are_read_and_counted(tmp_path):
+    seq = default_sequences(0)["chr1"]
+    recs = [("chr1", 1500, seq[1499], "<DEL>", ["0|1"] * 6), ("chr1", 1510, seq[1509], "*", ["1", "0|1"] * 3),
+            ("chr1", 1520, seq[1519], "A" if seq[1519] != "A" else "C", ["1", "0"] * 3)]
+    rep = validate(_with_vcf(tmp_path, recs), scan_genome=False)
+    row = next(c for c in rep.checks if c.name == "variant records")
+    assert rep.ok and row.status == WARN and rep.stats["vcf_unsupported_allele"] == 6 + 3 * 2 + 3
+    assert "symbolic or breakend ALT" in row.detail
+
+
+def test_alias_and_symbol_matches_are_shown_as_such(tmp_path):
+    rename = {c: c.removeprefix("chr") for c in CHROM_LENGTHS}
+    p = _with_vcf(tmp_path, _snvs(step=500), rename=rename)
+    expr = tmp_path / "d" / "expression.txt"
+    lines = expr.read_text().splitlines()
+    cols = lines[1].split("\t")
+    cols[0] = "ENSG_NOT_IN_THE_GENE_FILE"  # matched by its symbol (ALPHA) only
+    expr.write_text("\n".join([lines[0], "\t".join(cols), *lines[2:]]) + "\n")
+    rep = validate(p, scan_genome=False)
+    rows = {c.name: c for c in rep.checks}
+    vcf_row = rows["chromosome names FASTA/VCF"]
+    assert vcf_row.status == "info"
+    assert "4 only through an alias (1 -> chr1, 2 -> chr2, 3 -> chr3 ...)" in vcf_row.detail
+    assert rep.stats["vcf_contigs_by_alias"] == 4
+    expr_row = rows["genes with expression"]
+    assert expr_row.status == WARN and "9 by gene id, 1 only by gene symbol" in expr_row.detail
+    assert rep.stats["genes_with_expression_by_symbol"] == 1
+    assert rep.ok

@@ -506,3 +506,124 @@ def test_gene_on_a_chromosome_absent_from_the_vcf(tmp_path):
     path = write_vcf(tmp_path / "v.vcf.gz", vcf_text([rec(T, 1, "A")]))
     gh = gene_haplotypes(VariantReader(path, g), Gene("G", "G", "chr2", T, "+"), GEO)
     assert gh.sample_keys["S1"] == (REF_KEY, REF_KEY) and gh.skipped["contig_absent"] == 1
+
+
+# -- issue #14: files that used to be read wrongly or crash the reader ----------------------------------------
+def _many_records(n: int, samples=("S1", "S2"), length=10_000_000, sep="|") -> str:
+    """``n`` SNVs on chrBig (no genome): enough text for several BGZF blocks of 64 KiB."""
+    recs = [("chrBig", 1 + 7 * i, "A", "C", [f"0{sep}1", f"1{sep}0"][: len(samples)]) for i in range(n)]
+    return vcf_text(recs, samples=samples, contig="chrBig", length=length)
+
+
+@pytest.mark.parametrize("cut", ["eof-block", "mid-block"])
+def test_truncated_bgzf_is_refused_in_one_line(tmp_path, capfd, cut):
+    p = write_vcf(tmp_path / "t.vcf.gz", _many_records(6000), index=False)
+    data = p.read_bytes()
+    # without its 28-byte EOF block htslib reads every record before the cut and stops without a word
+    p.write_bytes(data[:-28] if cut == "eof-block" else data[: len(data) // 2])
+    with pytest.raises(GtaInputError, match="truncated: no BGZF end-of-file block") as e:
+        list(VariantReader(p).iter_regions())
+    assert str(p) in e.value.one_line() and "bgzip -t" in e.value.one_line()
+    assert capfd.readouterr().err == ""
+
+
+def test_corrupt_block_is_an_htslib_error_in_one_line(tmp_path, capfd):
+    p = write_vcf(tmp_path / "c.vcf.gz", _many_records(6000), index=False)
+    data = bytearray(p.read_bytes())
+    mid = len(data) // 2
+    data[mid : mid + 64] = bytes(64)  # inside a compressed block; the EOF block stays
+    p.write_bytes(bytes(data))
+    with pytest.raises(GtaInputError) as e:
+        list(VariantReader(p).iter_regions())
+    assert "\n" not in e.value.one_line() and str(p) in e.value.one_line()
+    assert capfd.readouterr().err == ""  # htslib's own lines never reach the terminal
+
+
+@pytest.mark.parametrize("ext", [".tbi", ".csi"])
+def test_stale_index_is_refused_with_the_fix(tmp_path, ext):
+    p = write_vcf(tmp_path / "s.vcf.gz", _many_records(50), index=False)
+    pysam.tabix_index(str(p), preset="vcf", force=True, csi=ext == ".csi")
+    index = Path(str(p) + ext)
+    t = p.stat().st_mtime
+    os.utime(index, (t - 60, t - 60))  # the VCF was rewritten after its index was made
+    fix = "tabix -f -C -p vcf s.vcf.gz" if ext == ".csi" else "tabix -f -p vcf s.vcf.gz"
+    with pytest.raises(GtaInputError, match=f"index s.vcf.gz{ext} is older than the file") as e:
+        VariantReader(p).region("chrBig", 0, 1000)
+    assert fix in e.value.one_line()
+    os.utime(index, (t + 1, t + 1))  # rebuilt (newer): read
+    assert len(VariantReader(p).region("chrBig", 0, 1000)) == 50
+
+
+def test_missing_index_is_built(tmp_path):
+    p = write_vcf(tmp_path / "m.vcf.gz", _many_records(50), index=False)
+    assert len(VariantReader(p).region("chrBig", 0, 1000)) == 50
+    assert Path(str(p) + ".tbi").exists()
+
+
+def test_unsorted_bgzipped_vcf_is_found_by_the_sequential_scan(tmp_path):
+    recs = [("chr1", 5, SEQ[4], "A", ["0|1"]), ("chr1", 20, SEQ[19], "A", ["0|1"]), ("chr1", 9, SEQ[8], "A", ["1|0"])]
+    p = write_vcf(tmp_path / "u.vcf.gz", vcf_text(recs), index=False)
+    header_lines = vcf_text([]).count("\n")
+    with pytest.raises(GtaInputError, match="records are not sorted: chr1:9 follows chr1:20") as e:
+        list(VariantReader(p).iter_regions())
+    assert e.value.line == header_lines + 3 and "bcftools sort" in e.value.one_line()
+    recs = [("chr1", 5, SEQ[4], "A", ["0|1"]), ("chr2", 2, "A", "C", ["0|1"]), ("chr1", 9, SEQ[8], "A", ["1|0"])]
+    p = write_vcf(tmp_path / "u2.vcf.gz", vcf_text(recs), index=False)
+    with pytest.raises(GtaInputError, match="chromosome chr1 comes back after chr2"):
+        list(VariantReader(p).iter_regions())
+
+
+def test_haploid_records_and_mixed_ploidy(tmp_path, genome):
+    """A haploid call (chrX of a male, as 1000 Genomes writes it) is on both haplotypes, also in records where
+    every call is haploid (cyvcf2 then returns 2 columns, not 3) and next to diploid calls."""
+    a = "A" if SEQ[18] != "A" else "C"
+    b = "A" if SEQ[21] != "A" else "C"
+    recs = [("chr1", 19, SEQ[18], a, ["1", "0"]), ("chr1", 22, SEQ[21], b, ["1", "0|1"])]
+    gh = one(tmp_path, genome, recs, samples=("M", "F"))
+    k1, k2 = gh.sample_keys["M"]
+    assert k1 == k2 != REF_KEY and len(gh.alleles[k1]) == 2
+    f1, f2 = gh.sample_keys["F"]
+    assert f1 == REF_KEY and [x.pos for x in gh.alleles[f2]] == [22]
+    calls = VariantReader(tmp_path / "v.vcf.gz", genome).region("chr1", 0, 40)
+    assert calls.gt.shape == (2, 2, 2) and calls.gt[:, 0].tolist() == [[1, 1], [1, 1]]
+
+
+def test_genotype_of_more_than_two_alleles_is_an_error(tmp_path, genome):
+    a = "A" if SEQ[18] != "A" else "C"
+    for gts in (["0/1/1", "0|1"], ["0|1", "1|1|0"]):
+        with pytest.raises(GtaInputError, match=r"genotype of 3 alleles for sample S\d at chr1:19: gta reads "
+                           "diploid and haploid calls only"):
+            one(tmp_path, genome, [("chr1", 19, SEQ[18], a, gts)], samples=("S0", "S1"))
+
+
+def test_unphased_auto_refuses_an_unphased_sample(tmp_path, genome):
+    a = "A" if SEQ[18] != "A" else "C"
+    b = "A" if SEQ[21] != "A" else "C"
+    recs = [("chr1", 19, SEQ[18], a, ["0/1", "0|1", "1/1"]), ("chr1", 22, SEQ[21], b, ["1/0", "1/0", "0/0"])]
+    with pytest.raises(GtaInputError, match=r"unphased VCF: sample S0 has 2 unphased heterozygous genotype\(s\) "
+                       "and no phased one") as e:
+        one(tmp_path, genome, recs, samples=("S0", "S1", "S2"))
+    assert "variant_policy: {unphased: as-phased}" in e.value.one_line()
+    # S1 is phased (one unphased het among phased ones: counted), S2 has no het call: read under 'ref' rules
+    gh = one(tmp_path, genome, recs, samples=("S0", "S1", "S2"), policy=HaplotypePolicy(samples=("S1", "S2")))
+    assert gh.skipped["unphased"] == 1 and REF_KEY not in gh.sample_keys["S2"]
+    for unphased in ("ref", "as-phased"):  # said explicitly: no check
+        gh = one(tmp_path, genome, recs, samples=("S0", "S1", "S2"), policy=HaplotypePolicy(unphased=unphased))
+        assert gh.skipped["unphased" if unphased == "ref" else "unphased_as_phased"] == 3
+
+
+def test_symbolic_and_breakend_records_are_counted_without_htslib_noise(tmp_path, genome, capfd):
+    """A VCF 4.1 structural-variant file (INFO tags its header does not define) reads in silence; its symbolic
+    and breakend ALTs are the reference, counted; htslib's header warnings are counted as notes."""
+    a = "A" if SEQ[9] != "A" else "C"
+    text = vcf_text([("chr1", 10, SEQ[9], a, ["0|1"]), ("chr1", 16, SEQ[15], "<DEL>", ["1|1"]),
+                     ("chr1", 20, SEQ[19], SEQ[19] + "[chr1:35[", ["0|1"]), ("chr1", 24, SEQ[23], "*", ["1|0"])])
+    text = text.replace("VCFv4.2", "VCFv4.1").replace("\t.\tGT\t1|1", "\tSVTYPE=DEL;END=18;SVLEN=-2\tGT\t1|1")
+    text = text.replace("\t.\tGT\t0|1\n", "\tSVTYPE=BND;MATEID=b1\tGT\t0|1\n")
+    p = write_vcf(tmp_path / "sv.vcf.gz", text)
+    reader = VariantReader(p, genome)
+    calls = reader.region("chr1", 0, 40)
+    assert len(calls) == 4 and calls.skipped["unsupported_allele"] == 4
+    assert calls.gt[0, 0].tolist() == [0, 1]  # the SNV is read
+    assert any("'SVTYPE' is not defined in the header" in k for k in reader.htslib_notes)
+    assert capfd.readouterr().err == ""

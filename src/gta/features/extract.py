@@ -47,15 +47,17 @@ class ExtractSummary:
     wall_s: float = 0.0
     peak_rss_mb: float = 0.0
     interrupted: bool = False
+    variant_skips: str | None = None  # what the haplotype policy dropped, in words (None: no VCF was read)
 
     def __str__(self) -> str:
-        skipped = ", ".join(f"{v} {k}" for k, v in self.skipped.items() if v) or "none"
+        skipped = ", ".join(f"{v} {k}" for k, v in self.skipped.items() if v and not k.startswith("variants: "))
         state = "INTERRUPTED (rerun the same command to resume)" if self.interrupted else "done"
         return (
             f"extract {state}: {self.computed} items encoded by worker {self.worker}/{self.n_workers} "
             f"({self.items_mine} of {self.items_total} items; {self.genes} genes, {self.samples} samples, "
-            f"{self.unique_haplotypes} unique personal haplotypes); skipped: {skipped}; "
-            f"{self.wall_s:.1f} s, peak memory {self.peak_rss_mb:.0f} MB -> {self.out}"
+            f"{self.unique_haplotypes} unique personal haplotypes); skipped: {skipped or 'none'}; "
+            + (f"variants: {self.variant_skips or 'nothing dropped'}; " if self.variant_skips is not None else "")
+            + f"{self.wall_s:.1f} s, peak memory {self.peak_rss_mb:.0f} MB -> {self.out}"
         )
 
 
@@ -110,7 +112,13 @@ def _default_haplotypes(dataset: Any, geometry: Any, samples: list[str] | None) 
                 f"it has {len(known)} samples)", path,
                 hint=f"did you mean {', '.join(close)}?" if close else "check -s/--samples or -S/--samples-file",
             )
-    return lambda gene: gene_haplotypes(reader, gene, geometry, samples=samples)
+    reader.check_phasing()  # an unphased VCF is refused before any progress bar starts
+
+    def source(gene: Any) -> Any:
+        return gene_haplotypes(reader, gene, geometry, samples=samples)
+
+    source.reader = reader  # type: ignore[attr-defined]  # its counts go into the summary
+    return source
 
 
 def _peak_rss_mb() -> float:
@@ -219,6 +227,13 @@ def extract(
         if not existed and not any(store.has_ref(g.gene_id) for g in selected):
             _remove_new_store(out)
         raise
+    reader = getattr(hap_source, "reader", None)
+    if reader is not None:  # what the haplotype policy dropped, in the VCF's records of the selected genes
+        from gta.io.variants import describe_skips
+
+        counts = {k: v for k, v in reader.stats.items() if k != "contig_absent" and v}
+        summary.variant_skips = describe_skips(counts, reader.policy)
+        summary.skipped.update({f"variants: {k}": v for k, v in counts.items()})
     summary.samples = len(samples)
     summary.items_total = len(items)
     mine = [it for i, it in enumerate(items) if i % n_workers == worker]
@@ -285,23 +300,25 @@ def _plan(selected: list[Any], hap_source: Callable[[Any], Any] | None, store: F
     gene_haps: dict[str, Any] = {}
     samples: set[str] = set()
     plan_bar = _bar(len(selected) if hap_source else 0, "planning haplotypes", progress)
-    for gene in selected:
-        owner_of_ref = len(items) % n_workers == worker
-        items.append((gene, "ref"))
-        if hap_source is None:
-            continue
-        haps = hap_source(gene)
-        keys = sorted({k for pair in haps.sample_keys.values() for k in pair if k != "ref"})
-        samples.update(haps.sample_keys)
-        summary.unique_haplotypes += len(keys)
-        first = len(items)
-        items.extend((gene, k) for k in keys)
-        if owner_of_ref:
-            store.set_sample_haps(gene.gene_id, haps.sample_keys)
-        if any((first + j) % n_workers == worker for j in range(len(keys))):
-            gene_haps[gene.gene_id] = haps
-        plan_bar.update(1)
-    plan_bar.close()
+    try:
+        for gene in selected:
+            owner_of_ref = len(items) % n_workers == worker
+            items.append((gene, "ref"))
+            if hap_source is None:
+                continue
+            haps = hap_source(gene)
+            keys = sorted({k for pair in haps.sample_keys.values() for k in pair if k != "ref"})
+            samples.update(haps.sample_keys)
+            summary.unique_haplotypes += len(keys)
+            first = len(items)
+            items.extend((gene, k) for k in keys)
+            if owner_of_ref:
+                store.set_sample_haps(gene.gene_id, haps.sample_keys)
+            if any((first + j) % n_workers == worker for j in range(len(keys))):
+                gene_haps[gene.gene_id] = haps
+            plan_bar.update(1)
+    finally:
+        plan_bar.close()  # (an error line starts on a line of its own)
     return items, gene_haps, samples
 
 

@@ -97,6 +97,9 @@ class Dataset:
         from gta.io.variants import HaplotypePolicy
 
         ours, default = self.manifest.variant_policy.to_dict(), HaplotypePolicy().to_dict()
+        for d in (ours, default):  # 'auto' reads a file it accepts exactly as 'ref' does: the same features
+            if d["unphased"] == "auto":
+                d["unphased"] = "ref"
         changed = {k: v for k, v in ours.items() if k != "samples" and v != default[k]}
         return {"variant_policy": json.dumps(changed, sort_keys=True)} if changed else {}
 
@@ -213,11 +216,21 @@ def vcf_header(path: str | Path) -> tuple[list[str], list[str]]:
     path = Path(path)
     import cyvcf2
 
+    from gta.io.variants import _captured_stderr, check_variant_file, htslib_problem
+
+    check_variant_file(path)  # truncated BGZF, stale index
+    lines: list[str] = []
     try:
-        vcf = cyvcf2.VCF(str(path), lazy=True, threads=1)
+        with _captured_stderr(lines):
+            vcf = cyvcf2.VCF(str(path), lazy=True, threads=1)
     except (OSError, ValueError, Exception) as e:  # cyvcf2 raises bare Exceptions for unreadable headers
-        raise GtaInputError(f"cannot read VCF header: {' '.join(str(e).split())[:200]}", path,
+        why = htslib_problem(lines) or " ".join(str(e).split())[:200]
+        raise GtaInputError(f"cannot read VCF header: {why}", path,
                             hint="check it with: bcftools view -h FILE") from None
+    problem = htslib_problem(lines)
+    if problem:
+        vcf.close()
+        raise GtaInputError(problem, path, hint="check it with: bcftools view -h FILE")
     try:
         samples = list(vcf.samples)
         try:

@@ -79,6 +79,7 @@ class GeneTable:
     path: Path | None = None
     format: str = ""
     missing_contigs: dict[str, int] = field(default_factory=dict)  # contig -> genes skipped on it
+    renamed_contigs: dict[str, str] = field(default_factory=dict)  # the file's name -> the FASTA's (an alias)
 
     def __len__(self) -> int:
         return len(self.genes)
@@ -303,19 +304,22 @@ def _finish(accs: list[_Acc], names: ChromNames | None) -> GeneTable:
     out: list[Gene] = []
     skipped: Counter[str] = Counter()
     missing: Counter[str] = Counter()
+    renamed: dict[str, str] = {}
     for a in accs:
         chrom = names.resolve(a.chrom) if names is not None else a.chrom
         if chrom is None:
             skipped[SKIP_CONTIG] += 1
             missing[a.chrom] += 1
             continue
+        if chrom != a.chrom:
+            renamed[a.chrom] = chrom
         if a.strand not in ("+", "-"):
             skipped[SKIP_STRAND] += 1
             continue
         s, e = a.canonical or (a.start, a.end)
         tss = s if a.strand == "+" else e - 1
         out.append(Gene(a.gene_id, a.symbol, chrom, tss, a.strand, a.gene_type, a.end))
-    return GeneTable(out, dict(skipped), missing_contigs=dict(missing))
+    return GeneTable(out, dict(skipped), missing_contigs=dict(missing), renamed_contigs=renamed)
 
 
 def split_row(text: str, sep: str, path: Path, lineno: int) -> list[str]:

@@ -660,7 +660,7 @@ def variants(data, gene: str, sample: str | None = None, policy: HaplotypePolicy
             if calls.status[i] != "ok":
                 cell += " (not used)"
             elif not ph and a2 != -2 and a1 != a2:
-                cell += " (unphased: " + ("reference" if pol.unphased == "ref" else "read as phased") + ")"
+                cell += " (unphased: " + ("reference" if pol.unphased_mode == "ref" else "read as phased") + ")"
             elif a1 == -1 or a2 == -1:
                 cell += " (missing: reference)"
             on = [f"h{h + 1}" for h in (0, 1)

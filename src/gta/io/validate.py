@@ -7,7 +7,15 @@ files are rows of the report with status ``error`` (exit 2): no gene on a FASTA 
 expression, VCF contigs that match no FASTA chromosome. An expression sample without genotypes
 in the VCF is such a row too, and, once every check has run, an ``UnusableDatasetError`` (a one-line
 ``GtaInputError`` naming both files) that carries the report. ``warn`` rows (skipped genes, missing index, empty
-val/test split, REF mismatches, a plain-gzip VCF) leave the data set usable.
+val/test split, REF mismatches, unphased heterozygous calls read as the reference, symbolic alleles, a plain-gzip
+VCF, expression matched only by gene symbol) leave the data set usable; ``info`` rows say what gta did for you
+(chromosome names matched only through an alias such as ``1``/``chr1``, htslib's notes on header tags gta does
+not read).
+
+The VCF is refused with one line (``GtaInputError`` from ``gta.io.variants``) when it is truncated (no BGZF
+end-of-file block), its index is older than it, its records are out of order (the first ``SCAN_RECORDS`` of a
+VCF without index are read in file order), a sample is entirely unphased under the default policy, or a
+genotype has more than two alleles.
 """
 
 from __future__ import annotations
@@ -77,6 +85,10 @@ def _examples(items: list[str], n: int = 3) -> str:
     return ", ".join(items[:n]) + (" ..." if len(items) > n else "")
 
 
+def _alias_examples(renamed: dict[str, str], n: int = 3) -> str:
+    return _examples([f"{a} -> {b}" for a, b in renamed.items()], n)
+
+
 def validate(manifest_path: str | Path, scan_genome: bool = True, progress: bool = False) -> ValidationReport:
     """Check a data set end to end; see the module docstring for what is an error."""
     ds = open_dataset(manifest_path)
@@ -98,19 +110,25 @@ def validate(manifest_path: str | Path, scan_genome: bool = True, progress: bool
     gene_contigs = sorted({g.chrom for g in genes})
     renamed = sorted(table.missing_contigs)
     names = f"{len(gene_contigs)} gene chromosome(s) found in the FASTA"
+    aliased = getattr(table, "renamed_contigs", {}) or {}
+    if aliased:
+        names += f", {len(aliased)} only through an alias ({_alias_examples(aliased)})"
     if table.missing_contigs:
         names += f"; not in the FASTA: {_examples(renamed)} ({sum(table.missing_contigs.values())} genes skipped)"
-    rep.add("chromosome names FASTA/genes", WARN if table.missing_contigs else OK, names)
+    rep.stats["gene_contigs_by_alias"] = len(aliased)
+    rep.add("chromosome names FASTA/genes", WARN if table.missing_contigs else INFO if aliased else OK, names)
 
     expr = ds.expression
     if expr is not None:
         mr = match_report(expr, genes)
         rep.stats.update(expression_genes=mr["expression_genes"], expression_samples=mr["samples"],
                          genes_with_expression=mr["matched"])
-        status = ERROR if mr["matched"] == 0 else OK
+        status = ERROR if mr["matched"] == 0 else WARN if mr["matched_by_symbol"] else OK
+        rep.stats["genes_with_expression_by_symbol"] = mr["matched_by_symbol"]
         text = f"{mr['matched']:,} of {len(genes):,} genes ({mr['samples']:,} samples)"
         if mr["matched_by_symbol"]:
-            text += f"; {mr['matched_by_symbol']} matched by symbol"
+            text += (f"; {mr['matched_by_id']:,} by gene id, {mr['matched_by_symbol']:,} only by gene symbol (a "
+                     "symbol can be renamed or shared between releases: prefer gene ids of the same release)")
         if mr["expression_without_gene"]:
             text += f"; {mr['expression_without_gene']:,} matrix rows match no gene"
         if mr["matched"] == 0:
@@ -180,8 +198,12 @@ def _check_variants(rep: ValidationReport, ds, expr_samples: list[str]) -> list[
     if contigs:
         found = [c for c in contigs if ds.genome.names.resolve(c) is not None]
         missing = [c for c in contigs if ds.genome.names.resolve(c) is None]
-        status = ERROR if not found else OK
+        aliased = {c: ds.genome.names.resolve(c) for c in found if ds.genome.names.resolve(c) != c}
+        rep.stats["vcf_contigs_by_alias"] = len(aliased)
+        status = ERROR if not found else INFO if aliased else OK
         text = f"{len(found)} of {len(contigs)} VCF contigs found in the FASTA"
+        if aliased:
+            text += f", {len(aliased)} only through an alias ({_alias_examples(aliased)})"
         if missing:
             text += f"; not in the FASTA: {_examples(missing)}"
         gene_chroms = {g.chrom for g in ds.genes}
@@ -229,22 +251,16 @@ def gene_regions(genes: list[Gene], geometry: Geometry, chunk_bp: int) -> Iterat
 
 @contextmanager
 def _quiet_vcf_reading() -> Iterator[None]:
-    """Silence htslib's own stderr lines and cyvcf2's warning for a region without records (a malformed record
-    is a GtaInputError that says what is wrong, in one line)."""
-    from cyvcf2.cyvcf2 import set_htslib_log_level
-
-    set_htslib_log_level(0)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="no intervals found", category=UserWarning)
-            yield
-    finally:
-        set_htslib_log_level(3)  # htslib's default (HTS_LOG_WARNING)
+    """Silence cyvcf2's warning for a region without records. (htslib's own stderr lines are captured by the
+    VariantReader: an htslib error is a GtaInputError that says what is wrong, in one line.)"""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="no intervals found", category=UserWarning)
+        yield
 
 
 def _check_records(rep: ValidationReport, ds: Dataset, indexed: bool) -> None:
     """Parse the VCF records that feature extraction reads; a malformed one raises (file and line)."""
-    from gta.io.variants import VariantReader, sniff_format
+    from gta.io.variants import VariantReader, describe_skips, sniff_format
 
     path: Path = ds.manifest.variants
     geometry = ds.manifest.geometry
@@ -271,11 +287,19 @@ def _check_records(rep: ValidationReport, ds: Dataset, indexed: bool) -> None:
             finally:
                 runs.close()
             where = f"from the start (at most {SCAN_RECORDS:,}: {'plain text' if kind == 'vcf' else 'no index'})"
+        notes = Counter(reader.htslib_notes)
     rep.stats["vcf_records_read"] = n
+    skipped.pop("contig_absent", None)  # (gene windows on a chromosome without records: normal)
+    rep.stats.update({f"vcf_{k}": v for k, v in sorted(skipped.items())})
     text = f"{n:,} record(s) {where} parsed"
     if skipped:
-        text += "; " + ", ".join(f"{k} {v:,}" for k, v in sorted(skipped.items()))
-    rep.add("variant records", WARN if skipped.get("ref_mismatch") else OK, text)
+        text += "; " + describe_skips(skipped, policy)
+    rep.add("variant records", WARN if set(skipped) - {"unphased_as_phased"} else OK, text)
+    if notes:
+        total = sum(notes.values())
+        first = next(iter(notes))
+        rep.add("htslib notes", INFO, f"{total:,} htslib warning(s) about header lines or tags gta does not read "
+                f"({len(notes)} distinct, first: {first})")
 
 
 def render_report(report: ValidationReport):

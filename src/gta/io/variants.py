@@ -6,9 +6,17 @@ alleles are checked against the genome. What a policy drops is counted (``Region
 ``VariantReader.stats``):
 
 * ``filtered``, ``ref_mismatch``, ``multiallelic`` (policy ``multiallelic='ref'``): records;
-* ``missing``, ``unsupported_allele``: haplotype calls set to the reference;
-* ``unphased``: unphased heterozygous genotypes set to the reference (policy ``unphased='ref'``);
-  ``unphased_as_phased`` counts those read in written order (``'as-phased'``, what ``bcftools consensus -H`` does).
+* ``missing``, ``unsupported_allele`` (symbolic and breakend ALTs: ``<DEL>``, ``N[chr2:123[``, ``*``): haplotype
+  calls set to the reference;
+* ``unphased``: unphased heterozygous genotypes set to the reference (policy ``unphased='ref'``, and ``'auto'`` on a
+  phased file); ``unphased_as_phased`` counts those read in written order (``'as-phased'``, what
+  ``bcftools consensus -H`` does).
+
+Refused with one line (``GtaInputError``): a BGZF file without its end-of-file block (truncated), an index older
+than its file, records out of order, genotypes of more than two alleles, a sample whose genotypes are all unphased
+under the default ``unphased='auto'``, and anything htslib reports as an error. What htslib writes on stderr is
+captured around each call: errors become the one line, warnings about header tags gta does not read
+(``INFO 'X' is not defined in the header``) are counted in ``VariantReader.htslib_notes``.
 
 Genotype matrices are ``int8 [records, samples, 2]`` allele indices after the policy (0 = REF, k = ALT k).
 See ``docs/haplotypes.md`` for how alleles become haplotype sequences.
@@ -18,12 +26,17 @@ from __future__ import annotations
 
 import difflib
 import gzip
+import itertools
 import logging
+import os
 import re
+import sys
 import tempfile
 import warnings
 import weakref
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,10 +53,16 @@ _ALLELE_OK = re.compile(r"^[ACGTNacgtn]+$")
 _FIX_GZIP = "recompress: zcat {name} | bgzip -c > {stem}.bgzf.vcf.gz && bcftools index {stem}.bgzf.vcf.gz"
 _FIX_BCF = "recompress: bcftools view -Ob -o {stem}.bgzf.bcf {name} && bcftools index {stem}.bgzf.bcf"
 _LOG_FIRST = 5  # how many skipped records a policy names in the log
+PHASING_SCAN = 2_000  # records read from the start to tell a phased VCF from an unphased one (unphased='auto')
+# the 28-byte empty block that ends every complete BGZF file (htslib's bgzf.c)
+BGZF_EOF = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")
+# htslib warnings that are errors for gta (the other warnings concern header lines and tag definitions: htslib
+# reads the records all the same, as bcftools does)
+_HTS_SERIOUS = re.compile(r"EOF marker|truncated|index file is older|Failed to|Could not|Error", re.I)
 _CHOICES = {
     "multiallelic": ("split", "error", "ref"),
     "missing": ("ref", "error"),
-    "unphased": ("ref", "as-phased", "error"),
+    "unphased": ("auto", "ref", "as-phased", "error"),
     "overlap": ("first", "error"),
     "ref_mismatch": ("skip", "error"),
 }
@@ -56,9 +75,12 @@ class HaplotypePolicy:
     multiallelic: ``split`` (each ALT is its own allele; the GT index picks it), ``error``, or ``ref`` (a record
         with more than one ALT is read as the reference for every sample, counted as ``multiallelic``).
     missing: ``ref`` (a missing allele is the reference) or ``error``.
-    unphased: ``ref`` (an unphased heterozygous genotype becomes reference on both haplotypes), ``as-phased``
-        (the first written allele is haplotype 1, as ``bcftools consensus -H`` does) or ``error``. Unphased
-        homozygous genotypes are unambiguous and always used; haploid calls count for both haplotypes.
+    unphased: ``auto`` (``ref`` for a phased VCF; an error naming the sample when a sample has unphased
+        heterozygous genotypes and no phased one in the first ``PHASING_SCAN`` records: an unphased VCF would
+        silently lose every heterozygous call), ``ref`` (an unphased heterozygous genotype becomes reference on both
+        haplotypes, counted), ``as-phased`` (the first written allele is haplotype 1, as ``bcftools consensus -H``
+        does) or ``error``. Unphased homozygous genotypes are unambiguous and always used; a haploid call's allele
+        is on both haplotypes; a genotype of more than two alleles is an error.
     filter_pass: keep only records whose FILTER is PASS or ``.``.
     samples: the samples to read (``None``: all), in the file's order.
     overlap: ``first`` (an allele overlapping one already applied on the same haplotype is skipped, in file
@@ -68,7 +90,7 @@ class HaplotypePolicy:
 
     multiallelic: str = "split"
     missing: str = "ref"
-    unphased: str = "ref"
+    unphased: str = "auto"
     filter_pass: bool = False
     samples: tuple[str, ...] | None = None
     overlap: str = "first"
@@ -84,6 +106,11 @@ class HaplotypePolicy:
                 object.__setattr__(self, "samples", (self.samples,))
             else:
                 object.__setattr__(self, "samples", tuple(self.samples))
+
+    @property
+    def unphased_mode(self) -> str:
+        """What is done with an unphased heterozygous genotype once the file passed the ``auto`` check."""
+        return "ref" if self.unphased == "auto" else self.unphased
 
     def to_dict(self) -> dict:
         d = {name: getattr(self, name) for name in (*_CHOICES, "filter_pass")}
@@ -198,6 +225,95 @@ def _has_index(path: Path) -> bool:
     return any(Path(str(path) + ext).exists() for ext in (".tbi", ".csi"))
 
 
+def _reindex_hint(path: Path, index: Path) -> str:
+    if sniff_format(path) == "bgzf-bcf":
+        return f"rebuild it: bcftools index -f {path.name}"
+    return f"rebuild it: tabix -f {'-C ' if index.suffix == '.csi' else ''}-p vcf {path.name}"
+
+
+def check_variant_file(path: str | Path) -> str:
+    """The checks every opening of a VCF/BCF makes before htslib sees it; returns ``sniff_format(path)``.
+
+    Refuses a BGZF file whose last 28 bytes are not the BGZF end-of-file block (a truncated file: htslib would
+    read the records before the cut and stop without an error) and an index older than its file (a stale index
+    points into another file's blocks: wrong records, or a crash).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise GtaInputError("variant file not found", path)
+    kind = sniff_format(path)
+    if kind in ("bgzf-vcf", "bgzf-bcf"):
+        with open(path, "rb") as fh:
+            fh.seek(max(0, path.stat().st_size - len(BGZF_EOF)))
+            tail = fh.read()
+        if tail != BGZF_EOF:
+            raise GtaInputError(
+                "truncated: no BGZF end-of-file block at the end of the file (it was cut short, e.g. by an "
+                "interrupted download or copy; the records after the cut would be lost without a word)", path,
+                hint=f"download or write it again; bgzip -t {path.name} checks a BGZF file",
+            )
+        mtime = path.stat().st_mtime_ns
+        for ext in (".tbi", ".csi"):
+            index = Path(str(path) + ext)
+            if index.exists() and index.stat().st_mtime_ns < mtime:
+                raise GtaInputError(
+                    f"the index {index.name} is older than the file (stale: it describes an earlier version)",
+                    path, hint=_reindex_hint(path, index),
+                )
+    return kind
+
+
+@contextmanager
+def _captured_stderr(into: list[str]) -> Iterator[None]:
+    """Redirect file descriptor 2 (where htslib writes) into a temporary file; its lines land in ``into``."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no usable stderr: nothing to capture
+        yield
+        return
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            into.extend(x for x in tmp.read().decode("utf-8", "replace").splitlines() if x.strip())
+
+
+def htslib_problem(lines: list[str], notes: Counter | None = None) -> str | None:
+    """The first htslib line that is an error for gta, in gta's words where it is a known one: every ``[E::...]``
+    line, and the warnings of a truncated file, a stale index or a failed read. The other warnings concern header
+    lines and tag definitions that htslib works around and reads the records all the same, as bcftools does
+    (``INFO 'X' is not defined in the header``, ``PL should be declared as Number=G``, ``Invalid tag name``):
+    counted in ``notes``. Lines that are not htslib's pass through to stderr."""
+    problem = None
+    after_htslib = False
+    for line in lines:
+        if not line.startswith(("[E::", "[W::", "[I::", "[D::")):
+            if not after_htslib:  # (a line after htslib's is the rest of its message, e.g. the header line)
+                print(line, file=sys.stderr)
+            continue
+        after_htslib = True
+        if line.startswith(("[I::", "[D::")):
+            continue
+        text = line.split("] ", 1)[-1].strip()
+        if line.startswith("[W::") and not _HTS_SERIOUS.search(text):
+            if notes is not None:
+                notes[text] += 1
+            continue
+        if problem is None:
+            if "EOF marker is absent" in text:
+                problem = "truncated: no BGZF end-of-file block (htslib: the input is probably truncated)"
+            elif "index file is older" in text:
+                problem = "the index is older than the file (stale: rebuild it with tabix -f -p vcf FILE)"
+            else:
+                problem = f"htslib: {text}"
+    return problem
+
+
 def locate_bad_line(path: str | Path, max_lines: int = 5_000_000) -> tuple[int, str] | None:
     """First line of a text VCF (plain or gzip) whose shape is wrong: (1-based line, what is wrong)."""
     path = Path(path)
@@ -232,6 +348,36 @@ def locate_bad_line(path: str | Path, max_lines: int = 5_000_000) -> tuple[int, 
     return None
 
 
+def locate_unsorted_line(path: str | Path, max_lines: int = 20_000_000) -> tuple[int, str] | None:
+    """First record line of a text VCF (plain or gzip) that is out of order: (1-based line, what is wrong)."""
+    path = Path(path)
+    opener = gzip.open if sniff_format(path) in ("gzip", "bgzf-vcf") else open
+    seen: set[str] = set()
+    last_chrom, last_pos = None, -1
+    try:
+        with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
+            for lineno, line in enumerate(fh, 1):
+                if lineno > max_lines:
+                    return None
+                if line.startswith("#") or not line.strip():
+                    continue
+                cols = line.split("\t", 2)
+                if len(cols) < 2 or not cols[1].isdigit():
+                    return None
+                chrom, pos = cols[0], int(cols[1])
+                if chrom != last_chrom:
+                    if chrom in seen:
+                        return lineno, f"chromosome {chrom} comes back after {last_chrom}"
+                    seen.add(chrom)
+                    last_chrom, last_pos = chrom, -1
+                elif pos < last_pos:
+                    return lineno, f"{chrom}:{pos} follows {chrom}:{last_pos}"
+                last_pos = pos
+    except (OSError, EOFError, UnicodeError):
+        return None
+    return None
+
+
 class VariantReader:
     """Streaming, indexed access to a phased VCF/BCF, harmonised with a genome (``genome=None``: names as in
     the file, REF unchecked). Regions are fetched with tabix/CSI indexes; a missing index is created beside the
@@ -246,9 +392,10 @@ class VariantReader:
         self._cache: RegionCalls | None = None
         self._warned: set[str] = set()
         self._multi_logged: set[str] = set()
-        if not self.path.exists():
-            raise GtaInputError("variant file not found", self.path)
-        self.kind = sniff_format(self.path)
+        self.htslib_notes: Counter = Counter()  # htslib's header warnings (tags gta does not read), by text
+        self._hts_lines: list[str] = []  # what htslib wrote during the last captured call
+        self._phasing_checked = self.policy.unphased != "auto"
+        self.kind = check_variant_file(self.path)
         name, stem = self.path.name, self.path.name.split(".")[0]
         if self.kind == "empty":
             raise GtaInputError("variant file is empty", self.path, hint="a VCF starts with ##fileformat=VCFv4.x")
@@ -299,14 +446,35 @@ class VariantReader:
         if inner[:1] != b"#":
             raise GtaInputError("gzip-compressed, but not a VCF inside (no '#' header)", self.path, hint=fix)
 
+    @contextmanager
+    def _htslib(self, strict: bool = True) -> Iterator[None]:
+        """Capture what htslib writes on stderr during the block; with ``strict``, an htslib error (or a warning
+        other than a header note) raises a one-line GtaInputError. When the block raises, the lines are kept in
+        ``_hts_lines`` for the error message."""
+        lines: list[str] = []
+        self._hts_lines = lines
+        with _captured_stderr(lines):
+            yield
+        problem = htslib_problem(lines, self.htslib_notes)
+        if problem and strict:
+            raise GtaInputError(problem, self.path, hint="check it with bcftools view")
+
+    def _hts_error(self) -> str | None:
+        """The htslib error of the last captured call that failed (its lines were not checked yet)."""
+        return htslib_problem(self._hts_lines, Counter())
+
     def _open(self, path: Path, samples: list[str] | None = None) -> cyvcf2.VCF:
         try:
-            if samples is not None and samples != self.header_samples:
-                return cyvcf2.VCF(str(path), samples=samples, lazy=True)
-            return cyvcf2.VCF(str(path), lazy=True)
+            with self._htslib():
+                if samples is not None and samples != self.header_samples:
+                    return cyvcf2.VCF(str(path), samples=samples, lazy=True)
+                return cyvcf2.VCF(str(path), lazy=True)
+        except GtaInputError:
+            raise
         except Exception as e:  # cyvcf2 raises bare Exception / OSError for unreadable headers
             raise GtaInputError(
-                f"cannot read the VCF/BCF header ({_short(e)})", self.path, hint="check it with bcftools view -h"
+                f"cannot read the VCF/BCF header ({self._hts_error() or _short(e)})", self.path,
+                hint="check it with bcftools view -h",
             ) from None
 
     def _ensure_index(self) -> None:
@@ -319,7 +487,8 @@ class VariantReader:
                 target = Path(self._tmp.name) / (self.path.name + ".gz")
                 log.warning("%s is plain text: bgzipping and indexing a temporary copy (bgzip + index it once to "
                             "skip this)", self.path)
-                pysam.tabix_compress(str(self.path), str(target), force=True)
+                with self._htslib():
+                    pysam.tabix_compress(str(self.path), str(target), force=True)
             else:
                 name, stem = self.path.name, self.path.name.split(".")[0]
                 target = Path(self._tmp.name) / f"{stem}.bgzf.vcf.gz"
@@ -351,12 +520,19 @@ class VariantReader:
     def _index(self, path: Path) -> None:
         preset = "bcf" if self.kind == "bgzf-bcf" else "vcf"
         last = None
-        for csi in (False, True):
+        for csi in (False, True):  # (a .tbi that cannot hold the positions fails with an htslib error: try CSI)
             try:
-                pysam.tabix_index(str(path), preset=preset, keep_original=True, force=True, csi=csi)
+                with self._htslib(strict=csi):
+                    pysam.tabix_index(str(path), preset=preset, keep_original=True, force=True, csi=csi)
                 return
             except (OSError, ValueError) as e:
                 last = e
+            except GtaInputError as e:
+                last = e
+                break
+        unsorted = next((x for x in self._hts_lines if "Unsorted positions" in x or "different region" in x), None)
+        if unsorted is not None:
+            self._raise_unsorted()
         bad = locate_bad_line(path) if preset == "vcf" else None
         if bad:
             raise GtaInputError(f"malformed record: {bad[1]}", self.path, line=bad[0]) from None
@@ -372,7 +548,7 @@ class VariantReader:
             self._vcf = self._open(self._query_path, self.samples)
             contigs = set(self.header_contigs)
             try:
-                with pysam.VariantFile(str(self._query_path)) as vf:
+                with self._htslib(strict=False), pysam.VariantFile(str(self._query_path)) as vf:
                     contigs |= set(vf.index.keys()) if vf.index is not None else set()
             except (OSError, ValueError):
                 pass
@@ -410,6 +586,7 @@ class VariantReader:
         when genes are visited in genome order).
         """
         start = max(0, start)
+        self._check_phasing()
         c = self._cache
         if c is not None and c.chrom == chrom and c.start <= start and end <= c.end:
             return c.overlapping(start, end)
@@ -435,34 +612,119 @@ class VariantReader:
             return self._empty(canonical, start, end)
         region = f"{vchrom}:{start + 1}-{max(end, start + 1)}"
         try:
-            with warnings.catch_warnings():  # a window without variants is normal, not worth a line per gene
+            with warnings.catch_warnings(), self._htslib():  # a window without variants is normal: no warning
                 warnings.filterwarnings("ignore", message="no intervals found", category=UserWarning)
                 records = list(vcf(region))
+        except GtaInputError:
+            raise
         except Exception as e:  # cyvcf2 raises bare Exception on parse errors
             self._raise_parse_error(e, f"{vchrom}:{start + 1}-{end}")
         return self._build(records, canonical, vchrom, start, end)
 
+    def _records(self, path: Path, read: int = 1_000) -> Iterator:
+        """The file's records in file order (sequential, no index), read ``read`` at a time with htslib's
+        stderr captured; records out of order raise (``_raise_unsorted``)."""
+        vcf = self._open(path, self.samples)
+        n = 0
+        seen: set[str] = set()
+        last_chrom, last_pos = None, -1
+        try:
+            while True:
+                try:
+                    with self._htslib():
+                        block = list(itertools.islice(vcf, read))
+                except GtaInputError:
+                    raise
+                except Exception as e:  # cyvcf2 raises bare Exception on parse errors
+                    self._raise_parse_error(e, f"record {n + 1}")
+                if not block:
+                    return
+                for rec in block:
+                    n += 1
+                    chrom, pos = rec.CHROM, rec.POS
+                    if chrom != last_chrom:
+                        if chrom in seen:
+                            self._raise_unsorted(f"chromosome {chrom} comes back after {last_chrom} (record {n})")
+                        seen.add(chrom)
+                        last_chrom, last_pos = chrom, -1
+                    elif pos < last_pos:
+                        self._raise_unsorted(f"{chrom}:{pos} follows {chrom}:{last_pos} (record {n})")
+                    last_pos = pos
+                    yield rec
+        finally:
+            vcf.close()
+
     def iter_regions(self, chunk: int = 20_000):
         """Every record of the file in file order, as RegionCalls of at most ``chunk`` records on one
-        chromosome each (sequential: no index needed)."""
-        vcf = self._open(self.path, self.samples)
+        chromosome each (sequential: no index needed). Records out of order raise a GtaInputError."""
+        self._check_phasing()
         batch: list = []
-        n = 0
+        records = self._records(self.path)
         try:
-            for rec in vcf:
+            for rec in records:
                 if batch and (len(batch) >= chunk or rec.CHROM != batch[-1].CHROM):
                     yield self._build_run(batch)
                     batch = []
                 batch.append(rec)
-                n += 1
-        except GtaInputError:
-            raise
-        except Exception as e:  # cyvcf2 raises bare Exception on parse errors
-            self._raise_parse_error(e, f"record {n + 1}")
         finally:
-            vcf.close()
+            records.close()
         if batch:
             yield self._build_run(batch)
+
+    def _raise_unsorted(self, what: str | None = None) -> None:
+        bad = locate_unsorted_line(self.path) if self.kind in ("vcf", "bgzf-vcf", "gzip") else None
+        if bad is not None:
+            line, what = bad
+        else:
+            line = None
+        raise GtaInputError(
+            f"records are not sorted{': ' + what if what else ''}", self.path, line=line,
+            hint=f"sort it: bcftools sort -Oz -o sorted.vcf.gz {self.path.name} && bcftools index sorted.vcf.gz",
+        ) from None
+
+    def check_phasing(self) -> None:
+        """Run the ``unphased='auto'`` check now (it runs before the first read otherwise)."""
+        self._check_phasing()
+
+    def _check_phasing(self) -> None:
+        """Policy ``unphased='auto'``: refuse a sample whose genotypes in the first ``PHASING_SCAN`` records are
+        unphased heterozygous calls without a single phased one (the policy ``ref`` would drop them all)."""
+        if self._phasing_checked:
+            return
+        self._phasing_checked = True
+        s = len(self.samples)
+        if not s:
+            return
+        unphased = np.zeros(s, np.int64)
+        phased = np.zeros(s, np.int64)
+        n = 0
+        records = self._records(self.path)
+        try:
+            for rec in records:
+                if n >= PHASING_SCAN:
+                    break
+                n += 1
+                g = self._gt_row(rec, s, rec.CHROM)
+                a1, a2 = g[:, 0], g[:, 1]
+                het = (a1 >= 0) & (a2 >= 0) & (a1 != a2)
+                is_phased = g[:, 2] != 0
+                unphased += het & ~is_phased
+                phased += het & is_phased
+        finally:
+            records.close()
+        bad = np.nonzero((unphased > 0) & (phased == 0))[0]
+        if not len(bad):
+            return
+        first = self.samples[bad[0]]
+        who = f"{len(bad)} of {s} samples (first: {first})" if len(bad) > 1 else f"sample {first}"
+        raise GtaInputError(
+            f"unphased VCF: {who} {'have' if len(bad) > 1 else 'has'} {int(unphased[bad].sum()):,} unphased "
+            f"heterozygous genotype(s) and no phased one in the first {n:,} records; read as the reference (the "
+            "policy unphased='ref') every heterozygous call would be lost", self.path,
+            hint="phase it (SHAPEIT5, Beagle, Eagle), or set variant_policy: {unphased: as-phased} in the manifest "
+            "(first written allele on haplotype 1, as bcftools consensus -H 1/-H 2) or {unphased: ref} (drop them, "
+            "counted)",
+        )
 
     def _build_run(self, records: list) -> RegionCalls:
         vchrom = records[0].CHROM
@@ -474,7 +736,8 @@ class VariantReader:
         if bad:
             raise GtaInputError(f"malformed record: {bad[1]}", self.path, line=bad[0]) from None
         raise GtaInputError(
-            f"cannot parse records near {where} ({_short(e)})", self.path, hint="check it with bcftools view"
+            f"cannot parse records near {where} ({self._hts_error() or _short(e)})", self.path,
+            hint="check it with bcftools view",
         ) from None
 
     def _empty(self, chrom: str, start: int, end: int) -> RegionCalls:
@@ -498,7 +761,7 @@ class VariantReader:
         alts = [tuple(r.ALT) for r in records]
         ids = [r.ID or "." for r in records]
         if s:
-            raw = np.stack([_gt_array(r, s) for r in records])
+            raw = np.stack([self._gt_row(r, s, vchrom) for r in records])
             raw = raw.astype(np.int16, copy=False)
         else:
             raw = np.zeros((len(records), 0, 3), np.int16)
@@ -515,6 +778,29 @@ class VariantReader:
             raw = raw.astype(np.int8)
         return RegionCalls(chrom, start, end, self.samples, starts, ends, refs, alts, ids, status, gt, raw,
                            row_skips, vchrom)
+
+    def _gt_row(self, rec, s: int, vchrom: str) -> np.ndarray:
+        """``[samples, 3]`` (allele, allele, phased) for any ploidy cyvcf2 returns; a genotype of more than two
+        alleles raises (gta builds two haplotypes per sample)."""
+        g = _gt_array(rec, s)
+        width = g.shape[1]
+        if width == 3:
+            return g
+        if width == 2:  # every call haploid: (allele, phased)
+            out = np.full((s, 3), -2, np.int16)
+            out[:, 0], out[:, 2] = g[:, 0], g[:, 1]
+            return out
+        extra = (g[:, 2 : width - 1] != -2).any(axis=1)
+        if extra.any():
+            c = int(np.nonzero(extra)[0][0])
+            n = int((g[c, : width - 1] != -2).sum())
+            raise GtaInputError(
+                f"genotype of {n} alleles for sample {self.samples[c]} at {vchrom}:{rec.POS}: gta reads diploid and "
+                "haploid calls only (two haplotypes per sample)", self.path,
+                hint=f"drop the record (bcftools view -t ^{vchrom}:{rec.POS}) or the sample (bcftools view -s "
+                f"^{self.samples[c]})",
+            )
+        return g[:, [0, 1, width - 1]]
 
     def _multiallelic(self, records, refs, alts, status, vchrom) -> None:
         """Policy ``error``: raise on the first multi-allelic record; ``ref``: mark them, log the first few."""
@@ -583,7 +869,7 @@ class VariantReader:
                     f"unphased genotype for sample {self.samples[c]} at {vchrom}:{records[r].POS}", self.path,
                     hint="phase the VCF (e.g. SHAPEIT/Beagle) or use the policy unphased='ref' or 'as-phased'",
                 )
-            if pol.unphased == "ref":
+            if pol.unphased_mode == "ref":
                 counts["unphased"] = het.sum(axis=1).astype(np.int64)
                 a1 = np.where(het, 0, a1)
                 a2 = np.where(het, 0, a2)
@@ -662,6 +948,31 @@ def _writable(folder: Path) -> bool:
 def _short(e: Exception | None) -> str:
     text = " ".join(str(e).split()) if e is not None else "unknown error"
     return text[:200]
+
+
+_SKIP_TEXT = {
+    "filtered": "{n} record(s) without FILTER PASS read as the reference (filter_pass)",
+    "ref_mismatch": "{n} record(s) whose REF differs from the genome skipped (ref_mismatch={ref_mismatch})",
+    "multiallelic": "{n} multi-allelic record(s) read as the reference (multiallelic={multiallelic})",
+    "missing": "{n} missing allele call(s) read as the reference (missing={missing})",
+    "unsupported_allele": "{n} haplotype call(s) of a symbolic or breakend ALT (<DEL>, N[chr2:123[, *) read as the "
+                          "reference",
+    "unphased": "{n} unphased heterozygous genotype(s) read as the reference on both haplotypes "
+                "(unphased={unphased})",
+    "unphased_as_phased": "{n} unphased heterozygous genotype(s) read in written order (unphased=as-phased)",
+    "overlap": "{n} haplotype allele(s) overlapping one already applied skipped (overlap=first)",
+    "contig_absent": "{n} region(s) on a chromosome without records",
+}
+
+
+def describe_skips(counts: dict[str, int], policy: HaplotypePolicy | None = None) -> str:
+    """What a policy dropped, in words with counts (``VariantReader.stats``, ``RegionCalls.skipped``)."""
+    pol = (policy or HaplotypePolicy()).to_dict()
+    out = []
+    for key, n in sorted(counts.items()):
+        if n:
+            out.append(_SKIP_TEXT.get(key, "{n} " + key).format(n=f"{n:,}", **pol))
+    return "; ".join(out)
 
 
 def summarize_variants(path: str | Path, genome: Genome | None = None, policy: HaplotypePolicy | None = None) -> dict:
