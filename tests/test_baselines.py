@@ -12,6 +12,7 @@ from gta.evaluate.baselines import (
     AnnotationOnly,
     ElasticNetEQTL,
     RidgeOnBins,
+    RidgeOnMotifHits,
     distance_bands,
     fit_predict_eqtl,
 )
@@ -67,6 +68,25 @@ def test_ridge_bin_contributions_add_up_to_the_prediction(bins_data, bins):
                                rtol=1e-5, atol=1e-5)
     if bins == "central":  # bins outside the model's view contribute nothing
         assert not contrib[:, :24].any() and not contrib[:, 41:].any()
+
+
+def test_distance_band_ridge_counts_strong_sites_by_distance():
+    """Expression = distal strong sites of motif 0 only: the hit-count ridge finds it; weak sites don't count."""
+    rng = np.random.default_rng(1)
+    g, n, tss = 300, 601, 300
+    X = rng.uniform(0, 5, size=(g, n, 2)).astype(np.float32)  # two '.max' columns, threshold 8: no weak hit counts
+    strong = rng.poisson(3, size=g)
+    far = np.r_[tss - 270 : tss - 160, tss + 160 : tss + 270]  # 20.5-34.5 kb from the TSS: band 20-35 kb
+    for i, k in enumerate(strong):
+        X[i, rng.choice(far, size=k, replace=False), 0] = 9.0
+    model = RidgeOnMotifHits([0, 1], [8.0, 8.0], tss_bin=tss, bin_bp=128)
+    design = model.transform(X)
+    assert design.shape == (g, 5 * 2)  # bands x motifs, band-major
+    np.testing.assert_allclose(np.expm1(design[:, 3 * 2 + 0]), strong)
+    assert np.expm1(np.delete(design, 6, axis=1)).sum() == 0
+    y = np.log1p(strong) + rng.normal(0, 0.05, g)
+    model.fit(X[:200], y[:200])
+    assert rho(model.predict(X[200:]), y[200:]) > 0.9
 
 
 def test_ridge_checks_geometry_and_shape():

@@ -20,8 +20,8 @@ from gta.errors import GtaInputError
 console = Console(stderr=True)
 
 
-QUICK_MODELS = ["GTA", "GTA no LLM", "Ridge (promoter bins)", "Ridge (all bins)", "Annotation only",
-                "eQTL elastic net", "Enformer readout"]
+QUICK_MODELS = ["GTA", "GTA no LLM", "Ridge (promoter bins)", "Ridge (all bins)", "Ridge (distance bands)",
+                "Annotation only", "eQTL elastic net", "Enformer readout"]
 
 
 def demo_benchmark_config(quick: bool, seed: int = 0) -> dict[str, Any]:

@@ -8,6 +8,11 @@
   columns for hundreds of rows, whereas 11 bands x d keeps the distance information the question is about at a
   size ridge handles. ``pool="flatten"`` is there for small d. Features are standardised; alpha is picked by efficient
   leave-one-out CV (``RidgeCV``).
+- ``RidgeOnMotifHits`` ("Ridge (distance bands)"): per motif, the number of bins whose best site scores at least
+  ``hit_frac`` (0.7) of the motif's maximum log-odds, counted in bands of distance |x| from the TSS (0-2, 2-10,
+  10-20, 20-35 kb and beyond, both sides together), ``log1p``, then ``RidgeCV``. It needs the motif encoder's
+  ``{motif}.max`` features; it is the per-band ridge of ``scripts/promoter_ridge_check.py`` on the store's features,
+  the strongest simple model of the simulated benchmark.
 - ``ElasticNetEQTL``: PrediXcan-style per-gene elastic net (``l1_ratio=0.5``, k-fold CV) on the dosage matrix
   (individuals x variants in the window, 0/1/2); ``fit_predict_eqtl`` runs it over many genes and returns a
   prediction table of individual rows.
@@ -132,6 +137,56 @@ class RidgeOnBins:
             dev = X[:, a:b] - scaler.mean_[cols]
             out[:, a:b] = (dev * w[cols]).sum(axis=2) / (b - a)
         return out
+
+
+HIT_BANDS_BP = (0, 2_000, 10_000, 20_000, 35_000)  # |x| where a new band starts; the last runs to the window's edge
+
+
+class RidgeOnMotifHits:
+    """Ridge on log1p counts of strong motif sites per distance band (see the module docstring).
+
+    ``thresholds``: per ``{motif}.max`` column of the features (in order), the score a bin must reach to count as a
+    site. ``max_columns``: the indices of those columns in the feature axis."""
+
+    def __init__(self, max_columns: Sequence[int], thresholds: Sequence[float], tss_bin: int, bin_bp: int,
+                 band_edges_bp: Sequence[int] = HIT_BANDS_BP, alphas: Sequence[float] = tuple(np.logspace(-2, 4, 25))):
+        if len(max_columns) != len(thresholds) or not len(max_columns):
+            raise ValueError("one threshold per motif max column, at least one")
+        self.max_columns, self.thresholds = list(max_columns), np.asarray(thresholds, np.float32)
+        self.tss_bin, self.bin_bp, self.band_edges_bp, self.alphas = tss_bin, bin_bp, tuple(band_edges_bp), alphas
+
+    @classmethod
+    def for_store(cls, store, hit_frac: float = 0.7) -> RidgeOnMotifHits:
+        """From a motif-encoder feature store: its ``.max`` columns and motifs (GtaInputError for another encoder)."""
+        from gta.io.jaspar import BACKGROUND, load_motifs
+
+        config = store.attrs.get("encoder_config") or {}
+        names = store.feature_names
+        cols = [i for i, n in enumerate(names) if n.endswith(".max")]
+        if store.attrs.get("encoder") != "motif" or not cols or "motifs" not in config:
+            raise GtaInputError("Ridge (distance bands) needs a motif-encoder feature store ({motif}.max features)")
+        background = np.asarray(config.get("background") or BACKGROUND, float)
+        motifs = {m.name: m for m in load_motifs(config["motifs"])}
+        best = [motifs[names[i].removesuffix(".max")].log_odds(background).max(axis=0).sum() for i in cols]
+        return cls(cols, [hit_frac * b for b in best], store.geometry.tss_bin, store.geometry.bin_size)
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        """[genes, bands x motifs]: log1p of the strong-site bins per band."""
+        X = _check_features(X)
+        hits = X[:, :, self.max_columns] >= self.thresholds  # [g, n, k]
+        dist = np.abs(np.arange(X.shape[1]) - self.tss_bin) * self.bin_bp
+        edges = [*self.band_edges_bp, np.inf]
+        bands = [hits[:, (dist >= a) & (dist < b)].sum(axis=1) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+        return np.log1p(np.concatenate(bands, axis=1).astype(np.float64))
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> RidgeOnMotifHits:
+        self.model_ = make_pipeline(StandardScaler(), RidgeCV(alphas=self.alphas))
+        self.model_.fit(self.transform(X), np.asarray(y, float))
+        self.alpha_ = float(self.model_[-1].alpha_)
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.model_.predict(self.transform(X))
 
 
 class ElasticNetEQTL:

@@ -46,6 +46,8 @@ DESCRIPTIONS = {
     "GTA random LLM": "a randomly initialised LLM of the same architecture, frozen",
     "Ridge (promoter bins)": "RidgeCV on the features of the central bins around the TSS",
     "Ridge (all bins)": "RidgeCV on the features pooled into distance bands over the whole window",
+    "Ridge (distance bands)": "RidgeCV on log1p counts of strong motif sites (>= 0.7 x max log-odds) per |distance| "
+                              "band (motif features only)",
     "Annotation only": "the prompt text embedded by all-MiniLM-L6-v2, then RidgeCV (no sequence)",
     "Enformer-arch (scratch)": "an Enformer-architecture model trained from scratch on one-hot sequence",
     "Enformer readout": "pretrained Enformer's GM12878 CAGE track at the TSS bins",
@@ -53,8 +55,8 @@ DESCRIPTIONS = {
 }
 INTERPRET_DEFAULTS: dict[str, Any] = {"models": ["GTA", "GTA no LLM", "Ridge (all bins)"], "n_genes": 10,
                                       "variant_genes": 8}
-BASELINES = ("Ridge (promoter bins)", "Ridge (all bins)", "Annotation only", "Enformer-arch (scratch)",
-             "eQTL elastic net", "Enformer readout")
+BASELINES = ("Ridge (promoter bins)", "Ridge (all bins)", "Ridge (distance bands)", "Annotation only",
+             "Enformer-arch (scratch)", "eQTL elastic net", "Enformer readout")
 
 
 @dataclass
@@ -160,10 +162,18 @@ def _run_gta(name: str, overrides: dict[str, Any], ctx: dict[str, Any]) -> tuple
 def _run_ridge(name: str, ctx: dict[str, Any]) -> tuple[pd.DataFrame, list[str]]:
     from gta.evaluate.baselines import RidgeOnBins
 
+    from gta.evaluate.baselines import RidgeOnMotifHits
+
     data, store = ctx["data"], ctx["store"]
     X = ctx["ref_features"]
     train = data.genes_in("train") + data.genes_in("val")
-    model = RidgeOnBins(bins="central" if "promoter" in name else "all", tss_bin=store.geometry.tss_bin)
+    if name == "Ridge (distance bands)":
+        try:
+            model = RidgeOnMotifHits.for_store(store)
+        except GtaInputError as e:
+            raise _NotRun(str(e)) from None
+    else:
+        model = RidgeOnBins(bins="central" if "promoter" in name else "all", tss_bin=store.geometry.tss_bin)
     model.fit(X[train], data.y_gene[train])
     ctx.setdefault("fitted", {})[name] = model  # interpreted later, like the GTA runs
     all_idx = list(range(len(data.gene_ids)))
@@ -247,7 +257,7 @@ def _run_enformer_arch(ctx: dict[str, Any]) -> tuple[pd.DataFrame, list[str]]:
     kw = {**ctx["cfg"].enformer_arch, "seed": ctx["cfg"].seed}
     model = EnformerScratch(**kw).fit(X[tr], y[tr], X[va], y[va])
     pred = model.predict(X) * data.target_std + data.target_mean
-    report = getattr(model, "fit_report_", {})
+    report = model.fit_report_.to_dict() if hasattr(model, "fit_report_") else {}
     return _gene_rows(data, list(range(len(X))), pred), [model.label, json.dumps(report, default=str)]
 
 
@@ -320,14 +330,15 @@ def benchmark(manifest, features, out: str | Path, config: BenchmarkConfig | str
     res.dataset = R.DatasetInfo(
         name=dataset.manifest.name, hash=dataset.fingerprint(), description=dataset.manifest.description,
         n_genes=len(data.gene_ids), n_samples=len(data.samples), genes_by_split=summary["genes"],
-        samples_by_split=summary["individuals"], simulated=dataset.manifest.truth is not None)
+        samples_by_split=summary["individuals"], simulated=dataset.manifest.truth is not None,
+        expression_transform=dataset.manifest.expression_transform)
     truth = dataset.manifest.truth
     if truth is not None and (Path(truth) / "genes.tsv").exists():
         t = pd.read_csv(Path(truth) / "genes.tsv", sep="\t", dtype={"gene_id": str})
         if "distal_share" in t:
             R.write_gene_info(pred_dir, t.set_index("gene_id")["distal_share"].astype(float))
 
-    needs_features = {"Ridge (promoter bins)", "Ridge (all bins)"} & set(cfg.models)
+    needs_features = {"Ridge (promoter bins)", "Ridge (all bins)", "Ridge (distance bands)"} & set(cfg.models)
     if needs_features:
         ctx["ref_features"] = np.stack([store.read_ref(g) for g in data.gene_ids]).astype(np.float32)
 
