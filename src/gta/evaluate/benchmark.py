@@ -160,9 +160,7 @@ def _run_gta(name: str, overrides: dict[str, Any], ctx: dict[str, Any]) -> tuple
 
 
 def _run_ridge(name: str, ctx: dict[str, Any]) -> tuple[pd.DataFrame, list[str]]:
-    from gta.evaluate.baselines import RidgeOnBins
-
-    from gta.evaluate.baselines import RidgeOnMotifHits
+    from gta.evaluate.baselines import RidgeOnBins, RidgeOnMotifHits
 
     data, store = ctx["data"], ctx["store"]
     X = ctx["ref_features"]
