@@ -32,18 +32,19 @@ def hap_value(x: np.ndarray) -> float:
 
 def make_toy(folder: str | Path, n_samples: int = 20, seed: int = 0, haplotypes: bool = True,
              geometry: dict | None = None, store_attrs: dict | None = None,
-             feature_names: list[str] | None = None) -> tuple[Path, Path]:
+             feature_names: list[str] | None = None, genes_scale: int = 1) -> tuple[Path, Path]:
     """(manifest path, feature store path) of the toy data set in ``folder``. ``geometry`` must keep 32 output bins;
-    ``store_attrs`` / ``feature_names`` override the store's metadata (e.g. to pose as another encoder's store)."""
+    ``store_attrs`` / ``feature_names`` override the store's metadata (e.g. to pose as another encoder's store);
+    ``genes_scale`` multiplies the genes per chromosome (chromosomes grow to fit them)."""
     from gta.features.store import FeatureStore
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    seqs = {c: random_sequence(20_000, seed + i) for i, c in enumerate(CHROMS)}
+    seqs = {c: random_sequence(20_000 * genes_scale, seed + i) for i, c in enumerate(CHROMS)}
     genes = []
     for c, n in CHROMS.items():
-        for j in range(n):
+        for j in range(n * genes_scale):
             k = len(genes)
             genes.append(GeneSpec(f"TOYG{k:04d}", f"TOY{k}", c, 1000 + 1100 * j, 1600 + 1100 * j, "+-"[k % 2]))
     samples = [f"S{i:02d}" for i in range(n_samples)]

@@ -7,7 +7,7 @@ import torch
 
 from gta.errors import GtaInputError
 from gta.model import GTA, GTAConfig, Patcher, ReprogrammingLayer, TextPrototypes, build_model, tiny_random_llm
-from gta.model.align import PatchEmbedding, embedding_rms, n_patches
+from gta.model.align import BinStem, PatchEmbedding, PooledPatchEmbedding, embedding_rms, n_patches
 from gta.model.llm import embedded_tokenizer
 
 D_FEAT, N_BINS = 5, 40  # patch_len 8 -> 5 patches
@@ -38,6 +38,33 @@ def test_patcher_shapes_and_right_padding():
     assert padded.shape == (2, 3, 12)
     torch.testing.assert_close(padded[1, 2], torch.cat([x[1, 8], x[1, 9], x[1, 9], x[1, 9]]))
     assert PatchEmbedding(12, 7, 3)(padded).shape == (2, 3, 7)
+
+
+def test_bin_stem_shares_its_weights_across_bins():
+    """The same bin content gives the same stem output wherever it sits; pooled patches sum their bins."""
+    torch.manual_seed(0)
+    stem = BinStem(d_feat=5, channels=4, kernel=3)
+    x = torch.zeros(1, 20, 5)
+    motif = torch.randn(3, 5)
+    x[0, 3:6], x[0, 12:15] = motif, motif
+    h = stem(x)
+    assert h.shape == (1, 20, 4)
+    torch.testing.assert_close(h[0, 3:6], h[0, 12:15])  # translation-equivariant: one set of weights for all bins
+    with pytest.raises(ValueError, match="odd"):
+        BinStem(5, 4, kernel=2)
+    pool = PooledPatchEmbedding(patch_len=4, channels=4, d_model=6, n_patch=5)
+    patches = Patcher(4, 4)(h)  # [1, 5, 16]
+    out = pool(patches)
+    assert out.shape == (1, 5, 6)
+    summed = h[0].reshape(5, 4, 4).sum(1) / 2  # / sqrt(patch_len)
+    torch.testing.assert_close(out[0], pool.proj(summed) + pool.position)
+
+
+def test_stem_is_the_default_and_zero_channels_gives_the_per_offset_linear(llm):
+    assert isinstance(GTA(_cfg(), D_FEAT, N_BINS, llm=llm).stem, BinStem)
+    legacy = GTA(_cfg(stem_channels=0), D_FEAT, N_BINS, llm=llm)
+    assert legacy.stem is None and isinstance(legacy.embed, PatchEmbedding)
+    assert legacy(_features(), PROMPTS).shape == (3, 1)
 
 
 def test_prototypes_are_a_function_of_the_frozen_embeddings():
@@ -114,7 +141,10 @@ def test_trainable_state_dict_round_trip(llm):
     sd = model.trainable_state_dict()
     assert "feat_mean" in sd and "feat_std" in sd
     assert not [k for k in sd if "embed_tokens" in k or "layers." in k]  # nothing of the LLM
-    assert sum(v.numel() for k, v in sd.items() if k not in ("feat_mean", "feat_std")) == model.n_trainable()
+    buffers = {"feat_mean", "feat_std"} | {k for k in sd if k.startswith("head.proj.0.norm.")}  # norm statistics
+    assert {k.rsplit(".", 1)[-1] for k in buffers} == {"feat_mean", "feat_std", "running_mean", "running_var",
+                                                       "num_batches_tracked"}
+    assert sum(v.numel() for k, v in sd.items() if k not in buffers) == model.n_trainable()
     torch.manual_seed(123)
     other = GTA(_cfg(), D_FEAT, N_BINS, llm=llm)
     model.eval()

@@ -253,9 +253,19 @@ def test_score_variants_evaluates_against_truth(gc_run, tmp_path):
     summary = score_variants(run, manifest, vcf, tmp_path / "e.tsv", features=store, progress=False)
     assert summary.metrics is None and summary.rows >= 1
     effects = pd.read_csv(tmp_path / "e.tsv", sep="\t")
+    # an independent truth, not the model's own signs: the direction the SNV moves the window's GC count, for the
+    # first gene, and the opposite for the others (so a metric that ignores the truth or the gene cannot pass)
+    gc_step = float((alt in "GC") - (ref in "GC")) or 1.0
+    truth_effect = np.where(np.arange(len(effects)) == 0, gc_step, -gc_step) * 0.5
     truth = pd.DataFrame({"chrom": "chr1", "pos": pos, "ref": ref, "alt": alt, "gene_id": effects.gene_id,
-                          "effect": np.sign(effects.effect)})
+                          "effect": truth_effect})
     truth.to_csv(tmp_path / "variants.tsv", sep="\t", index=False)
     m = variant_effect_metrics(tmp_path / "e.tsv", tmp_path)  # a truth folder holding variants.tsv
-    assert m["n_matched"] == len(effects) and m["overall"]["sign_agreement"] in (1.0, None)
+    assert m["n_matched"] == len(effects)
+    expected = float(np.mean(np.sign(effects.effect.to_numpy()) == np.sign(truth_effect)))
+    assert m["overall"]["sign_agreement"] == pytest.approx(expected)
+    # a truth for another allele matches nothing
+    other = [b for b in "ACGT" if b not in (ref, alt)][0]
+    truth.assign(alt=other).to_csv(tmp_path / "variants.tsv", sep="\t", index=False)
+    assert variant_effect_metrics(tmp_path / "e.tsv", tmp_path)["n_matched"] == 0
     assert json.loads(json.dumps(m)) == m  # JSON-safe

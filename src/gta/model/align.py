@@ -36,6 +36,39 @@ class Patcher(nn.Module):
         return rearrange(x, "b p f l -> b p (l f)")
 
 
+class BinStem(nn.Module):
+    """[b, n, f] -> [b, n, c]: one small convolutional encoder shared by every bin (as Enformer's stem and Time-LLM's
+    token embedding share theirs): a width-``kernel`` convolution over neighbouring bins, GELU, a 1x1 convolution,
+    GELU. A motif cluster is then recognised by the same weights wherever it sits in the window, instead of every
+    bin offset of a patch learning its own weights from a few hundred genes."""
+
+    def __init__(self, d_feat: int, channels: int, kernel: int = 3) -> None:
+        super().__init__()
+        if kernel < 1 or kernel % 2 == 0:
+            raise ValueError(f"stem kernel must be odd and >= 1, got {kernel}")
+        self.net = nn.Sequential(nn.Conv1d(d_feat, channels, kernel, padding=kernel // 2), nn.GELU(),
+                                 nn.Conv1d(channels, channels, 1), nn.GELU())
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x.transpose(1, 2)).transpose(1, 2)
+
+
+class PooledPatchEmbedding(nn.Module):
+    """[b, p, l*c] -> [b, p, d]: the stem's channels summed over the patch's l bins (scaled by 1/sqrt(l)), Linear,
+    plus a learnt embedding per patch position (the patch's offset from the TSS)."""
+
+    def __init__(self, patch_len: int, channels: int, d_model: int, n_patch: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.patch_len, self.channels = patch_len, channels
+        self.proj = nn.Linear(channels, d_model)
+        self.position = nn.Parameter(torch.randn(n_patch, d_model) * 0.02)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, patches: Tensor) -> Tensor:
+        pooled = rearrange(patches, "b p (l c) -> b p l c", l=self.patch_len).sum(dim=2) / math.sqrt(self.patch_len)
+        return self.dropout(self.proj(pooled) + self.position)
+
+
 class PatchEmbedding(nn.Module):
     """[b, p, l*f] -> [b, p, d]: Linear + a learnt embedding per patch position (TSS-relative: bins are in
     transcription order with the TSS at the centre, so patch index i always means the same offset from the TSS)."""
@@ -91,9 +124,13 @@ class ReprogrammingLayer(nn.Module):
     the scale the LLM expects (tiny inputs blow up RMSNorm gradients)."""
 
     def __init__(self, d_model: int, n_heads: int, d_keys: int, d_llm: int, embed_rms: float = 1.0,
-                 dropout: float = 0.0) -> None:
+                 dropout: float = 0.0, residual: bool = False) -> None:
         super().__init__()
         self.n_heads, self.d_keys = n_heads, d_keys
+        # residual: a linear path from the patch beside the prototype mixture. Alone, the mixture starts almost
+        # uniform over the prototypes, so a token first varies little with its patch, and training removes even that
+        # (docs/learning.md, entry 2); the linear path carries the patch from the first step
+        self.residual = nn.Linear(d_model, d_llm) if residual else None
         self.query_norm = nn.LayerNorm(d_model)  # word embeddings are small (RMS ~0.1): normalise both sides so
         self.proto_norm = nn.LayerNorm(d_llm)  # the attention scores start informative, not uniform
         self.query = nn.Linear(d_model, n_heads * d_keys)
@@ -110,8 +147,10 @@ class ReprogrammingLayer(nn.Module):
         v = rearrange(self.value(protos), "k (h e) -> h k e", h=self.n_heads)
         scores = torch.einsum("bhpe,hke->bhpk", q, k) / math.sqrt(self.d_keys)
         attn = scores.softmax(dim=-1)  # [b, h, p, k]
-        mixed = torch.einsum("bhpk,hke->bhpe", self.dropout(attn), v)
-        tokens = self.norm(self.out(rearrange(mixed, "b h p e -> b p (h e)")))  # [b, p, m]
+        mixed = self.out(rearrange(torch.einsum("bhpk,hke->bhpe", self.dropout(attn), v), "b h p e -> b p (h e)"))
+        if self.residual is not None:
+            mixed = mixed + self.residual(patches)
+        tokens = self.norm(mixed)  # [b, p, m]
         return (tokens, attn) if return_attention else tokens
 
 

@@ -3,11 +3,12 @@
 Axis legend: b = batch, n = bins, f = features, p = patches, d = d_model, k = prototypes, m = d_llm, c = head width,
 t = targets.
 ```
-features [b, n, f] - normalise (train-split stats) - patch [b, p, l*f] - Linear + position - [b, p, d]
+features [b, n, f] - normalise (train-split stats) - shared bin stem [b, n, c] - patch [b, p, l*c]
+         - sum over the patch's bins - Linear + position - [b, p, d]    (stem_channels=0: Linear over [b, p, l*f])
 prototypes = Linear_{V->K}(E^T)^T [k, m]      (E = frozen word embeddings)
-tokens     = CrossAttention(q = patches, k = v = prototypes) - Linear - RMS scale - [b, p, m]
+tokens     = CrossAttention(q = patches, k = v = prototypes) - Linear (+ Linear(patches)) - RMS scale - [b, p, m]
 hidden     = FrozenLLM(tokens, after each gene's cached prompt)  [b, p, m]
-y          = head(hidden) [b, t]     (LayerNorm, Linear-GELU, attention pooling over patches, MLP; fp32)
+y          = head(hidden) [b, t]     (standardise across genes, LayerNorm, Linear-GELU, attention pooling, MLP; fp32)
 ```
 Ablations: ``use_prompt=False`` (no prompt), ``alignment="linear"`` (no prototypes), ``backbone="random"`` (same
 architecture, random weights), ``backbone="none"`` (a small transformer trained from scratch instead of the LLM).
@@ -24,8 +25,10 @@ from torch import Tensor, nn
 from gta.errors import GtaInputError
 from gta.model.align import (
     LinearAlignment,
+    BinStem,
     PatchEmbedding,
     Patcher,
+    PooledPatchEmbedding,
     ReprogrammingLayer,
     TextPrototypes,
     embedding_rms,
@@ -44,6 +47,8 @@ class GTAConfig:
     patch_len: int = 16
     patch_stride: int = 16
     d_model: int = 64
+    stem_channels: int = 32  # channels of the per-bin encoder shared by all bins (0 = one Linear per patch offset)
+    stem_kernel: int = 3  # bins the stem's first convolution sees
     n_prototypes: int = 1000
     prototype_vocab: int | None = None  # mix only the first N token embeddings (None = the whole vocabulary)
     n_heads: int = 8
@@ -52,6 +57,8 @@ class GTAConfig:
     dropout: float = 0.1
     use_prompt: bool = True  # ablation "no prompt"
     alignment: str = "prototype"  # "prototype" | "linear" (ablation "no alignment")
+    align_residual: bool = False  # prototype alignment: add a linear path from the patch (docs/learning.md, entry 2)
+    head_standardise: bool = True  # standardise the LLM output across the batch's genes first (learning.md, entry 3)
     backbone: str = "llm"  # "llm" | "random" (random init, same arch) | "none" (small transformer from scratch)
     # backbone="none": layers of the trainable transformer; one layer of the LLM's width (4 m^2 + 4 m^2 weights) is
     # about the size of GTA's own trainable part (2.7 M vs 2.4 M on the embedded LLM), as the ablation asks
@@ -96,12 +103,41 @@ class ScratchBackbone(nn.Module):
         return self.encoder(torch.cat([prompt, x], dim=1), src_key_padding_mask=pad)[:, width:]
 
 
-class Head(nn.Module):
-    """[b, p, m] -> [b, t]: LayerNorm, Linear-GELU, attention pooling (content score + learnt per-patch bias), MLP."""
+class PatchStandardiser(nn.Module):
+    """[b, p, m] -> [b, p, m]: each (patch, channel) of the LLM's output centred and scaled over the rows of the batch
+    (batch normalisation without affine weights; running statistics at inference, and for a one-row batch).
 
-    def __init__(self, d_llm: int, n_patch: int, hidden: int, n_targets: int, dropout: float) -> None:
+    The frozen LLM's hidden states are dominated by what every gene shares at a position (the position itself, the
+    prompt's shared text, a few massive channels); what differs between genes is a few percent of it. A head that
+    reads them through LayerNorm alone starts with a near-constant output and its gradient is mostly noise, so it
+    learns to predict the mean (docs/learning.md, entry 3). Standardising across genes hands the head exactly the
+    part that differs."""
+
+    def __init__(self, n_patch: int, d_llm: int, momentum: float = 0.1) -> None:
         super().__init__()
-        self.proj = nn.Sequential(nn.LayerNorm(d_llm), nn.Linear(d_llm, hidden), nn.GELU(), nn.Dropout(dropout))
+        self.norm = nn.BatchNorm1d(n_patch * d_llm, affine=False, momentum=momentum)
+
+    def forward(self, hidden: Tensor) -> Tensor:
+        b, p, m = hidden.shape
+        flat = hidden.reshape(b, p * m)
+        if self.training and b < 2:  # one row has no spread: use (and do not update) the running statistics
+            flat = nn.functional.batch_norm(flat, self.norm.running_mean, self.norm.running_var, training=False,
+                                            eps=self.norm.eps)
+        else:
+            flat = self.norm(flat)
+        return flat.reshape(b, p, m)
+
+
+class Head(nn.Module):
+    """[b, p, m] -> [b, t]: (standardise across genes,) LayerNorm, Linear-GELU, attention pooling (content score + learnt
+    per-patch bias), MLP."""
+
+    def __init__(self, d_llm: int, n_patch: int, hidden: int, n_targets: int, dropout: float,
+                 standardise: bool = True) -> None:
+        super().__init__()
+        first = [PatchStandardiser(n_patch, d_llm)] if standardise else []
+        self.proj = nn.Sequential(*first, nn.LayerNorm(d_llm), nn.Linear(d_llm, hidden), nn.GELU(),
+                                  nn.Dropout(dropout))
         self.score = nn.Linear(hidden, 1)
         self.patch_bias = nn.Parameter(torch.zeros(n_patch))
         self.out = nn.Sequential(nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, n_targets))
@@ -125,12 +161,18 @@ class GTA(nn.Module):
         self.register_buffer("feat_mean", torch.zeros(d_feat))
         self.register_buffer("feat_std", torch.ones(d_feat))
         self.patcher = Patcher(cfg.patch_len, cfg.patch_stride)
-        self.embed = PatchEmbedding(cfg.patch_len * d_feat, cfg.d_model, self.n_patch, cfg.dropout)
+        if cfg.stem_channels:
+            self.stem = BinStem(d_feat, cfg.stem_channels, cfg.stem_kernel)
+            self.embed = PooledPatchEmbedding(cfg.patch_len, cfg.stem_channels, cfg.d_model, self.n_patch, cfg.dropout)
+        else:
+            self.stem = None
+            self.embed = PatchEmbedding(cfg.patch_len * d_feat, cfg.d_model, self.n_patch, cfg.dropout)
         rms = embedding_rms(self.llm.word_embeddings())
         if cfg.alignment == "prototype":
             vocab = min(cfg.prototype_vocab or self.llm.vocab_size, self.llm.vocab_size)
             self.prototypes = TextPrototypes(vocab, cfg.n_prototypes)
-            self.align = ReprogrammingLayer(cfg.d_model, cfg.n_heads, cfg.d_model // cfg.n_heads, m, rms, cfg.dropout)
+            self.align = ReprogrammingLayer(cfg.d_model, cfg.n_heads, cfg.d_model // cfg.n_heads, m, rms, cfg.dropout,
+                                            residual=cfg.align_residual)
         else:
             self.prototypes = None
             self.align = LinearAlignment(cfg.d_model, m, rms)
@@ -140,7 +182,7 @@ class GTA(nn.Module):
             self.scratch = ScratchBackbone(m, heads, cfg.scratch_layers, self.n_patch, cfg.dropout)
         elif cfg.gradient_checkpointing:
             self.llm.set_gradient_checkpointing(True)
-        self.head = Head(m, self.n_patch, cfg.head_hidden, cfg.n_targets, cfg.dropout)
+        self.head = Head(m, self.n_patch, cfg.head_hidden, cfg.n_targets, cfg.dropout, cfg.head_standardise)
 
     def set_feature_norm(self, mean, std) -> None:
         """Per-feature mean and std fitted on the train split (std below 1e-6 is treated as 1)."""
@@ -161,6 +203,8 @@ class GTA(nn.Module):
             got = None if prompts is None else len(prompts)
             raise ValueError(f"use_prompt=True needs one prompt per row of {len(features)}, got {got}")
         x = (features - self.feat_mean) / self.feat_std  # [b, n, f]
+        if self.stem is not None:
+            x = self.stem(x)  # [b, n, c]
         patches = self.embed(self.patcher(x))  # [b, p, d]
         protos = self.prototypes(self.llm.word_embeddings()) if self.prototypes is not None else None  # [k, m]
         tokens, attention = self.align(patches, protos, return_attention=True)  # [b, p, m]

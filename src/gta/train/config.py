@@ -24,6 +24,7 @@ TASKS = ("cross-gene", "cross-individual", "both")
 STRATEGIES = ("auto", "ddp", "fsdp")
 ACCELERATORS = ("cpu", "gpu", "auto")
 PRECISIONS = ("auto", "32", "bf16-mixed", "16-mixed")
+LR_SCHEDULES = ("constant", "cosine")
 HAP_COMBINES = ("logmeanexp", "mean")
 
 
@@ -42,6 +43,8 @@ class TrainConfig:
     task: str = "cross-gene"
     lr: float = 1e-3
     weight_decay: float = 0.01
+    lr_schedule: str = "constant"  # or "cosine": decay to 0 over max_epochs, after the warm-up
+    warmup_frac: float = 0.0  # share of the run's optimiser steps over which the learning rate ramps up from 0
     batch_size: int = 8  # genes per optimiser step, summed over all devices
     max_epochs: int = 10
     patience: int = 3  # early stopping on validation Spearman: epochs without improvement (0 = off)
@@ -77,7 +80,7 @@ class TrainConfig:
         """Raise GtaInputError (naming ``path``) for values outside their allowed sets or ranges."""
         choices = {"predict_individuals": ("test", "all", "none"),
                    "task": TASKS, "strategy": STRATEGIES, "accelerator": ACCELERATORS, "precision": PRECISIONS,
-                   "hap_combine": HAP_COMBINES}
+                   "hap_combine": HAP_COMBINES, "lr_schedule": LR_SCHEDULES}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise GtaInputError(f"{name}={getattr(self, name)!r} is not allowed", path=path,
@@ -87,6 +90,8 @@ class TrainConfig:
                 raise GtaInputError(f"{name} must be >= 1, got {getattr(self, name)}", path=path)
         if self.lr <= 0:
             raise GtaInputError(f"lr must be > 0, got {self.lr}", path=path)
+        if not 0 <= self.warmup_frac < 1:
+            raise GtaInputError(f"warmup_frac must be in [0, 1), got {self.warmup_frac}", path=path)
         if getattr(self.model, "n_targets", 1) != 1:
             raise GtaInputError(f"model.n_targets={self.model.n_targets}: training predicts one target (expression)",
                                 path=path, hint="set model.n_targets: 1")

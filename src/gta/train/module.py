@@ -148,7 +148,13 @@ class GTAModule(L.LightningModule):
 
     def configure_optimizers(self):
         params = [p for p in self.model.parameters() if p.requires_grad]
-        return torch.optim.AdamW(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+        opt = torch.optim.AdamW(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+        if self.cfg.lr_schedule == "constant" and not self.cfg.warmup_frac:
+            return opt
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        factor = lr_factor(total, self.cfg.warmup_frac, self.cfg.lr_schedule)
+        schedule = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["rng"] = {"torch": torch.get_rng_state()}
@@ -162,6 +168,21 @@ class GTAModule(L.LightningModule):
         self.windows_seen = int(t.get("windows_seen", 0))
         self.genes_seen = int(t.get("genes_seen", 0))
         self.epoch_times = [float(x) for x in t.get("epoch_times", [])]
+
+
+def lr_factor(total_steps: int, warmup_frac: float, schedule: str):
+    """Step -> learning-rate multiplier: linear warm-up over ``warmup_frac`` of the steps, then constant or a cosine
+    decay to 0 at ``total_steps`` (the run's max_epochs; early stopping may end it sooner)."""
+    warm = int(warmup_frac * total_steps)
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        if schedule == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total_steps - warm))))
+        return 1.0
+
+    return factor
 
 
 def validation_metrics(records: list[dict[str, np.ndarray]], task: str) -> dict[str, float]:
