@@ -24,8 +24,8 @@ from torch import Tensor, nn
 
 from gta.errors import GtaInputError
 from gta.model.align import (
-    LinearAlignment,
     BinStem,
+    LinearAlignment,
     PatchEmbedding,
     Patcher,
     PooledPatchEmbedding,
@@ -129,8 +129,8 @@ class PatchStandardiser(nn.Module):
 
 
 class Head(nn.Module):
-    """[b, p, m] -> [b, t]: (standardise across genes,) LayerNorm, Linear-GELU, attention pooling (content score + learnt
-    per-patch bias), MLP."""
+    """[b, p, m] -> [b, t]: (standardise across genes,) LayerNorm, Linear-GELU, attention pooling (content score +
+    learnt per-patch bias), MLP."""
 
     def __init__(self, d_llm: int, n_patch: int, hidden: int, n_targets: int, dropout: float,
                  standardise: bool = True) -> None:
