@@ -451,3 +451,16 @@ def test_training_twice_gives_identical_numbers(toy, tmp_path, tiny_llm):
     for split in ("val", "test"):
         pa, pb = (pd.read_parquet(r.predictions[split]) for r in runs)
         np.testing.assert_array_equal(pa["y_pred"].to_numpy(), pb["y_pred"].to_numpy())
+
+
+def test_lr_schedule_warms_up_then_decays():
+    from gta.train.module import lr_factor
+
+    f = lr_factor(100, 0.1, "cosine")
+    assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0)  # linear ramp over the first 10 steps
+    assert f(10) == pytest.approx(1.0) and f(55) == pytest.approx(0.5) and f(100) == pytest.approx(0.0)
+    assert all(f(i) >= f(i + 1) for i in range(10, 100))
+    constant = lr_factor(100, 0.0, "constant")
+    assert {constant(i) for i in range(100)} == {1.0}
+    with pytest.raises(GtaInputError, match="warmup_frac"):
+        TrainConfig(warmup_frac=1.0)

@@ -105,27 +105,48 @@ class ScratchBackbone(nn.Module):
 
 class PatchStandardiser(nn.Module):
     """[b, p, m] -> [b, p, m]: each (patch, channel) of the LLM's output centred and scaled over the rows of the batch
-    (batch normalisation without affine weights; running statistics at inference, and for a one-row batch).
+    (batch normalisation without affine weights); running statistics at inference, and for a one-row batch.
 
     The frozen LLM's hidden states are dominated by what every gene shares at a position (the position itself, the
     prompt's shared text, a few massive channels); what differs between genes is a few percent of it. A head that
     reads them through LayerNorm alone starts with a near-constant output and its gradient is mostly noise, so it
     learns to predict the mean (docs/learning.md, entry 3). Standardising across genes hands the head exactly the
-    part that differs."""
+    part that differs. Under DDP the statistics are summed over every rank's rows (an autograd all-reduce, on gloo
+    too, where SyncBatchNorm does not run), so W devices compute what one device computes with the whole batch."""
 
-    def __init__(self, n_patch: int, d_llm: int, momentum: float = 0.1) -> None:
+    def __init__(self, n_patch: int, d_llm: int, momentum: float = 0.1, eps: float = 1e-5) -> None:
         super().__init__()
-        self.norm = nn.BatchNorm1d(n_patch * d_llm, affine=False, momentum=momentum)
+        self.momentum, self.eps = momentum, eps
+        self.register_buffer("running_mean", torch.zeros(n_patch, d_llm))
+        self.register_buffer("running_var", torch.ones(n_patch, d_llm))
+        self.register_buffer("num_batches_tracked", torch.zeros((), dtype=torch.long))
 
     def forward(self, hidden: Tensor) -> Tensor:
-        b, p, m = hidden.shape
-        flat = hidden.reshape(b, p * m)
-        if self.training and b < 2:  # one row has no spread: use (and do not update) the running statistics
-            flat = nn.functional.batch_norm(flat, self.norm.running_mean, self.norm.running_var, training=False,
-                                            eps=self.norm.eps)
-        else:
-            flat = self.norm(flat)
-        return flat.reshape(b, p, m)
+        distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+        if self.training and (hidden.shape[0] > 1 or distributed):
+            mean, var = self._batch_stats(hidden, distributed)
+        else:  # inference, or one row, which has no spread
+            mean, var = self.running_mean, self.running_var
+        return ((hidden - mean) / torch.sqrt(var + self.eps)).to(hidden.dtype)
+
+    def _batch_stats(self, hidden: Tensor, distributed: bool) -> tuple[Tensor, Tensor]:
+        # in float64: one device and W devices then agree to rounding of the result, not of the partial sums
+        wide = hidden.double()
+        stats = torch.stack([wide.sum(0), wide.pow(2).sum(0)])  # [2, p, m]
+        n = torch.tensor(float(hidden.shape[0]), device=hidden.device, dtype=stats.dtype)
+        if distributed:
+            from torch.distributed.nn.functional import all_reduce
+
+            stats = all_reduce(stats)
+            n = all_reduce(n)
+        mean = stats[0] / n
+        var = (stats[1] / n - mean.pow(2)).clamp(min=0.0)
+        with torch.no_grad():
+            unbiased = var * n / (n - 1).clamp(min=1.0)
+            self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), self.momentum)
+            self.running_var.lerp_(unbiased.detach().to(self.running_var.dtype), self.momentum)
+            self.num_batches_tracked += 1
+        return mean, var
 
 
 class Head(nn.Module):

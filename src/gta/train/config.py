@@ -43,7 +43,9 @@ class TrainConfig:
     task: str = "cross-gene"
     lr: float = 1e-3
     weight_decay: float = 0.01
-    lr_schedule: str = "constant"  # or "cosine": decay to 0 over max_epochs, after the warm-up
+    # "cosine": decay to 0 over max_epochs after the warm-up. Not the default: a resumed run that is given more
+    # epochs would then change the schedule of the steps already taken
+    lr_schedule: str = "constant"
     warmup_frac: float = 0.0  # share of the run's optimiser steps over which the learning rate ramps up from 0
     batch_size: int = 8  # genes per optimiser step, summed over all devices
     max_epochs: int = 10

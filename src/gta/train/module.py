@@ -59,10 +59,12 @@ class GTAModule(L.LightningModule):
     def encode(self, batch: dict) -> Tensor:
         """Model output per feature row, standardised units, float32: [N]."""
         if batch["features"].numel() == 0:
-            if not self.model.llm.sharded:
+            distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+            if not self.model.llm.sharded and not (distributed and self.training):
                 return torch.zeros(0, device=self.device)
-            # a sharded LLM's layers are collectives: run the same passes as the other ranks, on a dummy row whose
-            # output is cut away (the loss still reaches it, so backward runs through the layers too)
+            # a sharded LLM's layers, and the head's standardiser in training under DDP, are collectives: run the
+            # same passes as the other ranks, on a dummy row whose output is cut away (the loss still reaches it,
+            # so backward runs through the layers too; the row does count in that step's standardiser statistics)
             dummy = torch.zeros(1, self.model.n_bins, self.model.d_feat, device=self.device)
             return self.model(dummy, [DUMMY_PROMPT] if self.model.cfg.use_prompt else None)[:0, 0].float()
         prompts = batch["prompts"] if self.model.cfg.use_prompt else None
@@ -149,8 +151,8 @@ class GTAModule(L.LightningModule):
     def configure_optimizers(self):
         params = [p for p in self.model.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
-        if self.cfg.lr_schedule == "constant" and not self.cfg.warmup_frac:
-            return opt
+        if (self.cfg.lr_schedule == "constant" and not self.cfg.warmup_frac) or self._trainer is None:
+            return opt  # (a schedule needs the run's length: outside a Trainer the plain optimiser)
         total = max(int(self.trainer.estimated_stepping_batches), 1)
         factor = lr_factor(total, self.cfg.warmup_frac, self.cfg.lr_schedule)
         schedule = torch.optim.lr_scheduler.LambdaLR(opt, factor)
