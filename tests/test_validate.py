@@ -302,3 +302,15 @@ def test_alias_and_symbol_matches_are_shown_as_such(tmp_path):
     assert expr_row.status == WARN and "9 by gene id, 1 only by gene symbol" in expr_row.detail
     assert rep.stats["genes_with_expression_by_symbol"] == 1
     assert rep.ok
+
+
+def test_plain_gzip_vcf_hint_writes_a_new_file(tmp_path):
+    """The fix `validate` prints for a plain-gzip VCF never writes to the file it reads."""
+    from pathlib import Path
+
+    from gta.io.variants import plain_gzip_fix
+
+    for name in ("variants.vcf.gz", "FILE.vcf.gz", "calls.bgz", "x.vcf.gz"):
+        fix = plain_gzip_fix(Path(name))
+        target = fix.split("> ")[1].split(" ")[0]
+        assert fix.startswith(f"recompress: zcat {name} |") and target != name and target.endswith(".bgzf.vcf.gz")

@@ -185,9 +185,10 @@ def _check_variants(rep: ValidationReport, ds, expr_samples: list[str]) -> list[
     path: Path = ds.manifest.variants
     plain_gzip = file_compression(path) == "gzip"
     if path.suffix in (".gz", ".bgz") and plain_gzip:
+        from gta.io.variants import plain_gzip_fix
+
         rep.add("variants file", WARN, f"{path.name} is plain gzip, not BGZF: it cannot be indexed, so gta reads it "
-                "through a temporary bgzipped copy each time (slow for a large file; fix: zcat FILE | bgzip -c > "
-                "FILE.vcf.gz && bcftools index FILE.vcf.gz)")
+                f"through a temporary bgzipped copy each time (slow for a large file; {plain_gzip_fix(path)})")
     indexed = any(Path(str(path) + ext).exists() for ext in (".tbi", ".csi"))
     if not indexed and not plain_gzip:
         rep.add("variants index", WARN, f"no .tbi/.csi beside {path.name} (fix: bcftools index {path.name})")

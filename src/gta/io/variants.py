@@ -51,6 +51,11 @@ log = logging.getLogger(__name__)
 
 _ALLELE_OK = re.compile(r"^[ACGTNacgtn]+$")
 _FIX_GZIP = "recompress: zcat {name} | bgzip -c > {stem}.bgzf.vcf.gz && bcftools index {stem}.bgzf.vcf.gz"
+
+
+def plain_gzip_fix(path: Path) -> str:
+    """The fix for a plain-gzip VCF, writing a new file (never the input's name)."""
+    return _FIX_GZIP.format(name=path.name, stem=path.name.split(".")[0])
 _FIX_BCF = "recompress: bcftools view -Ob -o {stem}.bgzf.bcf {name} && bcftools index {stem}.bgzf.bcf"
 _LOG_FIRST = 5  # how many skipped records a policy names in the log
 PHASING_SCAN = 2_000  # records read from the start to tell a phased VCF from an unphased one (unphased='auto')
@@ -490,10 +495,10 @@ class VariantReader:
                 with self._htslib():
                     pysam.tabix_compress(str(self.path), str(target), force=True)
             else:
-                name, stem = self.path.name, self.path.name.split(".")[0]
+                stem = self.path.name.split(".")[0]
                 target = Path(self._tmp.name) / f"{stem}.bgzf.vcf.gz"
                 log.warning("%s is plain gzip, not BGZF: decompressing, bgzipping and indexing a temporary copy "
-                            "(to skip this once and for all, %s)", self.path, _FIX_GZIP.format(name=name, stem=stem))
+                            "(to skip this once and for all, %s)", self.path, plain_gzip_fix(self.path))
                 self._rebgzip(target)
             self._index(target)
             self._query_path = target

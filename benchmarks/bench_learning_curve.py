@@ -1,0 +1,184 @@
+"""Learning curve: cross-gene Spearman on the held-out chromosomes against the number of simulated genes.
+
+For each size, one simulated data set (``gta simulate --preset PRESET --seed SIM_SEED`` with ``n_genes`` overridden)
+is encoded with the motif encoder, then ``gta benchmark`` trains GTA and its ablations with several model seeds and
+the deterministic baselines once, all on the same held-out chromosomes. The GTA settings are the demo's
+(``gta.demo.demo_benchmark_config``); interpretation is off.
+
+    python benchmarks/bench_learning_curve.py [--sizes 250 1000 2500] [--seeds 0 1 2] [--work DIR] [--tag TAG]
+
+Writes ``benchmarks/results/learning_curve{_TAG}.{json,md,png}``: per size and model, every seed's score, their mean
+and spread (min-max), the bootstrap interval of seed 0, the noise ceiling, with the commit and the date. Each
+(size, seed) benchmark resumes from its folder under ``--work``, so an interrupted curve continues.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from gta.io.atomic import atomic_write_bytes, atomic_write_text
+
+OUT = Path(__file__).resolve().parent / "results"
+SEEDED = ["GTA", "GTA no LLM"]  # trained with every seed
+ONCE = ["GTA random LLM", "GTA no prompt", "Ridge (promoter bins)", "Ridge (all bins)", "Ridge (distance bands)",
+        "Annotation only"]
+
+
+def commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).parent, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def data_set(work: Path, preset: str, n_genes: int, sim_seed: int) -> tuple[Path, Path]:
+    from gta.features.extract import extract
+    from gta.sim import simulate
+
+    folder = work / f"{preset}-{n_genes}-sim{sim_seed}"
+    manifest = folder / "data" / "dataset.yaml"
+    if not manifest.exists():
+        overrides = folder / "overrides.yaml"
+        folder.mkdir(parents=True, exist_ok=True)
+        overrides.write_text(yaml.safe_dump({"n_genes": n_genes}))
+        manifest = simulate(preset, sim_seed, folder / "data", config=overrides, progress=False)
+    store = folder / "features.zarr"
+    extract(manifest, encoder="motif", out=store, progress=False)
+    return manifest, store
+
+
+def run_benchmark(manifest: Path, store: Path, out: Path, seed: int, models: list[str]) -> dict:
+    from gta.demo import demo_benchmark_config
+    from gta.evaluate.benchmark import BenchmarkConfig, benchmark
+
+    raw = demo_benchmark_config(quick=False, seed=seed)
+    raw["models"] = models
+    raw["interpret"] = {**raw["interpret"], "n_genes": 0}
+    if not (out / "results.json").exists() or not _has(out, models):
+        benchmark(manifest, store, out, config=BenchmarkConfig(**raw), progress=False)
+    return json.loads((out / "results.json").read_text())
+
+
+def _has(out: Path, models: list[str]) -> bool:
+    res = json.loads((out / "results.json").read_text())
+    return set(models) <= {m["name"] for m in res.get("models", [])}
+
+
+def cross_gene(res: dict) -> dict[str, dict]:
+    rows = {}
+    for m in res.get("models", []):
+        cg = (m.get("metrics") or {}).get("cross_gene") or {}
+        if cg.get("spearman") is not None:
+            rows[m["name"]] = {"spearman": cg["spearman"], "ci": cg.get("spearman_ci")}
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[250, 1000, 2500])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--preset", default="bench")
+    ap.add_argument("--sim-seed", type=int, default=0)
+    ap.add_argument("--work", type=Path, default=Path("runs/learning_curve"))
+    ap.add_argument("--tag", default="")
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+    points = []
+    for n in args.sizes:
+        manifest, store = data_set(args.work, args.preset, n, args.sim_seed)
+        ceiling = json.loads((manifest.parent / "truth" / "noise_ceiling.json").read_text())
+        per_model: dict[str, list[float]] = {}
+        ci0: dict[str, list[float] | None] = {}
+        for seed in args.seeds:
+            models = SEEDED + (ONCE if seed == args.seeds[0] else [])
+            res = run_benchmark(manifest, store, args.work / f"{args.preset}-{n}-sim{args.sim_seed}" / f"seed{seed}",
+                                seed, models)
+            for name, row in cross_gene(res).items():
+                per_model.setdefault(name, []).append(row["spearman"])
+                ci0.setdefault(name, row["ci"])
+            genes = res.get("dataset", {}).get("genes_by_split", {})
+        points.append({
+            "n_genes": n, "genes_by_split": genes,
+            "noise_ceiling": ceiling.get("across_genes_mean_over_individuals"),
+            "models": {k: {"seeds": v, "mean": float(np.mean(v)), "min": float(np.min(v)), "max": float(np.max(v)),
+                           "ci_seed0": ci0.get(k)} for k, v in per_model.items()},
+        })
+    record = {"benchmark": "learning_curve", "commit": commit(), "date": time.strftime("%Y-%m-%d %H:%M"),
+              "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
+              "preset": args.preset, "sim_seed": args.sim_seed, "seeds": args.seeds,
+              "gta_settings": "gta.demo.demo_benchmark_config (the demo's GTA)", "points": points,
+              "wall_s": round(time.perf_counter() - t0, 1)}
+    stem = "learning_curve" + (f"_{args.tag}" if args.tag else "")
+    atomic_write_text(OUT / f"{stem}.json", json.dumps(record, indent=2) + "\n")
+    atomic_write_text(OUT / f"{stem}.md", render(record))
+    plot(record, OUT / f"{stem}.png")
+    print(render(record))
+
+
+def render(r: dict) -> str:
+    names = sorted({k for p in r["points"] for k in p["models"]}, key=lambda k: (k not in SEEDED, k))
+    lines = [f"# Learning curve: cross-gene Spearman on held-out chromosomes ({r['preset']} preset)", "",
+             f"Commit {r['commit']}, {r['date']}, {r['machine']['cores']} cores; simulator seed {r['sim_seed']}; "
+             f"model seeds {r['seeds']} for {', '.join(SEEDED)}, seed {r['seeds'][0]} for the rest. "
+             f"Cell: mean over seeds [min, max] (one seed: the score and its 95% bootstrap interval). "
+             f"{r['wall_s']} s in all. Written by `benchmarks/bench_learning_curve.py`.", "",
+             "| model | " + " | ".join(f"{p['n_genes']} genes ({p['genes_by_split'].get('test', '?')} test)"
+                                        for p in r["points"]) + " |",
+             "|---|" + "---|" * len(r["points"])]
+    lines.append("| *noise ceiling* | " + " | ".join(f"{p['noise_ceiling']:.3f}" for p in r["points"]) + " |")
+    for name in names:
+        cells = []
+        for p in r["points"]:
+            m = p["models"].get(name)
+            if m is None:
+                cells.append("—")
+            elif len(m["seeds"]) > 1:
+                cells.append(f"{m['mean']:.3f} [{m['min']:.3f}, {m['max']:.3f}]")
+            else:
+                ci = m["ci_seed0"]
+                cells.append(f"{m['mean']:.3f}" + (f" ({ci[0]:.2f}, {ci[1]:.2f})" if ci else ""))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(r: dict, path: Path) -> None:
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    sizes = [p["n_genes"] for p in r["points"]]
+    ax.plot(sizes, [p["noise_ceiling"] for p in r["points"]], "k--", label="noise ceiling")
+    names = sorted({k for p in r["points"] for k in p["models"]})
+    for name in names:
+        pts = [(p["n_genes"], p["models"][name]) for p in r["points"] if name in p["models"]]
+        x = [a for a, _ in pts]
+        y = [m["mean"] for _, m in pts]
+        err = [[m["mean"] - m["min"] for _, m in pts], [m["max"] - m["mean"] for _, m in pts]]
+        ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("simulated genes (all splits)")
+    ax.set_ylabel("cross-gene Spearman, held-out chromosomes")
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,261 @@
+"""Lab bench for issue 13 (docs/learning.md): a plain training loop over in-memory reference features, with the
+GTA model of gta.model and switchable variants of its front end, alignment and head. An experiment harness, not the
+training path (that is gta.train); results are appended to --log (JSON lines).
+
+    python scripts/lab_train.py --data DIR_WITH_dataset.yaml_AND_features.zarr [--layers 2] [--prompt 0] ...
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.stats import spearmanr
+from torch import nn
+
+from gta.model.gta import GTAConfig, build_model
+from gta.model.llm import load_llm
+from gta.train.config import TrainConfig
+from gta.train.data import build_run_data
+from gta.train.prompts import run_prompts
+from gta.train.run import open_inputs
+
+torch.set_num_threads(int(os.environ.get("LAB_THREADS", "2")))
+
+
+def load(data_dir: Path):
+    dataset, store = open_inputs(data_dir / "dataset.yaml", data_dir / "features.zarr")
+    data = build_run_data(dataset, store, TrainConfig(), need_individuals=False)
+    cache = data_dir / "lab_cache.npz"
+    if cache.exists():
+        X = np.load(cache)["X"]
+    else:
+        X = np.stack([np.asarray(store.read_ref(g), np.float32) for g in data.gene_ids])
+        np.savez(cache, X=X)
+    prompts = run_prompts(dataset, data.gene_ids, folder=data_dir, progress=False)
+    names = list(store.feature_names) if hasattr(store, "feature_names") else None
+    return dataset, data, X, prompts, names
+
+
+class Stem(nn.Module):
+    """Shared per-bin encoder: [b, n, f] -> conv stem -> pool within patch -> [b, p, d] (+ position)."""
+
+    def __init__(self, f, c, d, n_bins, patch, kernel=3, pool="sum", dropout=0.1):
+        super().__init__()
+        self.patch, self.pool = patch, pool
+        self.conv = nn.Sequential(nn.Conv1d(f, c, kernel, padding=kernel // 2), nn.GELU(),
+                                  nn.Conv1d(c, c, 1), nn.GELU())
+        self.n_patch = math.ceil(n_bins / patch)
+        width = 2 * c if pool == "summax" else c
+        self.proj = nn.Linear(width, d)
+        self.position = nn.Parameter(torch.randn(self.n_patch, d) * 0.02)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x):
+        h = self.conv(x.transpose(1, 2))  # [b, c, n]
+        b, c, n = h.shape
+        pad = self.n_patch * self.patch - n
+        if pad:
+            h = torch.nn.functional.pad(h, (0, pad))
+        h = h.reshape(b, c, self.n_patch, self.patch)
+        if self.pool == "sum":
+            z = h.sum(-1) / math.sqrt(self.patch)
+        elif self.pool == "summax":
+            z = torch.cat([h.sum(-1) / math.sqrt(self.patch), h.amax(-1)], 1)
+        else:
+            z = h.amax(-1)
+        return self.dropout(self.proj(z.transpose(1, 2)) + self.position)
+
+
+class Simple(nn.Module):
+    """No alignment, no LLM: stem patches -> (optional transformer) -> GTA head."""
+
+    def __init__(self, args, f, n):
+        super().__init__()
+        from gta.model.gta import Head
+        self.stem = Stem(f, args.stem_c, args.d_model, n, args.patch, args.kernel, args.pool, args.dropout)
+        self.head = Head(args.d_model, self.stem.n_patch, 128, 1, args.dropout)
+        self.register_buffer("feat_mean", torch.zeros(f))
+        self.register_buffer("feat_std", torch.ones(f))
+
+    def set_feature_norm(self, mu, sd):
+        self.feat_mean.copy_(mu)
+        self.feat_std.copy_(torch.where(sd > 1e-6, sd, torch.ones_like(sd)))
+
+    def n_trainable(self):
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(self, x, prompts=None):
+        return self.head(self.stem((x - self.feat_mean) / self.feat_std))[0]
+
+
+def centred_forward(self, patches, prototypes, return_attention=False):
+    """ReprogrammingLayer.forward with values centred over the prototypes (and an optional temperature)."""
+    from einops import rearrange
+    q = rearrange(self.query(self.query_norm(patches)), "b p (h e) -> b h p e", h=self.n_heads)
+    protos = self.proto_norm(prototypes - prototypes.mean(dim=0, keepdim=True))
+    k = rearrange(self.key(protos), "k (h e) -> h k e", h=self.n_heads)
+    v = rearrange(self.value(protos), "k (h e) -> h k e", h=self.n_heads)
+    if self.centre:
+        v = v - v.mean(dim=1, keepdim=True)
+    scores = torch.einsum("bhpe,hke->bhpk", q, k) / math.sqrt(self.d_keys) * self.temp
+    attn = scores.softmax(dim=-1)
+    mixed = torch.einsum("bhpk,hke->bhpe", self.dropout(attn), v)
+    mixed = self.out(rearrange(mixed, "b h p e -> b p (h e)"))
+    if getattr(self, "skip", None) is not None:
+        mixed = mixed + self.skip(patches)
+    tokens = mixed * self.fixed_scale if getattr(self, "fixed_scale", None) is not None else self.norm(mixed)
+    return (tokens, attn) if return_attention else tokens
+
+
+def make_model(args, llm, f, n):
+    if args.arch == "simple":
+        return Simple(args, f, n)
+    cfg = GTAConfig(llm="embedded", llm_layers=args.layers, patch_len=args.patch, patch_stride=args.patch,
+                    n_prototypes=args.protos, prototype_vocab=8192, d_model=args.d_model, use_prompt=args.prompt,
+                    backbone=args.backbone, alignment=args.alignment, dropout=args.dropout,
+                    stem_channels=args.stem_c if args.stem else 0, stem_kernel=args.kernel,
+                    head_standardise=bool(args.head_standardise))
+    model = build_model(cfg, f, n, llm=llm)
+    if args.centred and cfg.alignment == "prototype":
+        import types
+        model.align.temp = nn.Parameter(torch.tensor(float(args.temp)))
+        model.align.centre = args.centred == 1
+        model.align.skip = nn.Linear(args.d_model, model.llm.d_llm) if args.skip else None
+        if args.noRMS:
+            model.align.out = nn.Linear(model.align.out.in_features, model.align.out.out_features, bias=False)
+            with torch.no_grad():
+                x = torch.randn(8, 28, args.d_model)
+                protos = model.prototypes(model.llm.word_embeddings())
+                model.align.fixed_scale = None
+                model.align.norm = nn.Identity()
+                raw = centred_forward(model.align, x, protos)
+                target = float(model.llm.word_embeddings().pow(2).mean().sqrt())
+                scale = target / float(raw.pow(2).mean().sqrt())
+            model.align.fixed_scale = nn.Parameter(torch.tensor(scale))
+        model.align.forward = types.MethodType(centred_forward, model.align)
+    return model
+
+
+def transform(X, args):
+    X = X.copy()
+    if args.log_counts:
+        k = (X.shape[-1] - 1) // 2
+        X[..., k:2 * k] = np.log1p(X[..., k:2 * k])  # [max x k, count x k, gc]
+    return X
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", type=Path, required=True, help="folder with dataset.yaml and features.zarr")
+    ap.add_argument("--layers", type=int, default=6)
+    ap.add_argument("--patch", type=int, default=32)
+    ap.add_argument("--protos", type=int, default=256)
+    ap.add_argument("--d-model", type=int, default=64)
+    ap.add_argument("--prompt", type=int, default=1)
+    ap.add_argument("--backbone", default="llm")
+    ap.add_argument("--alignment", default="prototype")
+    ap.add_argument("--dropout", type=float, default=0.1)
+    ap.add_argument("--stem", type=int, default=0)
+    ap.add_argument("--arch", default="gta")
+    ap.add_argument("--centred", type=int, default=0)
+    ap.add_argument("--freeze-protos", type=int, default=0)
+    ap.add_argument("--skip", type=int, default=0)
+    ap.add_argument("--noRMS", type=int, default=0)
+    ap.add_argument("--head-standardise", type=int, default=1, help="GTAConfig.head_standardise (learning.md, 3)")
+    ap.add_argument("--temp", type=float, default=1.0)
+    ap.add_argument("--stem-c", type=int, default=32)
+    ap.add_argument("--kernel", type=int, default=3)
+    ap.add_argument("--pool", default="sum")
+    ap.add_argument("--log-counts", type=int, default=0)
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--wd", type=float, default=0.01)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--warmup", type=float, default=0.0)
+    ap.add_argument("--cosine", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--tag", default="")
+    ap.add_argument("--log", type=Path, default=Path("lab_results.jsonl"), help="JSON lines, one per run")
+    args = ap.parse_args()
+
+    dataset, data, X, prompts, names = load(args.data)
+    X = transform(X, args)
+    tr, va, te = (np.array(data.genes_in(s)) for s in ("train", "val", "test"))
+    y = data.standardise(data.y_gene).astype(np.float32)
+    mu = X[tr].reshape(-1, X.shape[-1]).mean(0)
+    sd = X[tr].reshape(-1, X.shape[-1]).std(0)
+    torch.manual_seed(args.seed)
+    np.random.seed(args.seed)
+    layers = args.layers if args.backbone != "none" else 1
+    llm = None if args.arch == "simple" else load_llm("embedded", num_layers=layers)
+    model = make_model(args, llm, X.shape[2], X.shape[1])
+    model.set_feature_norm(torch.from_numpy(mu), torch.from_numpy(sd))
+    if args.freeze_protos and getattr(model, "prototypes", None) is not None:
+        model.prototypes.mapping.weight.requires_grad_(False)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=args.wd)
+    steps_per_epoch = math.ceil(len(tr) / args.batch)
+    total = steps_per_epoch * args.epochs
+    warm = int(args.warmup * total)
+
+    def lr_at(step):
+        if warm and step < warm:
+            return (step + 1) / warm
+        if args.cosine:
+            t = (step - warm) / max(1, total - warm)
+            return 0.5 * (1 + math.cos(math.pi * t))
+        return 1.0
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    Xt = torch.from_numpy(X)
+    P = [prompts[g] for g in data.gene_ids]
+    rng = np.random.default_rng(args.seed)
+
+    def predict(idx):
+        model.eval()
+        out = []
+        with torch.no_grad():
+            for i in range(0, len(idx), 32):
+                j = idx[i:i + 32]
+                out.append(model(Xt[j], [P[k] for k in j] if args.prompt else None)[:, 0])
+        model.train()
+        return torch.cat(out).numpy()
+
+    hist = []
+    t0 = time.time()
+    for ep in range(args.epochs):
+        order = rng.permutation(tr)
+        losses = []
+        for i in range(0, len(order), args.batch):
+            j = order[i:i + args.batch]
+            pred = model(Xt[j], [P[k] for k in j] if args.prompt else None)[:, 0]
+            loss = torch.nn.functional.mse_loss(pred, torch.from_numpy(y[j]))
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            sched.step()
+            losses.append(loss.item())
+        pv, pt = predict(va), predict(te)
+        rv, rt = spearmanr(pv, y[va])[0], spearmanr(pt, y[te])[0]
+        rtr = spearmanr(predict(tr[:200]), y[tr[:200]])[0]
+        hist.append(dict(epoch=ep, loss=float(np.mean(losses)), train=float(rtr), val=float(rv), test=float(rt),
+                         sd_ratio=float(pt.std() / y[te].std()), t=round(time.time() - t0, 1)))
+        print(json.dumps(hist[-1]), flush=True)
+    best = max(hist, key=lambda h: h["val"])
+    rec = dict(args=vars(args) | {"data": str(args.data)}, hist=hist, final_test=hist[-1]["test"],
+               best_val_epoch=best["epoch"], test_at_best_val=best["test"], n_trainable=model.n_trainable())
+    print("RESULT", args.tag, json.dumps({k: v for k, v in rec.items() if k != "hist"}, default=str))
+    with open(args.log, "a") as fh:
+        fh.write(json.dumps(rec, default=str) + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
