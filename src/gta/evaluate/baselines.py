@@ -63,7 +63,25 @@ def distance_bands(n_bins: int, tss_bin: int, edges: Sequence[int] = BAND_EDGES)
     return [*reversed(up), (tss_bin, tss_bin + 1), *down]
 
 
-class RidgeOnBins:
+class _StandardisedRidge:
+    """``RidgeCV`` on the standardised columns of ``self.transform(X)``; subclasses define the design matrix."""
+
+    alphas: Sequence[float]
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def fit(self, X: np.ndarray, y: np.ndarray):
+        self.model_ = make_pipeline(StandardScaler(), RidgeCV(alphas=self.alphas))
+        self.model_.fit(self.transform(X), np.asarray(y, float))
+        self.alpha_ = float(self.model_[-1].alpha_)
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.model_.predict(self.transform(X))
+
+
+class RidgeOnBins(_StandardisedRidge):
     """Ridge on encoder features around the TSS (``bins="central"``) or over the whole window (``"all"``)."""
 
     def __init__(
@@ -105,14 +123,6 @@ class RidgeOnBins:
             return X.mean(axis=1)
         return np.concatenate([X[:, a:b].mean(axis=1) for a, b in distance_bands(n, t)], axis=1)
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> RidgeOnBins:
-        self.model_ = make_pipeline(StandardScaler(), RidgeCV(alphas=self.alphas))
-        self.model_.fit(self.transform(X), np.asarray(y, float))
-        self.alpha_ = float(self.model_[-1].alpha_)
-        return self
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        return self.model_.predict(self.transform(X))
 
     def bin_contributions(self, X: np.ndarray) -> np.ndarray:
         """Gradient x input of the fitted linear model per bin, [genes, bins]: each design column's
@@ -142,7 +152,7 @@ class RidgeOnBins:
 HIT_BANDS_BP = (0, 2_000, 10_000, 20_000, 35_000)  # |x| where a new band starts; the last runs to the window's edge
 
 
-class RidgeOnMotifHits:
+class RidgeOnMotifHits(_StandardisedRidge):
     """Ridge on log1p counts of strong motif sites per distance band (see the module docstring).
 
     ``thresholds``: per ``{motif}.max`` column of the features (in order), the score a bin must reach to count as a
@@ -179,14 +189,6 @@ class RidgeOnMotifHits:
         bands = [hits[:, (dist >= a) & (dist < b)].sum(axis=1) for a, b in zip(edges[:-1], edges[1:], strict=True)]
         return np.log1p(np.concatenate(bands, axis=1).astype(np.float64))
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> RidgeOnMotifHits:
-        self.model_ = make_pipeline(StandardScaler(), RidgeCV(alphas=self.alphas))
-        self.model_.fit(self.transform(X), np.asarray(y, float))
-        self.alpha_ = float(self.model_[-1].alpha_)
-        return self
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        return self.model_.predict(self.transform(X))
 
 
 class ElasticNetEQTL:
