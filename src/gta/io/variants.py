@@ -790,10 +790,14 @@ class VariantReader:
         g = _gt_array(rec, s)
         width = g.shape[1]
         if width == 3:
+            g = g.copy()
+            g[g[:, 1] == -2, 2] = 1  # a haploid call has no phase to lose (see below)
             return g
-        if width == 2:  # every call haploid: (allele, phased)
+        if width == 2:  # every call haploid: (allele, phase flag)
+            # cyvcf2's phase flag of a haploid call is not initialised (it reads 0 or 1 from run to run on the same
+            # file): a single allele has no phase to lose, so it counts as phased
             out = np.full((s, 3), -2, np.int16)
-            out[:, 0], out[:, 2] = g[:, 0], g[:, 1]
+            out[:, 0], out[:, 2] = g[:, 0], 1
             return out
         extra = (g[:, 2 : width - 1] != -2).any(axis=1)
         if extra.any():
@@ -805,7 +809,9 @@ class VariantReader:
                 hint=f"drop the record (bcftools view -t ^{vchrom}:{rec.POS}) or the sample (bcftools view -s "
                 f"^{self.samples[c]})",
             )
-        return g[:, [0, 1, width - 1]]
+        out = g[:, [0, 1, width - 1]]
+        out[out[:, 1] == -2, 2] = 1  # haploid calls count as phased (see above)
+        return out
 
     def _multiallelic(self, records, refs, alts, status, vchrom) -> None:
         """Policy ``error``: raise on the first multi-allelic record; ``ref``: mark them, log the first few."""
