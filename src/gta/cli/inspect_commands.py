@@ -12,8 +12,8 @@ from gta.cli.options import data_option, out_option
 _DATA = data_option()
 _GENE = typer.Option(..., "--gene", "-g", help="Gene id (with or without version) or symbol.")
 _DEFAULT = " Default: the manifest's variant_policy, else {}."
-_UNPHASED = typer.Option(None, "--unphased", help="Unphased heterozygous genotypes: ref | as-phased | error."
-                         + _DEFAULT.format("ref"))
+_UNPHASED = typer.Option(None, "--unphased", help="Unphased heterozygous genotypes: auto (ref, but refuse a sample "
+                         "with no phased call) | ref | as-phased | error." + _DEFAULT.format("auto"))
 _MISSING = typer.Option(None, "--missing", help="Missing genotypes: ref | error." + _DEFAULT.format("ref"))
 _MULTI = typer.Option(None, "--multiallelic", help="Multi-allelic records: split | error | ref."
                       + _DEFAULT.format("split"))
