@@ -163,7 +163,7 @@ def plot(r: dict, path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     sizes = [p["n_genes"] for p in r["points"]]
-    ax.plot(sizes, [p["noise_ceiling"] for p in r["points"]], "k--", label="noise ceiling")
+    ax.plot(sizes, [p["noise_ceiling"] for p in r["points"]], "k--", marker="_", markersize=18, label="noise ceiling")
     names = sorted({k for p in r["points"] for k in p["models"]})
     for name in names:
         pts = [(p["n_genes"], p["models"][name]) for p in r["points"] if name in p["models"]]
