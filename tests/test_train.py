@@ -464,3 +464,20 @@ def test_lr_schedule_warms_up_then_decays():
     assert {constant(i) for i in range(100)} == {1.0}
     with pytest.raises(GtaInputError, match="warmup_frac"):
         TrainConfig(warmup_frac=1.0)
+
+
+def test_a_run_config_written_before_the_stem_keeps_its_architecture(cli_run, tmp_path):
+    """A run folder's config.yaml from before stem/standardiser existed loads as the model it trained; a config a
+    user writes without those keys gets today's defaults."""
+    raw = yaml.safe_load((cli_run / "config.yaml").read_text())
+    for key in ("stem_channels", "head_standardise", "align_residual"):
+        raw["model"].pop(key)
+    old = tmp_path / "config.yaml"
+    old.write_text(yaml.safe_dump(raw))
+    cfg = load_config(old)
+    assert (cfg.model.stem_channels, cfg.model.head_standardise) == (0, False)
+    del raw["resolved"]
+    user = tmp_path / "user.yaml"
+    user.write_text(yaml.safe_dump(raw))
+    assert (load_config(user).model.stem_channels, load_config(user).model.head_standardise) == (32, True)
+    assert load_config(cli_run / "config.yaml").model.stem_channels == 32  # today's runs say what they used

@@ -169,8 +169,15 @@ def load_config(path: str | Path) -> TrainConfig:
         raise GtaInputError(f"not valid YAML: {getattr(e, 'problem', e)}", path=path,
                             line=None if mark is None else mark.line + 1) from None
     if isinstance(raw, dict):
+        if "resolved" in raw and isinstance(raw.get("model"), dict):  # a run folder's config: written by a gta
+            raw["model"] = {**RUN_CONFIG_BEFORE_KEYS, **raw["model"]}  # that may predate some model keys
         raw = {k: v for k, v in raw.items() if k != "resolved"}
     return TrainConfig.from_dict(raw, path=path)
+
+
+# model keys added after runs were already being written, with the value that reproduces such a run's architecture
+# (a run's config.yaml lists every key of its time, so a missing key means the run predates it)
+RUN_CONFIG_BEFORE_KEYS = {"stem_channels": 0, "head_standardise": False, "align_residual": False}
 
 
 def default_config(**overrides: Any) -> TrainConfig:
