@@ -271,3 +271,12 @@ def make_dataset(folder: str | Path, genes: list[GeneSpec] | None = None, sample
         vcf = write_vcf(folder / "variants.vcf.gz", CHROM_LENGTHS, vs, recs)
     return write_manifest(folder, genome=fasta, genes=gene_path, expression=expr, variants=vcf, name="test",
                           **manifest_extra)
+
+
+def cli_commands(group, prefix: tuple[str, ...] = ()):
+    """(name path, command) of every leaf command under a click group, subgroups walked."""
+    for name, cmd in group.commands.items():
+        if hasattr(cmd, "commands"):  # a group (typer may bring its own click: no isinstance)
+            yield from cli_commands(cmd, (*prefix, name))
+        else:
+            yield (*prefix, name), cmd

@@ -10,6 +10,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from fixtures import cli_commands
 from gta.cli import app, main
 
 # the long name of an option -> the short name it must have, wherever a command takes it
@@ -20,16 +21,8 @@ LONG = {short: {long} for long, short in SHORT.items()} | {"-s": {"--sample", "-
 COMPUTE = {"simulate", "extract", "train", "predict", "benchmark", "demo", "interpret", "score-variants"}
 
 
-def _commands(group, prefix: tuple[str, ...] = ()):
-    for name, cmd in group.commands.items():
-        if hasattr(cmd, "commands"):  # a group (typer may bring its own click: no isinstance)
-            yield from _commands(cmd, (*prefix, name))
-        else:
-            yield (*prefix, name), cmd
-
-
 ROOT = typer.main.get_command(app)
-COMMANDS = dict(_commands(ROOT))
+COMMANDS = dict(cli_commands(ROOT))
 IDS = [" ".join(p) for p in COMMANDS]
 
 

@@ -6,20 +6,13 @@ import typer
 from typer.testing import CliRunner
 
 import gta.cli  # noqa: F401 - registers every command
+from fixtures import cli_commands
 from gta.cli.app import app
-
-
-def _commands(group, prefix: tuple[str, ...] = ()):
-    for name, cmd in group.commands.items():
-        if hasattr(cmd, "commands"):  # a group (typer may bring its own click: no isinstance)
-            yield from _commands(cmd, (*prefix, name))
-        else:
-            yield (*prefix, name), cmd
 
 
 def test_every_command_and_option_has_help():
     root = typer.main.get_command(app)
-    found = dict(_commands(root))
+    found = dict(cli_commands(root))
     expected = {"validate", "simulate", "extract", "train", "predict", "benchmark", "interpret", "score-variants",
                 "demo", "sequence", "prompt", "variants"}
     assert expected <= {path[-1] for path in found}
