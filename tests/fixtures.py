@@ -280,3 +280,16 @@ def cli_commands(group, prefix: tuple[str, ...] = ()):
             yield from cli_commands(cmd, (*prefix, name))
         else:
             yield (*prefix, name), cmd
+
+
+def run_cli(argv, capsys):
+    """``gta.cli.main(argv)`` in process, as the installed command runs it: (exit code, stdout, stderr)."""
+    import pytest
+
+    from gta.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main([str(a) for a in argv])
+        raise SystemExit(0)
+    out = capsys.readouterr()
+    return e.value.code, out.out, out.err

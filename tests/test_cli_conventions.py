@@ -10,8 +10,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from fixtures import cli_commands
-from gta.cli import app, main
+from fixtures import cli_commands, run_cli
+from gta.cli import app
 
 # the long name of an option -> the short name it must have, wherever a command takes it
 SHORT = {"--data": "-d", "--out": "-o", "--features": "-f", "--run": "-r", "--config": "-c", "--gene": "-g",
@@ -51,15 +51,6 @@ def _names(p) -> set[str]:
     return set(p.opts) | set(p.secondary_opts)
 
 
-def _run(argv, capsys):
-    """``main(argv)`` in process: (exit code, stdout, stderr)."""
-    with pytest.raises(SystemExit) as e:
-        main([str(a) for a in argv])
-        raise SystemExit(0)
-    out = capsys.readouterr()
-    return e.value.code, out.out, out.err
-
-
 @pytest.mark.parametrize("path", list(COMMANDS), ids=IDS)
 def test_option_convention(path):
     cmd = COMMANDS[path]
@@ -97,9 +88,9 @@ def test_the_conventions_reached_every_command():
 
 @pytest.mark.parametrize("path", [(), *COMMANDS], ids=["gta", *IDS])
 def test_h_and_version(path, capsys):
-    rc, out, err = _run([*path, "-h"], capsys)
+    rc, out, err = run_cli([*path, "-h"], capsys)
     assert rc == 0 and "Usage" in out, err
-    rc, out, _ = _run([*path, "--version"], capsys)
+    rc, out, _ = run_cli([*path, "--version"], capsys)
     from gta import __version__
 
     assert rc == 0 and out.strip() == f"gta {__version__}"
@@ -122,28 +113,28 @@ def _bad_value(cmd):
 @pytest.mark.parametrize("path", list(COMMANDS), ids=IDS)
 def test_usage_errors_are_one_line_exit_2(path, capsys):
     cmd = COMMANDS[path]
-    rc, out, err = _run([*path, "--no-such-option"], capsys)
+    rc, out, err = run_cli([*path, "--no-such-option"], capsys)
     _one_line_usage_error(rc, out, err, "unknown option")
     assert "--no-such-option" in err
     required = [p for p in _options(cmd) if p.required]
     if required:
-        rc, out, err = _run([*path], capsys)
+        rc, out, err = run_cli([*path], capsys)
         _one_line_usage_error(rc, out, err, "missing option")
         assert required[0].opts[0] in err
     bad = _bad_value(cmd)
     if bad is not None:  # given with the required options, so the value is what fails
         filler = [a for p in required for a in (p.opts[0], "x")]
-        rc, out, err = _run([*path, *filler, *bad], capsys)
+        rc, out, err = run_cli([*path, *filler, *bad], capsys)
         _one_line_usage_error(rc, out, err, f"bad value {bad}")
         assert "not-a-number" in err or bad[0] in err
 
 
 def test_usage_errors_of_the_app(capsys):
-    _one_line_usage_error(*_run(["extrct"], capsys), "typo'd command")
-    _one_line_usage_error(*_run(["sequence", "-d", "x.yaml", "-g", "BETA", "--haplotype", "3"], capsys),
+    _one_line_usage_error(*run_cli(["extrct"], capsys), "typo'd command")
+    _one_line_usage_error(*run_cli(["sequence", "-d", "x.yaml", "-g", "BETA", "--haplotype", "3"], capsys),
                           "out of range")
-    _one_line_usage_error(*_run(["annotations", "bulid"], capsys), "typo'd subcommand")
-    rc, out, err = _run(["extract", "--data"], capsys)  # an option without its value
+    _one_line_usage_error(*run_cli(["annotations", "bulid"], capsys), "typo'd subcommand")
+    rc, out, err = run_cli(["extract", "--data"], capsys)  # an option without its value
     _one_line_usage_error(rc, out, err, "option without value")
 
 

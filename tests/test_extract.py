@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fixtures import default_sequences, make_dataset, write_manifest, write_vcf
+from fixtures import default_sequences, make_dataset, run_cli, write_manifest, write_vcf
 from gta.encoders import BaseEncoder, MotifEncoder
 from gta.encoders.motif import seq_to_index
 from gta.errors import GtaInputError
@@ -202,33 +202,22 @@ def test_cli_extract(manifest, tmp_path):
     assert bad.returncode == 2 and "valid encoders" in bad.stderr and "motif" in bad.stderr
 
 
-def _main(argv, capsys):
-    """Run ``gta.cli.main`` in process: (exit code, stdout, stderr)."""
-    from gta.cli import main
-
-    with pytest.raises(SystemExit) as e:
-        main([str(a) for a in argv])
-        raise SystemExit(0)
-    out = capsys.readouterr()
-    return e.value.code, out.out, out.err
-
-
 def test_cli_extract_gene_type_filter_counts_what_it_skips(manifest, tmp_path, capsys):
     """By default `gta extract` encodes protein-coding genes only (GAMMA is a lncRNA) and says how many it left
     out; --gene-type all keeps every gene; an explicit --genes list is encoded whatever its type."""
     out = tmp_path / "pc.zarr"
-    rc, _, err = _main(["extract", "-d", manifest, "-o", out], capsys)
+    rc, _, err = run_cli(["extract", "-d", manifest, "-o", out], capsys)
     assert rc == 0, err
     store = FeatureStore.open(out)
     done = dict(zip(store.gene_ids, store.ref_done_mask(), strict=True))
     assert not done["ENSG90000000003"] and sum(done.values()) == len(done) - 1
     assert "1 lncRNA genes (--gene-type)" in err
-    rc, _, err = _main(["extract", "-d", manifest, "-o", out, "--gene-type", "all"], capsys)  # fills in GAMMA
+    rc, _, err = run_cli(["extract", "-d", manifest, "-o", out, "--gene-type", "all"], capsys)  # fills in GAMMA
     assert rc == 0, err
     assert FeatureStore.open(out).ref_done_mask().all()
-    rc, _, err = _main(["extract", "-d", manifest, "-o", tmp_path / "g.zarr", "--genes", "GAMMA"], capsys)
+    rc, _, err = run_cli(["extract", "-d", manifest, "-o", tmp_path / "g.zarr", "--genes", "GAMMA"], capsys)
     assert rc == 0, err
-    rc, _, err = _main(["extract", "-d", manifest, "-o", tmp_path / "h.zarr", "--genes", "GAMMA", "--gene-type",
+    rc, _, err = run_cli(["extract", "-d", manifest, "-o", tmp_path / "h.zarr", "--genes", "GAMMA", "--gene-type",
                         "protein_coding"], capsys)
     assert rc == 2 and err.count("\n") == 1 and "lncRNA" in err and not (tmp_path / "h.zarr").exists()
 
@@ -238,7 +227,7 @@ def test_cli_extract_genes_and_samples_from_files(manifest, tmp_path, capsys):
     (tmp_path / "genes.txt").write_text("# my genes\nBETA\nEPSILON  # a comment\n\n")
     (tmp_path / "samples.txt").write_text("S2\n# S3\nS4\n")
     out = tmp_path / "f.zarr"
-    rc, _, err = _main(["extract", "-d", manifest, "-o", out, "--genes", f"@{tmp_path / 'genes.txt'}", "-S",
+    rc, _, err = run_cli(["extract", "-d", manifest, "-o", out, "--genes", f"@{tmp_path / 'genes.txt'}", "-S",
                         tmp_path / "samples.txt"], capsys)
     assert rc == 0, err
     store = FeatureStore.open(out)
@@ -252,7 +241,7 @@ def test_cli_extract_genes_and_samples_from_files(manifest, tmp_path, capsys):
 def test_failed_extract_leaves_no_store_behind(manifest, tmp_path, capsys, bad):
     """A bad gene or sample is one line and exit 2, and the store folder it would have created does not exist."""
     out = tmp_path / "f.zarr"
-    rc, _, err = _main(["extract", "-d", manifest, "-o", out, *bad], capsys)
+    rc, _, err = run_cli(["extract", "-d", manifest, "-o", out, *bad], capsys)
     assert rc == 2 and err.startswith("gta: error: ") and err.count("\n") == 1, err
     assert "Traceback" not in err
     assert not out.exists()
@@ -260,15 +249,15 @@ def test_failed_extract_leaves_no_store_behind(manifest, tmp_path, capsys, bad):
 
 def test_failed_extract_keeps_a_store_that_existed(manifest, tmp_path, capsys):
     out = tmp_path / "f.zarr"
-    assert _main(["extract", "-d", manifest, "-o", out, "--genes", "BETA"], capsys)[0] == 0
-    rc, _, err = _main(["extract", "-d", manifest, "-o", out, "--genes", "NOSUCHGENE"], capsys)
+    assert run_cli(["extract", "-d", manifest, "-o", out, "--genes", "BETA"], capsys)[0] == 0
+    rc, _, err = run_cli(["extract", "-d", manifest, "-o", out, "--genes", "NOSUCHGENE"], capsys)
     assert rc == 2 and FeatureStore.open(out).has_ref("ENSG90000000002")
 
 
 def test_extract_out_naming_a_file_is_one_line(manifest, tmp_path, capsys):
     target = tmp_path / "features.txt"
     target.write_text("my notes\n")
-    rc, _, err = _main(["extract", "-d", manifest, "-o", target], capsys)
+    rc, _, err = run_cli(["extract", "-d", manifest, "-o", target], capsys)
     assert rc == 2 and err.count("\n") == 1 and "names a file" in err and "Traceback" not in err
     assert target.read_text() == "my notes\n"
 

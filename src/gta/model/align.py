@@ -59,7 +59,7 @@ class PooledPatchEmbedding(nn.Module):
 
     def __init__(self, patch_len: int, channels: int, d_model: int, n_patch: int, dropout: float = 0.0) -> None:
         super().__init__()
-        self.patch_len, self.channels = patch_len, channels
+        self.patch_len = patch_len
         self.proj = nn.Linear(channels, d_model)
         self.position = nn.Parameter(torch.randn(n_patch, d_model) * 0.02)
         self.dropout = nn.Dropout(dropout)
