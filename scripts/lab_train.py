@@ -46,11 +46,10 @@ def load(data_dir: Path):
 class Stem(nn.Module):
     """Shared per-bin encoder: [b, n, f] -> conv stem -> pool within patch -> [b, p, d] (+ position)."""
 
-    def __init__(self, f, c, d, n_bins, patch, kernel=3, pool="sum", dropout=0.1):
+    def __init__(self, f, c, d, n_bins, patch, kernel=3, pool="sum", dropout=0.1, arch="k3"):
         super().__init__()
         self.patch, self.pool = patch, pool
-        self.conv = nn.Sequential(nn.Conv1d(f, c, kernel, padding=kernel // 2), nn.GELU(),
-                                  nn.Conv1d(c, c, 1), nn.GELU())
+        self.conv = make_stem_conv(f, c, kernel, arch)
         self.n_patch = math.ceil(n_bins / patch)
         width = 2 * c if pool == "summax" else c
         self.proj = nn.Linear(width, d)
@@ -73,14 +72,25 @@ class Stem(nn.Module):
         return self.dropout(self.proj(z.transpose(1, 2)) + self.position)
 
 
+def make_stem_conv(f, c, kernel, arch):
+    """k3: conv(kernel) GELU 1x1 GELU (the package's BinStem); pw: 1x1 GELU (per-bin thresholds) -> conv(kernel)
+    GELU (neighbourhood sums) -> 1x1 GELU."""
+    if arch == "k3":
+        return nn.Sequential(nn.Conv1d(f, c, kernel, padding=kernel // 2), nn.GELU(), nn.Conv1d(c, c, 1), nn.GELU())
+    return nn.Sequential(nn.Conv1d(f, 2 * c, 1), nn.GELU(), nn.Conv1d(2 * c, 2 * c, kernel, padding=kernel // 2),
+                         nn.GELU(), nn.Conv1d(2 * c, c, 1), nn.GELU())
+
+
 class Simple(nn.Module):
     """No alignment, no LLM: stem patches -> (optional transformer) -> GTA head."""
 
     def __init__(self, args, f, n):
         super().__init__()
         from gta.model.gta import Head
-        self.stem = Stem(f, args.stem_c, args.d_model, n, args.patch, args.kernel, args.pool, args.dropout)
-        self.head = Head(args.d_model, self.stem.n_patch, 128, 1, args.dropout)
+        self.stem = Stem(f, args.stem_c, args.d_model, n, args.patch, args.kernel, args.pool, args.dropout,
+                         args.stem_arch)
+        self.head = (Head(args.d_model, self.stem.n_patch, 128, 1, args.dropout) if args.head == "attn" else
+                     AdditiveHead(args.d_model, self.stem.n_patch, 128, args.dropout, args.head))
         self.register_buffer("feat_mean", torch.zeros(f))
         self.register_buffer("feat_std", torch.ones(f))
 
@@ -93,6 +103,52 @@ class Simple(nn.Module):
 
     def forward(self, x, prompts=None):
         return self.head(self.stem((x - self.feat_mean) / self.feat_std))[0]
+
+
+class WithPromptTerm(nn.Module):
+    """model(x, prompts) + a linear read of a fixed per-gene prompt summary (row index passed as ``rows``)."""
+
+    def __init__(self, model, summaries, hidden=0, dropout=0.2):
+        super().__init__()
+        self.model = model
+        self.register_buffer("summaries", summaries)
+        d = summaries.shape[1]
+        self.term = (nn.Sequential(nn.Dropout(dropout), nn.Linear(d, 1)) if not hidden else
+                     nn.Sequential(nn.Dropout(dropout), nn.Linear(d, hidden), nn.GELU(), nn.Linear(hidden, 1)))
+
+    def set_feature_norm(self, mu, sd):
+        self.model.set_feature_norm(mu, sd)
+
+    def n_trainable(self):
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def forward(self, x, prompts=None, rows=None):
+        return self.model(x, prompts) + self.term(self.summaries[rows])
+
+
+class AdditiveHead(nn.Module):
+    """[b, p, m] -> [b, t]: standardise, LayerNorm, Linear-GELU, then a sum over patches of a shared MLP's output
+    times a learnt per-patch gain (expression as a sum of distance-weighted contributions); ``mode="both"`` adds the
+    attention-pooled branch of the GTA head."""
+
+    def __init__(self, d, n_patch, hidden=128, dropout=0.1, mode="sum", standardise=True):
+        super().__init__()
+        from gta.model.gta import Head, PatchStandardiser
+        first = [PatchStandardiser(n_patch, d)] if standardise else []
+        self.proj = nn.Sequential(*first, nn.LayerNorm(d), nn.Linear(d, hidden), nn.GELU(), nn.Dropout(dropout))
+        self.contrib = nn.Sequential(nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, 1))
+        self.log_gain = nn.Parameter(torch.zeros(n_patch))
+        self.bias = nn.Parameter(torch.zeros(1))
+        self.n_patch = n_patch
+        self.attn = Head(d, n_patch, hidden, 1, dropout, standardise) if mode == "both" else None
+
+    def forward(self, hidden):
+        h = self.proj(hidden)
+        u = self.contrib(h).squeeze(-1) * self.log_gain.exp()  # [b, p]
+        y = u.sum(-1, keepdim=True) / math.sqrt(self.n_patch) + self.bias
+        if self.attn is not None:
+            y = y + self.attn(hidden)[0]
+        return y, u
 
 
 def centred_forward(self, patches, prototypes, return_attention=False):
@@ -123,6 +179,11 @@ def make_model(args, llm, f, n):
                     stem_channels=args.stem_c if args.stem else 0, stem_kernel=args.kernel,
                     head_standardise=bool(args.head_standardise))
     model = build_model(cfg, f, n, llm=llm)
+    if args.stem and args.stem_arch != "k3":
+        model.stem.net = make_stem_conv(f, args.stem_c, args.kernel, args.stem_arch)
+    if args.head != "attn":
+        model.head = AdditiveHead(model.llm.d_llm, model.n_patch, 128, args.dropout, args.head,
+                                  bool(args.head_standardise))
     if args.centred and cfg.alignment == "prototype":
         import types
         model.align.temp = nn.Parameter(torch.tensor(float(args.temp)))
@@ -169,6 +230,11 @@ def main():
     ap.add_argument("--skip", type=int, default=0)
     ap.add_argument("--noRMS", type=int, default=0)
     ap.add_argument("--head-standardise", type=int, default=1, help="GTAConfig.head_standardise (learning.md, 3)")
+    ap.add_argument("--stem-arch", default="k3", help="k3 | pw (see make_stem_conv)")
+    ap.add_argument("--ema", type=float, default=0.0, help="evaluate an exponential moving average of the weights")
+    ap.add_argument("--prompt-feats", type=Path, default=None, help="npz of per-gene prompt summaries ('mean')")
+    ap.add_argument("--prompt-hidden", type=int, default=0)
+    ap.add_argument("--head", default="attn", help="attn (GTA's) | sum (additive) | both")
     ap.add_argument("--temp", type=float, default=1.0)
     ap.add_argument("--stem-c", type=int, default=32)
     ap.add_argument("--kernel", type=int, default=3)
@@ -196,6 +262,10 @@ def main():
     layers = args.layers if args.backbone != "none" else 1
     llm = None if args.arch == "simple" else load_llm("embedded", num_layers=layers)
     model = make_model(args, llm, X.shape[2], X.shape[1])
+    if args.prompt_feats:
+        F = np.load(args.prompt_feats)["mean"].astype(np.float32)
+        F = (F - F[tr].mean(0)) / (F[tr].std(0) + 1e-6)
+        model = WithPromptTerm(model, torch.from_numpy(F), args.prompt_hidden)
     model.set_feature_norm(torch.from_numpy(mu), torch.from_numpy(sd))
     if args.freeze_protos and getattr(model, "prototypes", None) is not None:
         model.prototypes.mapping.weight.requires_grad_(False)
@@ -218,13 +288,36 @@ def main():
     P = [prompts[g] for g in data.gene_ids]
     rng = np.random.default_rng(args.seed)
 
+    def call(j):
+        prompts_j = [P[k] for k in j] if args.prompt else None
+        if args.prompt_feats:
+            return model(Xt[j], prompts_j, rows=torch.as_tensor(j))[:, 0]
+        return model(Xt[j], prompts_j)[:, 0]
+
+    named = [(n, q) for n, q in model.named_parameters() if q.requires_grad]
+    shadow = {n: q.detach().clone() for n, q in named} if args.ema else None
+
     def predict(idx):
+        if shadow is not None:
+            live = {n: q.detach().clone() for n, q in named}
+            with torch.no_grad():
+                for n, q in named:
+                    q.copy_(shadow[n])
+        try:
+            return _predict(idx)
+        finally:
+            if shadow is not None:
+                with torch.no_grad():
+                    for n, q in named:
+                        q.copy_(live[n])
+
+    def _predict(idx):
         model.eval()
         out = []
         with torch.no_grad():
             for i in range(0, len(idx), 32):
                 j = idx[i:i + 32]
-                out.append(model(Xt[j], [P[k] for k in j] if args.prompt else None)[:, 0])
+                out.append(call(j))
         model.train()
         return torch.cat(out).numpy()
 
@@ -235,13 +328,17 @@ def main():
         losses = []
         for i in range(0, len(order), args.batch):
             j = order[i:i + args.batch]
-            pred = model(Xt[j], [P[k] for k in j] if args.prompt else None)[:, 0]
+            pred = call(j)
             loss = torch.nn.functional.mse_loss(pred, torch.from_numpy(y[j]))
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
             sched.step()
+            if shadow is not None:
+                with torch.no_grad():
+                    for n, q in named:
+                        shadow[n].lerp_(q.detach(), 1 - args.ema)
             losses.append(loss.item())
         pv, pt = predict(va), predict(te)
         rv, rt = spearmanr(pv, y[va])[0], spearmanr(pt, y[te])[0]

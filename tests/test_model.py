@@ -141,7 +141,7 @@ def test_trainable_state_dict_round_trip(llm):
     sd = model.trainable_state_dict()
     assert "feat_mean" in sd and "feat_std" in sd
     assert not [k for k in sd if "embed_tokens" in k or "layers." in k]  # nothing of the LLM
-    buffers = {"feat_mean", "feat_std"} | {k for k in sd if k.startswith("head.proj.0.")}  # norm statistics
+    buffers = {"feat_mean", "feat_std"} | {k for k in sd if k.startswith(("head.proj.0.", "head.prompt.0."))}  # norm stats
     assert {k.rsplit(".", 1)[-1] for k in buffers} == {"feat_mean", "feat_std", "running_mean", "running_var",
                                                        "num_batches_tracked"}
     assert sum(v.numel() for k, v in sd.items() if k not in buffers) == model.n_trainable()
@@ -197,7 +197,8 @@ def test_ablation_switches(llm):
     assert scratch.scratch.encoder.layers[0].linear1.weight.grad is not None and y.shape == (3, 1)
 
     no_prompt = GTA(_cfg(use_prompt=False), D_FEAT, N_BINS, llm=llm).eval()
-    no_prompt.load_trainable_state_dict(full.trainable_state_dict())
+    no_prompt.load_trainable_state_dict({k: v for k, v in full.trainable_state_dict().items()
+                                         if not k.startswith("head.prompt.")})  # the prompt's readout: none
     full.eval()
     with torch.no_grad():
         a = no_prompt(_features())

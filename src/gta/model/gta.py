@@ -59,6 +59,7 @@ class GTAConfig:
     alignment: str = "prototype"  # "prototype" | "linear" (ablation "no alignment")
     align_residual: bool = False  # prototype alignment: add a linear path from the patch (docs/learning.md, entry 2)
     head_standardise: bool = True  # standardise the LLM output across the batch's genes first (learning.md, entry 3)
+    prompt_readout: bool = True  # the head also reads the prompt's mean hidden state (learning.md, entry 6)
     backbone: str = "llm"  # "llm" | "random" (random init, same arch) | "none" (small transformer from scratch)
     # backbone="none": layers of the trainable transformer; one layer of the LLM's width (4 m^2 + 4 m^2 weights) is
     # about the size of GTA's own trainable part (2.7 M vs 2.4 M on the embedded LLM), as the ablation asks
@@ -151,10 +152,11 @@ class PatchStandardiser(nn.Module):
 
 class Head(nn.Module):
     """[b, p, m] -> [b, t]: (standardise across genes,) LayerNorm, Linear-GELU, attention pooling (content score +
-    learnt per-patch bias), MLP."""
+    learnt per-patch bias), MLP; with ``prompt_readout`` plus a linear read of the prompt's summary [b, m]
+    (standardised across genes likewise), so what the annotation says reaches the output directly."""
 
     def __init__(self, d_llm: int, n_patch: int, hidden: int, n_targets: int, dropout: float,
-                 standardise: bool = True) -> None:
+                 standardise: bool = True, prompt_readout: bool = False) -> None:
         super().__init__()
         first = [PatchStandardiser(n_patch, d_llm)] if standardise else []
         self.proj = nn.Sequential(*first, nn.LayerNorm(d_llm), nn.Linear(d_llm, hidden), nn.GELU(),
@@ -162,12 +164,21 @@ class Head(nn.Module):
         self.score = nn.Linear(hidden, 1)
         self.patch_bias = nn.Parameter(torch.zeros(n_patch))
         self.out = nn.Sequential(nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, n_targets))
+        self.prompt = None
+        if prompt_readout:
+            first = [PatchStandardiser(1, d_llm)] if standardise else [nn.LayerNorm(d_llm)]
+            self.prompt = nn.Sequential(*first, nn.Dropout(dropout), nn.Linear(d_llm, n_targets))
 
-    def forward(self, hidden: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, hidden: Tensor, summary: Tensor | None = None) -> tuple[Tensor, Tensor]:
         h = self.proj(hidden)  # [b, p, c]
         weights = (self.score(h).squeeze(-1) + self.patch_bias).softmax(dim=-1)  # [b, p]
         pooled = torch.einsum("bp,bpc->bc", weights, h)  # [b, c]
-        return self.out(pooled), weights
+        y = self.out(pooled)
+        if self.prompt is not None:
+            if summary is None:
+                raise ValueError("this head reads the prompt's summary: pass it")
+            y = y + self.prompt(summary[:, None]).squeeze(1)  # [b, t]
+        return y, weights
 
 
 class GTA(nn.Module):
@@ -203,7 +214,8 @@ class GTA(nn.Module):
             self.scratch = ScratchBackbone(m, heads, cfg.scratch_layers, self.n_patch, cfg.dropout)
         elif cfg.gradient_checkpointing:
             self.llm.set_gradient_checkpointing(True)
-        self.head = Head(m, self.n_patch, cfg.head_hidden, cfg.n_targets, cfg.dropout, cfg.head_standardise)
+        self.head = Head(m, self.n_patch, cfg.head_hidden, cfg.n_targets, cfg.dropout, cfg.head_standardise,
+                         prompt_readout=cfg.use_prompt and cfg.prompt_readout)
 
     def set_feature_norm(self, mean, std) -> None:
         """Per-feature mean and std fitted on the train split (std below 1e-6 is treated as 1)."""
@@ -234,9 +246,18 @@ class GTA(nn.Module):
             hidden = self.scratch(tokens, self.llm, prefixes)
         else:
             hidden = self.llm(tokens, prefixes, use_cache_for_prefix=self.cfg.prefix_cache)  # [b, p, m]
+        summary = self._prompt_summary(prefixes) if self.head.prompt is not None else None  # [b, m]
         with torch.autocast(device_type=hidden.device.type, enabled=False):  # precision island for the readout
-            y, pool = self.head(hidden.float())  # [b, t], [b, p]
+            y, pool = self.head(hidden.float(), None if summary is None else summary.float())  # [b, t], [b, p]
         return (y, {"alignment": attention, "pool": pool}) if return_attention else y
+
+    def _prompt_summary(self, prefixes: list[str]) -> Tensor:
+        """[b, m]: the frozen LLM's mean hidden state over each prompt; with no LLM (``backbone="none"``) the mean
+        of the prompt's word embeddings, which is all of the LLM that ablation keeps."""
+        if self.scratch is None:
+            return self.llm.prompt_summaries(prefixes)
+        with torch.no_grad():
+            return torch.stack([self.llm.embed(self.llm.tokenize(p)).mean(0) for p in prefixes])
 
     def shard_llm(self, device_type: str) -> int:
         """Shard the frozen LLM's decoder across the process group (``FrozenLLM.shard_``); the scratch backbone

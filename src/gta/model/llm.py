@@ -84,6 +84,7 @@ class FrozenLLM(nn.Module):
         self.max_prefix_bytes = max_prefix_bytes
         self._prefixes: OrderedDict[str, DynamicCache] = OrderedDict()
         self._prefix_bytes = 0
+        self._summaries: dict[str, Tensor] = {}  # prompt -> mean last hidden state [d_llm] (small: never evicted)
         self._checkpointed: dict[int, object] = {}
         self._identity: dict | None = None
         self._shard_world = 1  # > 1 once shard_() has split the decoder layers across ranks
@@ -177,7 +178,9 @@ class FrozenLLM(nn.Module):
             self._prefixes.move_to_end(prompt)
             return cache
         with torch.no_grad():
-            cache = self._hf(input_ids=self.tokenize(prompt)[None], use_cache=True).cache
+            out = self._hf(input_ids=self.tokenize(prompt)[None], use_cache=True)
+        cache = out.cache
+        self._summaries[prompt] = out.last_hidden_state[0].mean(0)
         if prompt in self._prefixes:
             self._prefix_bytes -= _cache_bytes(self._prefixes.pop(prompt))
         self._prefixes[prompt] = cache
@@ -189,7 +192,20 @@ class FrozenLLM(nn.Module):
 
     def clear_prefix_cache(self) -> None:
         self._prefixes.clear()
+        self._summaries.clear()
         self._prefix_bytes = 0
+
+    def prompt_summaries(self, prefixes: list[str]) -> Tensor:
+        """[B, d_llm]: each prompt's last hidden states averaged over its tokens (computed with its KV cache, once;
+        no gradient: the LLM and the prompt are fixed). Under a sharded decoder every rank takes part in computing
+        the prompts any rank lacks, as for the KV caches."""
+        unique = list(dict.fromkeys(prefixes))
+        if self.sharded:
+            self._agreed_prefixes(unique)
+        for p in unique:
+            if p not in self._summaries:
+                self.encode_prefix(p, recompute=True)
+        return torch.stack([self._summaries[p] for p in prefixes])
 
     def _batched_prefix(self, prefixes: list[str]) -> tuple[list[tuple[Tensor, Tensor]], Tensor]:
         """Per layer (K, V) [B, kv_heads, P_max, head_dim], left-padded with zeros; prompt lengths [B]."""

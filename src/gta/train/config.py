@@ -177,15 +177,18 @@ def load_config(path: str | Path) -> TrainConfig:
 
 # model keys added after runs were already being written, with the value that reproduces such a run's architecture
 # (a run's config.yaml lists every key of its time, so a missing key means the run predates it)
-RUN_CONFIG_BEFORE_KEYS = {"stem_channels": 0, "head_standardise": False, "align_residual": False}
+RUN_CONFIG_BEFORE_KEYS = {"stem_channels": 0, "head_standardise": False, "align_residual": False,
+                          "prompt_readout": False}
 
 
 def default_config(**overrides: Any) -> TrainConfig:
     """The default for ``gta train`` without ``--config``: embedded LLM, first 6 of its 30 layers, patches of 32
-    bins, 256 text prototypes, batches of 8 genes, early stopping after 3 epochs without improvement."""
+    bins, 256 text prototypes mixed from the commonest 8,192 tokens (the whole 49,152-token vocabulary made a
+    prototype map 6x larger and an epoch ~7x slower on 2 cores; issue #13), batches of 8 genes, early stopping
+    after 3 epochs without improvement."""
     model = GTAConfig()
     wanted = {"llm": "embedded", "llm_layers": 6, "patch_len": 32, "patch_stride": 32, "n_prototypes": 256,
-              "prefix_cache": True, "gradient_checkpointing": False}
+              "prototype_vocab": 8192, "prefix_cache": True, "gradient_checkpointing": False}
     names = {f.name for f in dataclasses.fields(GTAConfig)}
     model = dataclasses.replace(model, **{k: v for k, v in wanted.items() if k in names})
     cfg = TrainConfig(model=model, batch_size=8, max_epochs=10, patience=3, max_individuals_per_gene=16)
@@ -205,6 +208,8 @@ def speed_levers(cfg: TrainConfig, llm_total_layers: int | None = None) -> list[
         levers.append(f"non-overlapping patches of {m.patch_len} bins")
     if getattr(m, "alignment", "") == "prototype" and getattr(m, "n_prototypes", 0) < 1000:
         levers.append(f"{m.n_prototypes} text prototypes (Time-LLM uses 1000)")
+    if getattr(m, "alignment", "") == "prototype" and getattr(m, "prototype_vocab", None):
+        levers.append(f"prototypes mixed from the commonest {m.prototype_vocab} tokens, not the whole vocabulary")
     if getattr(m, "gradient_checkpointing", False):
         levers.append("gradient checkpointing (memory for compute)")
     if getattr(m, "backbone", "llm") != "llm":

@@ -1,0 +1,141 @@
+"""Issue #13's acceptance run: `gta simulate --preset bench`, `gta extract` and `gta benchmark` with their
+defaults, then results.json/results.md copied to benchmarks/results/bench/ with the commit, date and machine, and
+acceptance.md: each criterion of the issue read from that results.json, met or not.
+
+    python benchmarks/bench_acceptance.py --work /tmp/bench [--seed 0] [--out benchmarks/results/bench]
+
+Steps whose output exists in --work are not redone (a killed run resumes where it stopped).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def gta(*args: str) -> None:
+    """Run one gta command in a fresh process (as a user would), failing loudly."""
+    cmd = [sys.executable, "-m", "gta", *args]
+    print("+", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True)
+
+
+def commit() -> str:
+    out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True).stdout.strip()
+    return out.stdout.strip() + ("+dirty" if dirty else "")
+
+
+def _model(res: dict, name: str) -> dict | None:
+    return next((m for m in res["models"] if m["name"] == name and m["status"] == "ok"), None)
+
+
+def _cross_gene(res: dict, name: str) -> float | None:
+    m = _model(res, name)
+    return None if m is None else m["metrics"]["cross_gene"]["spearman"]
+
+
+def checks(res: dict) -> list[tuple[str, str, bool | None]]:
+    """(criterion, measured, met) for each acceptance point that results.json can answer (None: not measured)."""
+    ceiling = res["noise_ceiling"].get("cross_gene_spearman")
+    gta_rho = _cross_gene(res, "GTA")
+    ridges = {n: _cross_gene(res, n) for n in ("Ridge (promoter bins)", "Ridge (all bins)", "Ridge (distance bands)")}
+    best_name, best = max(((n, v) for n, v in ridges.items() if v is not None), key=lambda t: t[1],
+                          default=(None, None))
+    rows: list[tuple[str, str, bool | None]] = []
+    if gta_rho is not None and ceiling:
+        rows.append(("GTA cross-gene rho >= 0.75 x noise ceiling", f"{gta_rho:.3f} vs {0.75 * ceiling:.3f}",
+                     gta_rho >= 0.75 * ceiling))
+    if gta_rho is not None and best is not None:
+        rows.append((f"GTA >= best ridge + 0.05 ({best_name})", f"{gta_rho:.3f} vs {best + 0.05:.3f}",
+                     gta_rho >= best + 0.05))
+    no_prompt = _cross_gene(res, "GTA no prompt")
+    if no_prompt is not None and ceiling:
+        rows.append(("GTA no prompt >= 0.6 x noise ceiling", f"{no_prompt:.3f} vs {0.6 * ceiling:.3f}",
+                     no_prompt >= 0.6 * ceiling))
+    rows += _interpretation_checks(res.get("interpretation", {}).get("GTA"))
+    return rows
+
+
+def _interpretation_checks(interp: dict | None) -> list[tuple[str, str, bool | None]]:
+    if not interp:
+        return [("GTA importance and variant effects", "not measured", None)]
+    rows: list[tuple[str, str, bool | None]] = []
+    imp = interp.get("importance", {}).get("gradxinput", {})
+    ref = interp.get("reference", {})
+    rand, prior = ref.get("random", {}), ref.get("distance_prior", {})
+    auprc, d = imp.get("auprc"), imp.get("distal_auprc")
+    if auprc is not None and rand.get("auprc"):
+        rows.append(("gradient x input AUPRC >= 5x random", f"{auprc:.3f} vs {5 * rand['auprc']:.3f}",
+                     auprc >= 5 * rand["auprc"]))
+    if auprc is not None and prior.get("auprc") is not None:
+        rows.append(("gradient x input AUPRC above the distance-to-TSS prior", f"{auprc:.3f} vs {prior['auprc']:.3f}",
+                     auprc > prior["auprc"]))
+    if d is not None and rand.get("distal_auprc"):
+        rows.append(("distal AUPRC >= 3x random", f"{d:.3f} vs {3 * rand['distal_auprc']:.3f}",
+                     d >= 3 * rand["distal_auprc"]))
+    var = interp.get("variant_effects", {}).get("overall", {})
+    if var.get("pearson") is not None:
+        rows.append(("variant effects Pearson >= 0.5 with the truth", f"{var['pearson']:.3f} (n={var['n']})",
+                     var["pearson"] >= 0.5))
+    if var.get("sign_agreement") is not None:
+        rows.append(("sign right for >= 80% of causal variants",
+                     f"{var['sign_agreement']:.0%} of {var['n_causal']}", var["sign_agreement"] >= 0.8))
+    return rows
+
+
+def write_outputs(bench_dir: Path, out: Path, meta: dict) -> None:
+    res = json.loads((bench_dir / "results.json").read_text())
+    out.mkdir(parents=True, exist_ok=True)
+    res["acceptance_run"] = meta
+    (out / "results.json").write_text(json.dumps(res, indent=1) + "\n")
+    head = (f"<!-- written by benchmarks/bench_acceptance.py from {meta['command']}; commit {meta['commit']}, "
+            f"{meta['date']}, {meta['machine']} -->\n\n")
+    shutil.copyfile(bench_dir / "results.md", out / "results.md")
+    (out / "results.md").write_text(head + (out / "results.md").read_text())
+    lines = [head, "# Issue #13 acceptance, read from results.json\n", "| criterion | measured | met |",
+             "|---|---|---|"]
+    for crit, measured, met in checks(res):
+        lines.append(f"| {crit} | {measured} | {'n/a' if met is None else ('yes' if met else 'no')} |")
+    lines.append(f"\nWall time of the benchmark: {meta['benchmark_wall_s'] / 60:.1f} min "
+                 f"({meta['threads']} threads).\n")
+    (out / "acceptance.md").write_text("\n".join(lines))
+    print((out / "acceptance.md").read_text())
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--work", type=Path, required=True, help="folder for the simulated data and the runs")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--preset", default="bench")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "bench")
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    args = ap.parse_args()
+    data, feats, bench = args.work / "data", args.work / "features.zarr", args.work / "benchmark"
+    if not (data / "dataset.yaml").exists():
+        gta("simulate", "--preset", args.preset, "--seed", str(args.seed), "--out", str(data))
+    if not (feats / "zarr.json").exists():
+        gta("extract", "-d", str(data / "dataset.yaml"), "-o", str(feats), "--threads", str(args.threads))
+    t0 = time.time()
+    if not (bench / "results.json").exists():
+        gta("benchmark", "-d", str(data / "dataset.yaml"), "-f", str(feats), "-o", str(bench),
+            "--threads", str(args.threads))
+    meta = {"command": f"gta benchmark (defaults) on `gta simulate --preset {args.preset} --seed {args.seed}`",
+            "commit": commit(), "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, python {platform.python_version()}",
+            "threads": args.threads, "benchmark_wall_s": round(time.time() - t0, 1)}
+    write_outputs(bench, args.out, meta)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
