@@ -141,7 +141,8 @@ def test_trainable_state_dict_round_trip(llm):
     sd = model.trainable_state_dict()
     assert "feat_mean" in sd and "feat_std" in sd
     assert not [k for k in sd if "embed_tokens" in k or "layers." in k]  # nothing of the LLM
-    buffers = {"feat_mean", "feat_std"} | {k for k in sd if k.startswith(("head.proj.0.", "head.prompt.0."))}  # norm stats
+    norms = ("head.proj.0.", "head.prompt.0.")  # the standardisers' statistics
+    buffers = {"feat_mean", "feat_std"} | {k for k in sd if k.startswith(norms)}
     assert {k.rsplit(".", 1)[-1] for k in buffers} == {"feat_mean", "feat_std", "running_mean", "running_var",
                                                        "num_batches_tracked"}
     assert sum(v.numel() for k, v in sd.items() if k not in buffers) == model.n_trainable()
