@@ -272,3 +272,49 @@ def test_empty_batch_on_a_sharded_llm_still_runs_the_layers(llm, monkeypatch):
     (h.sum() * 0.0).backward()
     assert all(p.grad is not None for p in module.model.align.parameters())  # backward went through the LLM
     hook.remove()
+
+
+def test_prompt_summary_is_the_mean_hidden_state_of_the_prompt(llm):
+    """FrozenLLM.prompt_summaries: the last hidden states of a plain forward over the prompt's tokens, averaged;
+    the same whether or not the prompt's KV cache was already held."""
+    ids = llm.tokenize(PROMPTS[0])[None]
+    with torch.no_grad():
+        want = llm.hf(input_ids=ids, use_cache=False).last_hidden_state[0].mean(0)
+    llm.clear_prefix_cache()
+    got = llm.prompt_summaries(PROMPTS)
+    assert got.shape == (3, llm.d_llm)
+    torch.testing.assert_close(got[0], want)
+    torch.testing.assert_close(got[2], got[0])
+    assert not torch.allclose(got[1], got[0])
+    llm.encode_prefix(PROMPTS[1])
+    torch.testing.assert_close(llm.prompt_summaries(PROMPTS[1:2])[0], got[1])
+
+
+def test_gta_learns_what_the_annotation_says(llm):
+    """Targets set by one word of the prompt, features pure noise: GTA (with its prompt readout) ranks held-out
+    genes by that word; a model that ignored the prompt could not, the features carry nothing."""
+    torch.manual_seed(0)
+    words = ["ribosome", "interferon", "kinase", "unknown"]
+    value = {w: float(i) for i, w in enumerate(words)}
+
+    def batch(n, seed):
+        g = torch.Generator().manual_seed(seed)
+        picks = [words[int(i)] for i in torch.randint(0, len(words), (n,), generator=g)]
+        prompts = [f"Gene G{seed}_{i}. Processes: {w} activity." for i, w in enumerate(picks)]
+        return _features(n, seed), prompts, torch.tensor([value[w] for w in picks])
+
+    model = GTA(_cfg(), D_FEAT, N_BINS, llm=llm)
+    assert model.head.prompt is not None and GTA(_cfg(use_prompt=False), D_FEAT, N_BINS, llm=llm).head.prompt is None
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=3e-3)
+    for step in range(60):
+        x, prompts, y = batch(16, step)
+        loss = torch.nn.functional.mse_loss(model(x, prompts)[:, 0], (y - 1.5) / 1.1)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    x, prompts, y = batch(48, 1000)
+    with torch.no_grad():
+        pred = model(x, prompts)[:, 0]
+    rho = torch.corrcoef(torch.stack([pred.argsort().argsort().float(), y.argsort().argsort().float()]))[0, 1]
+    assert rho > 0.8, f"held-out rank correlation {rho:.3f}"

@@ -470,12 +470,12 @@ def test_a_run_config_written_before_the_stem_keeps_its_architecture(cli_run, tm
     """A run folder's config.yaml from before stem/standardiser existed loads as the model it trained; a config a
     user writes without those keys gets today's defaults."""
     raw = yaml.safe_load((cli_run / "config.yaml").read_text())
-    for key in ("stem_channels", "head_standardise", "align_residual"):
+    for key in ("stem_channels", "head_standardise", "align_residual", "prompt_readout"):
         raw["model"].pop(key)
     old = tmp_path / "config.yaml"
     old.write_text(yaml.safe_dump(raw))
     cfg = load_config(old)
-    assert (cfg.model.stem_channels, cfg.model.head_standardise) == (0, False)
+    assert (cfg.model.stem_channels, cfg.model.head_standardise, cfg.model.prompt_readout) == (0, False, False)
     del raw["resolved"]
     user = tmp_path / "user.yaml"
     user.write_text(yaml.safe_dump(raw))

@@ -168,6 +168,7 @@ class Head(nn.Module):
         if prompt_readout:
             first = [PatchStandardiser(1, d_llm)] if standardise else [nn.LayerNorm(d_llm)]
             self.prompt = nn.Sequential(*first, nn.Dropout(dropout), nn.Linear(d_llm, n_targets))
+            nn.init.zeros_(self.prompt[-1].weight)  # starts as the head without it; a random read is noise at first
 
     def forward(self, hidden: Tensor, summary: Tensor | None = None) -> tuple[Tensor, Tensor]:
         h = self.proj(hidden)  # [b, p, c]
