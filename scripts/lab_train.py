@@ -232,7 +232,8 @@ def main():
     ap.add_argument("--head-standardise", type=int, default=1, help="GTAConfig.head_standardise (learning.md, 3)")
     ap.add_argument("--stem-arch", default="k3", help="k3 | pw (see make_stem_conv)")
     ap.add_argument("--ema", type=float, default=0.0, help="evaluate an exponential moving average of the weights")
-    ap.add_argument("--prompt-feats", type=Path, default=None, help="npz of per-gene prompt summaries ('mean')")
+    ap.add_argument("--prompt-feats", type=Path, default=None,
+                    help="npz of per-gene prompt summaries ('mean'); made with --layers layers if missing")
     ap.add_argument("--prompt-hidden", type=int, default=0)
     ap.add_argument("--head", default="attn", help="attn (GTA's) | sum (additive) | both")
     ap.add_argument("--temp", type=float, default=1.0)
@@ -252,6 +253,7 @@ def main():
     args = ap.parse_args()
 
     dataset, data, X, prompts, names = load(args.data)
+    P0 = prompts
     X = transform(X, args)
     tr, va, te = (np.array(data.genes_in(s)) for s in ("train", "val", "test"))
     y = data.standardise(data.y_gene).astype(np.float32)
@@ -263,6 +265,12 @@ def main():
     llm = None if args.arch == "simple" else load_llm("embedded", num_layers=layers)
     model = make_model(args, llm, X.shape[2], X.shape[1])
     if args.prompt_feats:
+        if not args.prompt_feats.exists():  # the frozen LLM's mean hidden state over each prompt, computed once
+            probe = load_llm("embedded", num_layers=args.layers)
+            with torch.no_grad():
+                mean = torch.cat([probe.prompt_summaries([P0[g] for g in data.gene_ids[i:i + 64]])
+                                  for i in range(0, len(data.gene_ids), 64)]).numpy()
+            np.savez(args.prompt_feats, mean=mean)
         F = np.load(args.prompt_feats)["mean"].astype(np.float32)
         F = (F - F[tr].mean(0)) / (F[tr].std(0) + 1e-6)
         model = WithPromptTerm(model, torch.from_numpy(F), args.prompt_hidden)
