@@ -125,14 +125,17 @@ def main() -> int:
         gta("simulate", "--preset", args.preset, "--seed", str(args.seed), "--out", str(data))
     if not (feats / "zarr.json").exists():
         gta("extract", "-d", str(data / "dataset.yaml"), "-o", str(feats), "--threads", str(args.threads))
-    t0 = time.time()
+    started = args.work / "acceptance_started.json"  # the code that ran, kept across a resume
+    if not started.exists():
+        started.write_text(json.dumps({"commit": commit(), "t0": time.time()}))
     if not (bench / "results.json").exists():
         gta("benchmark", "-d", str(data / "dataset.yaml"), "-f", str(feats), "-o", str(bench),
             "--threads", str(args.threads))
+    start = json.loads(started.read_text())
     meta = {"command": f"gta benchmark (defaults) on `gta simulate --preset {args.preset} --seed {args.seed}`",
-            "commit": commit(), "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+            "commit": start["commit"], "date": time.strftime("%Y-%m-%d %H:%M %Z"),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, python {platform.python_version()}",
-            "threads": args.threads, "benchmark_wall_s": round(time.time() - t0, 1)}
+            "threads": args.threads, "benchmark_wall_s": round(time.time() - start["t0"], 1)}
     write_outputs(bench, args.out, meta)
     return 0
 
