@@ -93,9 +93,49 @@ def _interpretation_checks(interp: dict | None) -> list[tuple[str, str, bool | N
     return rows
 
 
+PAIRS = (("GTA", "GTA random LLM"), ("GTA", "GTA no LLM"), ("GTA", "GTA no prompt"), ("GTA", "GTA no alignment"),
+         ("GTA", "Ridge (distance bands)"), ("GTA no prompt", "GTA no LLM"))
+
+
+def _cross_gene_predictions(bench_dir: Path, res: dict, name: str):
+    import pandas as pd
+
+    m = _model(res, name)
+    if m is None or not m.get("predictions"):
+        return None
+    df = pd.read_parquet(bench_dir / "predictions" / m["predictions"])
+    df = df[(df["sample"] == "") & (df["split"] == "test")]
+    return df.set_index("gene_id")[["y_true", "y_pred"]]
+
+
+def paired_differences(bench_dir: Path, res: dict, n_boot: int = 1000, seed: int = 0) -> list[dict]:
+    """Spearman(A) - Spearman(B) on the same test genes, with a paired bootstrap interval over genes: the test of a
+    difference between two models that separate intervals are not."""
+    import numpy as np
+    from scipy.stats import spearmanr
+
+    out = []
+    for a, b in PAIRS:
+        pa, pb = _cross_gene_predictions(bench_dir, res, a), _cross_gene_predictions(bench_dir, res, b)
+        if pa is None or pb is None:
+            continue
+        joined = pa.join(pb["y_pred"].rename("y_pred_b"), how="inner")
+        y, ya, yb = (joined[c].to_numpy() for c in ("y_true", "y_pred", "y_pred_b"))
+        rng = np.random.default_rng(seed)
+        diffs = []
+        for _ in range(n_boot):
+            i = rng.integers(0, len(y), len(y))
+            diffs.append(spearmanr(ya[i], y[i])[0] - spearmanr(yb[i], y[i])[0])
+        lo, hi = np.nanpercentile(diffs, [2.5, 97.5])
+        out.append({"a": a, "b": b, "n_genes": len(y), "difference": float(spearmanr(ya, y)[0] - spearmanr(yb, y)[0]),
+                    "ci": [float(lo), float(hi)], "n_boot": n_boot})
+    return out
+
+
 def write_outputs(bench_dir: Path, out: Path, meta: dict) -> None:
     res = json.loads((bench_dir / "results.json").read_text())
     out.mkdir(parents=True, exist_ok=True)
+    meta["paired_differences"] = paired_differences(bench_dir, res)
     res["acceptance_run"] = meta
     (out / "results.json").write_text(json.dumps(res, indent=1) + "\n")
     head = (f"<!-- written by benchmarks/bench_acceptance.py from {meta['command']}; commit {meta['commit']}, "
@@ -106,6 +146,10 @@ def write_outputs(bench_dir: Path, out: Path, meta: dict) -> None:
              "|---|---|---|"]
     for crit, measured, met in checks(res):
         lines.append(f"| {crit} | {measured} | {'n/a' if met is None else ('yes' if met else 'no')} |")
+    lines += ["", "Paired differences (the same test genes, 1,000 bootstrap resamples of genes):", "",
+              "| A | B | Spearman A - B | 95% CI |", "|---|---|---|---|"]
+    for d in meta["paired_differences"]:
+        lines.append(f"| {d['a']} | {d['b']} | {d['difference']:+.3f} | [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}] |")
     lines.append(f"\nWall time of the benchmark: {meta['benchmark_wall_s'] / 60:.1f} min "
                  f"({meta['threads']} threads).\n")
     (out / "acceptance.md").write_text("\n".join(lines))
