@@ -12,7 +12,7 @@ from gta.encoders.motif import MotifEncoder, _simd_available, pvalue_threshold, 
 from gta.errors import GtaInputError
 from gta.geometry import Geometry
 from gta.io.genome import reverse_complement
-from gta.io.jaspar import BACKGROUND, load_motifs
+from gta.io.jaspar import BACKGROUND, Motif, load_motifs
 
 GEOM = Geometry(input_len=2048, bin_size=128, output_bins=12)  # crop of 2 bins on each side
 
@@ -133,11 +133,25 @@ def test_simd_kernel_equals_table_kernel_and_slow_scan():
 
 
 @needs_simd
+def test_simd_kernel_on_wide_motifs():
+    """Motifs wider than a vector (41 and 64 columns, random probabilities) against the table kernel and the slow
+    scan: the windows' reach past their bin stays inside the padded input."""
+    rng = np.random.default_rng(13)
+    wide = [Motif(f"W{w}", f"X{w}", rng.dirichlet(np.ones(4) * 0.5, size=w).T) for w in (41, 64)]
+    seqs = [random_seq(rng, GEOM.input_len) for _ in range(2)]
+    simd = MotifEncoder(GEOM, motifs=wide, kernel="simd")
+    got = simd.encode(seqs)
+    np.testing.assert_allclose(got, MotifEncoder(GEOM, motifs=wide, kernel="table").encode(seqs), atol=1e-4)
+    for i, seq in enumerate(seqs):
+        np.testing.assert_allclose(got[i], slow_scan(simd, seq), atol=1e-3)
+
+
+@needs_simd
 def test_simd_kernel_on_sparse_bins(motifs):
     """encode_bins with scattered bins (runs shorter and longer than a work item) equals the full encode."""
     rng = np.random.default_rng(12)
     seq = masked_seq_with_sites(rng, motifs)
-    simd = MotifEncoder(GEOM, motifs=motifs, kernel="simd", chunk_bins=3)
+    simd = MotifEncoder(GEOM, motifs=motifs, kernel="simd")
     bins = np.array([0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11])
     np.testing.assert_allclose(simd.encode_bins(seq, bins), simd.encode([seq])[0][bins], atol=0)
     np.testing.assert_allclose(simd.encode_bins(seq, bins), MotifEncoder(GEOM, motifs=motifs, kernel="table")

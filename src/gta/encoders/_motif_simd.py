@@ -50,15 +50,6 @@ def pair_tables(lo: np.ndarray) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def dinucleotide_codes(idx: np.ndarray) -> np.ndarray:
-    """uint8 [B, L]: 5 * idx[p] + idx[p + 1] for base indices idx (N past the end)."""
-    code = np.empty(idx.shape, dtype=np.uint8)
-    np.multiply(idx, 5, out=code)
-    code[:, :-1] += idx[:, 1:]
-    code[:, -1] += 4
-    return code
-
-
 def _contiguous(ty, dtype) -> bool:
     return isinstance(ty, types.Array) and ty.dtype == dtype and ty.layout == "C"
 
@@ -134,15 +125,30 @@ def _bin_score(typingctx, code, start, tables, npairs, n, thr):  # pragma: no co
     return sig, codegen
 
 
+@numba.njit(cache=True, nogil=True)
+def _codes_into(buf, idx, lo):  # pragma: no cover - compiled
+    """buf[i] = 5 * idx[lo + i] + idx[lo + i + 1], N (4) past the end of idx."""
+    n = idx.shape[0]
+    for i in range(buf.shape[0]):
+        p = lo + i
+        a = idx[p] if p < n else 4
+        b = idx[p + 1] if p + 1 < n else 4
+        buf[i] = 5 * a + b
+
+
 @numba.njit(parallel=True, cache=True, nogil=True)
-def scan(code2, seq_of, start_of, row_of, nbins, tables, npairs, half, thr, bin_size, out_max, out_cnt):
+def scan(idx, seq_of, start_of, row_of, nbins, tables, npairs, half, thr, bin_size, out_max, out_cnt):
     """One work item = ``nbins[k]`` consecutive bins of sequence ``seq_of[k]`` whose first centre is at
-    ``start_of[k]`` in ``code2``; writes rows ``row_of[k]...`` of out_max/out_cnt [rows, motifs]."""
+    ``start_of[k]`` in the base indices ``idx`` [B, L] (N-padded by at least the widest motif on both sides);
+    writes rows ``row_of[k]...`` of out_max/out_cnt [rows, motifs]."""
+    reach = 2 * (half.max() + 1) + STEP  # bases a window reaches beyond its bin
     for k in numba.prange(seq_of.shape[0]):
-        row = code2[seq_of[k]]
+        lo = start_of[k] - half.max()
+        code = np.empty(nbins[k] * bin_size + reach, np.uint8)
+        _codes_into(code, idx[seq_of[k]], lo)
         for m in range(npairs.shape[0]):
-            s0 = start_of[k] - half[m]
+            s0 = start_of[k] - half[m] - lo
             for q in range(nbins[k]):
-                mx, ct = _bin_score(row, s0 + q * bin_size, tables[m], npairs[m], bin_size, thr[m])
+                mx, ct = _bin_score(code, s0 + q * bin_size, tables[m], npairs[m], bin_size, thr[m])
                 out_max[row_of[k] + q, m] = mx
                 out_cnt[row_of[k] + q, m] = ct

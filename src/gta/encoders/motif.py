@@ -302,8 +302,9 @@ class MotifEncoder(BaseEncoder):
         # contiguous runs of bins, each scanned from its own padded slice (keeps sparse recompute cheap)
         breaks = np.flatnonzero(np.diff(bins) != 1) + 1
         for run_idx in np.split(np.arange(nb), breaks):
-            for s in range(0, len(run_idx), self.chunk_bins):
-                part = run_idx[s : s + self.chunk_bins]
+            step = self.chunk_bins if self.backend == "torch" else len(run_idx)  # numba: memory is flat anyway
+            for s in range(0, len(run_idx), step):
+                part = run_idx[s : s + step]
                 region, origin = self._region(idx, bins[part])
                 if self.kernel == "simd":
                     mx, cnt = self._scan_simd(region, origin, bins[part])
@@ -363,7 +364,7 @@ class MotifEncoder(BaseEncoder):
         nbins = np.tile(np.minimum(SIMD_BINS, nb - q0), B).astype(np.int64)
         mx = np.empty((B * nb, M), dtype=np.float32)
         cnt = np.empty((B * nb, M), dtype=np.float32)
-        simd.scan(simd.dinucleotide_codes(region), seq_of, start_of, row_of, nbins, self._pairs, self._npairs,
+        simd.scan(region, seq_of, start_of, row_of, nbins, self._pairs, self._npairs,
                   (self.widths // 2).astype(np.int64), self.thresholds, g.bin_size, mx, cnt)
         return mx.reshape(B, nb, M), cnt.reshape(B, nb, M)
 
