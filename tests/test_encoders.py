@@ -172,6 +172,22 @@ def test_kernel_choice(motifs):
 def test_seq_to_index_maps_only_upper_case_acgt():
     """Soft-masked (lower-case) bases and anything but A, C, G, T score as N, as the slow scan defines."""
     assert seq_to_index(["ACGTNacgtRX-"]).tolist() == [[0, 1, 2, 3] + [4] * 8]
+    assert seq_to_index(["ACGT", "TTGA"]).tolist() == [[0, 1, 2, 3], [3, 3, 2, 0]]
+    with pytest.raises(ValueError):  # windows of different lengths do not make one array
+        seq_to_index(["ACG", "ACGT"])
+
+
+@needs_simd
+def test_simd_kernel_at_window_edges(motifs):
+    """No crop: windows of the first and last bins reach past the sequence, where bases count as N."""
+    edge = Geometry(input_len=1536, bin_size=128, output_bins=12)
+    rng = np.random.default_rng(14)
+    seqs = [random_seq(rng, edge.input_len) for _ in range(2)]
+    simd = MotifEncoder(edge, motifs=motifs, kernel="simd")
+    got = simd.encode(seqs)
+    np.testing.assert_allclose(got, MotifEncoder(edge, motifs=motifs, kernel="table").encode(seqs), atol=1e-5)
+    for i, seq in enumerate(seqs):
+        np.testing.assert_allclose(got[i], slow_scan(simd, seq), atol=1e-4)
 
 
 def test_pvalue_threshold_matches_enumeration():

@@ -23,7 +23,6 @@ UNROLL = 2  # vectors of windows per load of a pair's tables (measured: 1 -> 2 i
 STEP = LANES * UNROLL  # windows per iteration: a bin must be a multiple of this
 _F = ir.VectorType(ir.FloatType(), LANES)
 _I = ir.VectorType(ir.IntType(32), LANES)
-_B = ir.VectorType(ir.IntType(8), LANES)
 _I64 = ir.IntType(64)
 
 
@@ -71,7 +70,7 @@ def _splat(builder, x, vty):
 def _bin_score(typingctx, code, start, tables, npairs, n, thr):  # pragma: no cover - compiled
     """(max, count of >= thr) over the windows starting at code[start : start + n] (n a multiple of STEP) of the
     best strand score, a window's strand score being the sum over pairs p of tables[p, strand][code[i + 2p]]."""
-    if not (_contiguous(code, types.uint8) and _contiguous(tables, types.float32) and tables.ndim == 3):
+    if not (_contiguous(code, types.int32) and _contiguous(tables, types.float32) and tables.ndim == 3):
         return None  # the vector loads below assume contiguous data of these types
     sig = types.UniTuple(types.float32, 2)(code, start, tables, npairs, n, thr)
 
@@ -102,7 +101,7 @@ def _bin_score(typingctx, code, start, tables, npairs, n, thr):  # pragma: no co
                                  builder.load(_vec(builder, tab_p, builder.add(base, lanes), _F), align=4)))
                 for u, acc in enumerate(accs):
                     at = builder.add(builder.add(i, ir.Constant(_I64, u * LANES)), builder.add(p, p))
-                    x = builder.zext(builder.load(_vec(builder, code_p, at, _B), align=1), _I)
+                    x = builder.load(_vec(builder, code_p, at, _I), align=4)
                     for (lo, hi), a in zip(tabs, acc, strict=True):
                         builder.store(builder.fadd(builder.load(a), builder.call(perm, [lo, x, hi])), a)
             for acc in accs:
@@ -127,24 +126,24 @@ def _bin_score(typingctx, code, start, tables, npairs, n, thr):  # pragma: no co
 
 @numba.njit(cache=True, nogil=True)
 def _codes_into(buf, idx, lo):  # pragma: no cover - compiled
-    """buf[i] = 5 * idx[lo + i] + idx[lo + i + 1], N (4) past the end of idx."""
+    """buf[i] = 5 * idx[lo + i] + idx[lo + i + 1], N (4) outside idx."""
     n = idx.shape[0]
     for i in range(buf.shape[0]):
         p = lo + i
-        a = idx[p] if p < n else 4
-        b = idx[p + 1] if p + 1 < n else 4
+        a = idx[p] if 0 <= p < n else 4
+        b = idx[p + 1] if 0 <= p + 1 < n else 4
         buf[i] = 5 * a + b
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
 def scan(idx, seq_of, start_of, row_of, nbins, tables, npairs, half, thr, bin_size, out_max, out_cnt):
     """One work item = ``nbins[k]`` consecutive bins of sequence ``seq_of[k]`` whose first centre is at
-    ``start_of[k]`` in the base indices ``idx`` [B, L] (N-padded by at least the widest motif on both sides);
-    writes rows ``row_of[k]...`` of out_max/out_cnt [rows, motifs]."""
+    ``start_of[k]`` in the base indices ``idx`` [B, L] (positions outside it read as N); writes rows
+    ``row_of[k]...`` of out_max/out_cnt [rows, motifs]."""
     reach = 2 * (half.max() + 1) + STEP  # bases a window reaches beyond its bin
     for k in numba.prange(seq_of.shape[0]):
         lo = start_of[k] - half.max()
-        code = np.empty(nbins[k] * bin_size + reach, np.uint8)
+        code = np.empty(nbins[k] * bin_size + reach, np.int32)  # int32, not uint8: widening would take the permute port
         _codes_into(code, idx[seq_of[k]], lo)
         for m in range(npairs.shape[0]):
             s0 = start_of[k] - half[m] - lo

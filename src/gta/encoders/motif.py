@@ -61,6 +61,10 @@ _EYE5 = np.vstack([np.eye(4, dtype=np.float32), np.zeros((1, 4), dtype=np.float3
 
 def seq_to_index(seqs: Sequence[str]) -> np.ndarray:
     """uint8 [B, L]: A, C, G, T -> 0..3, anything else -> 4 (N)."""
+    lengths = {len(s) for s in seqs}
+    if len(lengths) == 1:  # one translate over the joined strings: no per-sequence arrays to stack
+        buf = bytearray("".join(seqs).encode("ascii").translate(_TRANSLATE))
+        return np.frombuffer(buf, dtype=np.uint8).reshape(len(seqs), lengths.pop())
     return np.stack([np.frombuffer(s.encode("ascii").translate(_TRANSLATE), dtype=np.uint8) for s in seqs])
 
 
@@ -276,24 +280,38 @@ class MotifEncoder(BaseEncoder):
         """float32 [B, output_bins, d] for windows of ``geometry.input_len``."""
         self.check_seqs(seqs)
         bins = np.arange(self.geometry.output_bins)
-        return self._features(seq_to_index(seqs), bins)
+        return self._features(*self._index(seqs, bins), bins)
 
     def encode_bins(self, seq: str, bins: np.ndarray) -> np.ndarray:
         self.check_seqs([seq])
-        return self._features(seq_to_index([seq]), np.asarray(bins, dtype=np.int64))[0]
+        bins = np.asarray(bins, dtype=np.int64)
+        return self._features(*self._index([seq], bins), bins)[0]
 
     # -- computation ------------------------------------------------------------------------------------------
-    def _region(self, idx: np.ndarray, bins: np.ndarray) -> tuple[np.ndarray, int]:
-        """N-padded indices covering the requested output bins plus motif reach; returns (idx_pad, origin)."""
+    def _reach(self, bins: np.ndarray) -> tuple[int, int]:
+        """Window positions [lo, hi) that the requested output bins read, motif reach included (may pass the ends)."""
         g = self.geometry
         lo = (g.crop_bins + int(bins.min())) * g.bin_size - self._pad
-        hi = (g.crop_bins + int(bins.max()) + 1) * g.bin_size + self._pad
+        return lo, (g.crop_bins + int(bins.max()) + 1) * g.bin_size + self._pad
+
+    def _index(self, seqs: Sequence[str], bins: np.ndarray) -> tuple[np.ndarray, int]:
+        """Base indices of the part of the windows that ``bins`` read, and the window position of column 0."""
+        if len(bins) == 0:
+            return seq_to_index(seqs), 0
+        lo, hi = self._reach(bins)
+        lo, hi = max(lo, 0), min(hi, self.geometry.input_len)
+        return seq_to_index([s[lo:hi] for s in seqs]), lo
+
+    def _region(self, idx: np.ndarray, offset: int, bins: np.ndarray) -> tuple[np.ndarray, int]:
+        """N-padded indices covering the requested output bins plus motif reach; returns (idx_pad, origin).
+        ``idx[:, j]`` holds window position ``offset + j``."""
+        lo, hi = self._reach(bins)
         out = np.full((idx.shape[0], hi - lo), 4, dtype=np.uint8)
-        a, b = max(lo, 0), min(hi, idx.shape[1])
-        out[:, a - lo : b - lo] = idx[:, a:b]
+        a, b = max(lo, offset), min(hi, offset + idx.shape[1])
+        out[:, a - lo : b - lo] = idx[:, a - offset : b - offset]
         return out, lo
 
-    def _features(self, idx: np.ndarray, bins: np.ndarray) -> np.ndarray:
+    def _features(self, idx: np.ndarray, offset: int, bins: np.ndarray) -> np.ndarray:
         B, nb, M = idx.shape[0], len(bins), len(self.motifs)
         out = np.zeros((B, nb, self.n_features), dtype=np.float32)
         if nb == 0:
@@ -305,17 +323,16 @@ class MotifEncoder(BaseEncoder):
             step = self.chunk_bins if self.backend == "torch" else len(run_idx)  # numba: memory is flat anyway
             for s in range(0, len(run_idx), step):
                 part = run_idx[s : s + step]
-                region, origin = self._region(idx, bins[part])
-                if self.kernel == "simd":
-                    mx, cnt = self._scan_simd(region, origin, bins[part])
-                elif self.backend == "numba":
-                    mx, cnt = self._scan_numba(region, origin, bins[part])
+                if self.kernel == "simd":  # reads idx in place: positions outside it are N
+                    mx, cnt = self._scan_simd(idx, offset, bins[part])
                 else:
-                    mx, cnt = self._scan_torch(region, origin, bins[part])
+                    region, origin = self._region(idx, offset, bins[part])
+                    scan = self._scan_numba if self.backend == "numba" else self._scan_torch
+                    mx, cnt = scan(region, origin, bins[part])
                 out[:, part, :M] = mx
                 out[:, part, M : 2 * M] = cnt
         if self.gc:
-            start = (g.crop_bins + bins) * g.bin_size
+            start = (g.crop_bins + bins) * g.bin_size - offset
             pos = start[:, None] + np.arange(g.bin_size)[None, :]  # [nb, bin_size]
             sub = idx[:, pos]  # [B, nb, bin_size]
             out[:, :, 2 * M] = ((sub == 1) | (sub == 2)).mean(axis=-1)
@@ -344,8 +361,9 @@ class MotifEncoder(BaseEncoder):
         )
         return mx.reshape(B, nb, M), cnt.reshape(B, nb, M)
 
-    def _scan_simd(self, region: np.ndarray, origin: int, bins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The AVX-512 kernel over work items of up to SIMD_BINS consecutive bins (``bins`` is one run)."""
+    def _scan_simd(self, idx: np.ndarray, origin: int, bins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The AVX-512 kernel over work items of up to SIMD_BINS consecutive bins (``bins`` is one run);
+        ``idx[:, j]`` holds window position ``origin + j``."""
         from gta.encoders import _motif_simd as simd
 
         if self._pairs is None:
@@ -356,7 +374,7 @@ class MotifEncoder(BaseEncoder):
                 pairs[m, : npairs[m], 1] = simd.pair_tables(lo[::-1, ::-1])
             self._pairs, self._npairs = pairs, npairs.astype(np.int64)
         _set_numba_threads(self.threads)
-        g, B, nb, M = self.geometry, region.shape[0], len(bins), len(self.motifs)
+        g, B, nb, M = self.geometry, idx.shape[0], len(bins), len(self.motifs)
         q0 = np.arange(0, nb, SIMD_BINS, dtype=np.int64)
         seq_of = np.repeat(np.arange(B, dtype=np.int64), len(q0))
         start_of = np.tile((g.crop_bins + bins[q0]) * g.bin_size - origin, B).astype(np.int64)
@@ -364,7 +382,7 @@ class MotifEncoder(BaseEncoder):
         nbins = np.tile(np.minimum(SIMD_BINS, nb - q0), B).astype(np.int64)
         mx = np.empty((B * nb, M), dtype=np.float32)
         cnt = np.empty((B * nb, M), dtype=np.float32)
-        simd.scan(region, seq_of, start_of, row_of, nbins, self._pairs, self._npairs,
+        simd.scan(idx, seq_of, start_of, row_of, nbins, self._pairs, self._npairs,
                   (self.widths // 2).astype(np.int64), self.thresholds, g.bin_size, mx, cnt)
         return mx.reshape(B, nb, M), cnt.reshape(B, nb, M)
 
