@@ -5,7 +5,7 @@ Per output bin and motif, two features (then optionally one GC feature per bin):
 - ``{motif}.max``: the best log-odds score (bits, log2 p/background) over both strands of the motif windows whose
   *centre* falls in the bin. A window of width w centred at index c covers ``[c - w//2, c - w//2 + w)``; the
   reverse-complement match over the same span is assigned to the same bin. Window positions outside the input, and
-  N, add 0 to a score.
+  N (anything but upper-case A, C, G, T, so soft-masked lower-case bases too), add 0 to a score.
 - ``{motif}.count``: the number of centres in the bin whose best-strand score reaches the motif's threshold: the
   score whose right tail under the background (i.i.d. bases, ``BACKGROUND``) has probability ``pvalue`` (default
   1e-4, FIMO's default), computed exactly by dynamic programming over scores rounded to 0.001 bit; a motif so short
