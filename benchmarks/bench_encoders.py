@@ -1,6 +1,6 @@
 """Encoder throughput: motif encoder vs memelite FIMO and lightmotif (Mbp/s, same motifs and sequence), Enformer.
 
-Run: ``.venv/bin/python benchmarks/bench_encoders.py [--threads 2] [--seqs 8] [--enformer-seqs 1]
+Run: ``.venv/bin/python benchmarks/bench_encoders.py [--threads 2] [--also-threads 1] [--seqs 8] [--enformer-seqs 1]
 [--device cpu|cuda] [--precision bf16|fp16|fp32] [--out DIR]``. Writes ``encoders.json`` and ``encoders.md`` into
 ``benchmarks/results`` (or ``--out``); the Enformer section records the device it ran on (the GPU's name for
 ``cuda``) and its precision, and ``--enformer-seqs 0`` keeps the last Enformer measurement, marked with its own date.
@@ -28,6 +28,8 @@ OUT = Path(__file__).parent / "results"
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--also-threads", type=int, nargs="*", default=[1],
+                    help="motif benchmark repeated on these thread counts too (at most --threads)")
     ap.add_argument("--seqs", type=int, default=8, help="motif benchmark: windows of 114,688 bp (Enformer output span)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--enformer-seqs", type=int, default=1, help="full-size Enformer forward passes (0 = skip)")
@@ -56,6 +58,9 @@ def main() -> None:
     p = [0.295, 0.205, 0.205, 0.295]
     seqs = ["".join(rng.choice(list("ACGT"), p=p, size=g.input_len)) for _ in range(args.seqs)]
     motif = bench_motifs(g, seqs, args.threads, args.rounds)
+    also = {str(t): bench_motifs(g, seqs, t, args.rounds) for t in args.also_threads if 0 < t < args.threads}
+    torch.set_num_threads(args.threads)
+    numba.set_num_threads(args.threads)
     result: dict = {
         "machine": {
             "cpu": platform.processor() or platform.machine(),
@@ -71,6 +76,8 @@ def main() -> None:
         },
         "motif": motif,
     }
+    if also:
+        result["motif_at_threads"] = also
     if args.enformer_seqs > 0:
         from enformer_pytorch import Enformer
 
@@ -143,13 +150,18 @@ ROWS = {  # key: label in the table
 
 
 def bench_motifs(g, seqs: list[str], threads: int, rounds: int) -> dict:
-    """Mbp/s of every scanner on the same windows (best of rounds, interleaved), and lightmotif's agreement."""
+    """Mbp/s of every scanner on the same windows and ``threads`` threads (best of rounds, interleaved), and
+    lightmotif's agreement with the encoder."""
     import memelite
+    import numba
     import numpy as np
+    import torch
 
     from gta.encoders import MotifEncoder
     from gta.io.genome import one_hot
 
+    numba.set_num_threads(threads)  # memelite's and the encoder's numba kernels
+    torch.set_num_threads(threads)
     span, lo = g.output_span, g.crop_bins * g.bin_size
     enc = MotifEncoder(g, gc=False, backend="numba", threads=threads)
     enc_table = MotifEncoder(g, gc=False, backend="numba", kernel="table", threads=threads)
@@ -161,7 +173,7 @@ def bench_motifs(g, seqs: list[str], threads: int, rounds: int) -> dict:
     contenders = {  # name: (call, Mbp it scans)
         "motif_numba": (lambda: enc.encode(seqs), mbp),
         "motif_numba_table": (lambda: enc_table.encode(seqs), mbp),
-        "motif_torch": (lambda: enc_t.encode(seqs[:2]), 2 * span / 1e6),
+        "motif_torch": (lambda: enc_t.encode(seqs[:2]), len(seqs[:2]) * span / 1e6),  # slow: two windows
         "memelite_fimo": (lambda: memelite.fimo(motifs, X, threshold=1e-4), mbp),
         "lightmotif_features": (lambda: light.features(seqs), mbp),
         "lightmotif_tracks": (lambda: light.tracks(seqs), mbp),
@@ -178,6 +190,7 @@ def bench_motifs(g, seqs: list[str], threads: int, rounds: int) -> dict:
     ours, theirs = enc.encode(seqs), light.features(seqs)
     M = len(enc.motifs)
     return {
+        "threads": threads,
         "n_motifs": M,
         "motifs": [m.name for m in enc.motifs],
         "max_width": enc.max_width,
@@ -257,21 +270,10 @@ class LightmotifScanner:
         return out
 
 
-def render(r: dict) -> str:
-    m = r["motif"]
+def motif_table(m: dict) -> list[str]:
+    """Markdown lines: one row per scanner, then the ratios and lightmotif's agreement."""
     b = m["mbps_best"]
     lines = [
-        "# Encoder throughput",
-        "",
-        f"Machine: {r['machine']['cpu']}, {r['machine']['threads']} threads; torch {r['machine']['torch']}, "
-        f"numba {r['machine']['numba']}, memelite {r['machine']['memelite']}; {r['machine']['date']}, "
-        f"commit {r['machine'].get('commit', '?')}; "
-        f"1-min load average {r['machine'].get('load_average_1min', float('nan')):.1f} (shared machine). "
-        f"lightmotif {r['machine'].get('lightmotif', '?')}; every scanner ran on {r['machine']['threads']} threads.",
-        "",
-        f"## Motif scanning: {m['n_motifs']} JASPAR motifs (max width {m['max_width']}), both strands, "
-        f"{m['mbp_scanned']:.2f} Mbp",
-        "",
         "| scanner | Mbp/s (best of rounds) | vs memelite |",
         "|---|---|---|",
         *(f"| {label.format(kernel=m.get('numba_kernel', '?'))} | {b[k]:.2f} | {b[k] / b['memelite_fimo']:.2f}x |"
@@ -287,6 +289,28 @@ def render(r: dict) -> str:
             f"in the max, {a['count_mismatches']} count mismatches over {a['hits_counted']} hits.",
             "",
         ]
+    return lines
+
+
+def render(r: dict) -> str:
+    m = r["motif"]
+    lines = [
+        "# Encoder throughput",
+        "",
+        f"Machine: {r['machine']['cpu']}, {r['machine']['threads']} threads; torch {r['machine']['torch']}, "
+        f"numba {r['machine']['numba']}, memelite {r['machine']['memelite']}; {r['machine']['date']}, "
+        f"commit {r['machine'].get('commit', '?')}; "
+        f"1-min load average {r['machine'].get('load_average_1min', float('nan')):.1f} (shared machine). "
+        f"lightmotif {r['machine'].get('lightmotif', '?')}; every scanner ran on {r['machine']['threads']} threads "
+        "unless a heading says otherwise.",
+        "",
+        f"## Motif scanning: {m['n_motifs']} JASPAR motifs (max width {m['max_width']}), both strands, "
+        f"{m['mbp_scanned']:.2f} Mbp",
+        "",
+        *motif_table(m),
+    ]
+    for t, mt in r.get("motif_at_threads", {}).items():
+        lines += [f"### The same on {t} thread{'s' if t != '1' else ''}", "", *motif_table(mt)]
     if "enformer" in r:
         e = r["enformer"]
         secs = ", ".join(f"{t:.1f}" for t in e["seconds_per_sequence"])
