@@ -127,12 +127,17 @@ def _bin_score(typingctx, code, start, tables, npairs, n, thr):  # pragma: no co
 @numba.njit(cache=True, nogil=True)
 def _codes_into(buf, idx, lo):  # pragma: no cover - compiled
     """buf[i] = 5 * idx[lo + i] + idx[lo + i + 1], N (4) outside idx."""
-    n = idx.shape[0]
-    for i in range(buf.shape[0]):
+    n, m = idx.shape[0], buf.shape[0]
+    if lo >= 0 and lo + m + 1 <= n:  # inside: a loop LLVM vectorises
+        a, b = idx[lo : lo + m], idx[lo + 1 : lo + m + 1]
+        for i in range(m):
+            buf[i] = 5 * np.int32(a[i]) + np.int32(b[i])
+        return
+    for i in range(m):
         p = lo + i
-        a = idx[p] if 0 <= p < n else 4
-        b = idx[p + 1] if 0 <= p + 1 < n else 4
-        buf[i] = 5 * a + b
+        x = idx[p] if 0 <= p < n else 4
+        y = idx[p + 1] if 0 <= p + 1 < n else 4
+        buf[i] = 5 * x + y
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
