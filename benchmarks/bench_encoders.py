@@ -66,6 +66,7 @@ def main() -> None:
         "machine": {
             "cpu": platform.processor() or platform.machine(),
             "threads": args.threads,
+            "cpus": os.cpu_count(),
             "python": sys.version.split()[0],
             "torch": torch.__version__,
             "numba": numba.__version__,
@@ -271,6 +272,10 @@ class LightmotifScanner:
         return out
 
 
+def _threads(n: int) -> str:
+    return f"{n} thread{'s' if n != 1 else ''}"
+
+
 def motif_table(m: dict) -> list[str]:
     """Markdown lines: one row per scanner, then the ratios and lightmotif's agreement."""
     b, runs = m["mbps_best"], m["mbps_all_rounds"]
@@ -296,15 +301,16 @@ def motif_table(m: dict) -> list[str]:
 
 def render(r: dict) -> str:
     m = r["motif"]
+    load, cpus = r["machine"].get("load_average_1min", float("nan")), r["machine"].get("cpus", 0)
     lines = [
         "# Encoder throughput",
         "",
-        f"Machine: {r['machine']['cpu']}, {r['machine']['threads']} threads; torch {r['machine']['torch']}, "
-        f"numba {r['machine']['numba']}, memelite {r['machine']['memelite']}; {r['machine']['date']}, "
-        f"commit {r['machine'].get('commit', '?')}; "
-        f"1-min load average {r['machine'].get('load_average_1min', float('nan')):.1f} (shared machine). "
-        f"lightmotif {r['machine'].get('lightmotif', '?')}; every scanner ran on {r['machine']['threads']} threads "
-        "unless a heading says otherwise.",
+        f"Machine: {r['machine']['cpu']}, {r['machine'].get('cpus', '?')} CPUs; "
+        f"torch {r['machine']['torch']}, numba {r['machine']['numba']}, memelite {r['machine']['memelite']}, "
+        f"lightmotif {r['machine'].get('lightmotif', '?')}; {r['machine']['date']}, "
+        f"commit {r['machine'].get('commit', '?')}; 1-min load average {load:.1f} (shared machine"
+        + (f": above the {cpus} CPUs, so threads also compete with other jobs" if 0 < cpus < load else "") + "). "
+        f"Every scanner ran on {_threads(r['machine']['threads'])} unless a heading says otherwise.",
         "",
         f"## Motif scanning: {m['n_motifs']} JASPAR motifs (max width {m['max_width']}), both strands, "
         f"{m['mbp_scanned']:.2f} Mbp",
@@ -312,7 +318,7 @@ def render(r: dict) -> str:
         *motif_table(m),
     ]
     for t, mt in r.get("motif_at_threads", {}).items():
-        lines += [f"### The same on {t} thread{'s' if t != '1' else ''}", "", *motif_table(mt)]
+        lines += [f"### The same on {_threads(int(t))}", "", *motif_table(mt)]
     if "enformer" in r:
         e = r["enformer"]
         secs = ", ".join(f"{t:.1f}" for t in e["seconds_per_sequence"])
