@@ -4,7 +4,7 @@ Each motif strand is cut into pairs of columns; a pair's score depends on the tw
 cases (N adds 0), so its table fits in two 16-lane registers and one ``vpermi2ps`` looks up 16 consecutive windows
 at once, keyed by the dinucleotide code ``5 * x[p] + x[p + 1]``. A window's score is the float32 sum of its pairs,
 added in column order. Per bin, max over strands, then max and count >= threshold over the bin, are reduced 16 lanes
-at a time. LLVM does not emit the permute from plain loops (it would gather), hence the two ``numba`` intrinsics.
+at a time. LLVM does not emit the permute from plain loops (it would gather), hence the numba intrinsic ``_bin_score``.
 
 Only for x86-64 CPUs with AVX-512F (``available``); the encoder falls back to its portable table kernel elsewhere.
 """
@@ -70,7 +70,8 @@ def _splat(builder, x, vty):
 def _bin_score(typingctx, code, start, tables, npairs, n, thr):  # pragma: no cover - compiled
     """(max, count of >= thr) over the windows starting at code[start : start + n] (n a multiple of STEP) of the
     best strand score, a window's strand score being the sum over pairs p of tables[p, strand][code[i + 2p]]."""
-    if not (_contiguous(code, types.int32) and _contiguous(tables, types.float32) and tables.ndim == 3):
+    if not (_contiguous(code, types.int32) and _contiguous(tables, types.float32) and tables.ndim == 3
+            and thr == types.float32 and start == n == npairs == types.int64):
         return None  # the vector loads below assume contiguous data of these types
     sig = types.UniTuple(types.float32, 2)(code, start, tables, npairs, n, thr)
 
