@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from gta.encoders import BaseEncoder, get_encoder, list_encoders, register_encoder
-from gta.encoders.motif import MotifEncoder, pvalue_threshold, seq_to_index
+from gta.encoders.motif import MotifEncoder, _simd_available, pvalue_threshold, seq_to_index
 from gta.errors import GtaInputError
 from gta.geometry import Geometry
 from gta.io.genome import reverse_complement
-from gta.io.jaspar import BACKGROUND, load_motifs
+from gta.io.jaspar import BACKGROUND, Motif, load_motifs
 
 GEOM = Geometry(input_len=2048, bin_size=128, output_bins=12)  # crop of 2 bins on each side
 
@@ -94,6 +94,100 @@ def test_backends_agree(motifs):
     a = MotifEncoder(GEOM, motifs=motifs, backend="numba").encode(seqs)
     b = MotifEncoder(GEOM, motifs=motifs, backend="torch", chunk_bins=5).encode(seqs)
     np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+needs_simd = pytest.mark.skipif(not _simd_available(GEOM.bin_size), reason="the simd kernel needs AVX-512F")
+
+
+def masked_seq_with_sites(rng: np.random.Generator, motifs) -> str:
+    """Random bases with N runs, soft-masked (lower-case) stretches, and every motif's consensus planted on both
+    strands, some straddling bin edges."""
+    s = list(random_seq(rng, GEOM.input_len, n_rate=0.05))
+    for a in rng.integers(0, GEOM.input_len - 40, size=12):
+        s[a : a + 30] = [c.lower() for c in s[a : a + 30]]
+    s[1000:1010] = "N" * 10
+    for m, pos in zip(motifs, rng.integers(200, GEOM.input_len - 250, size=len(motifs)), strict=True):
+        site = m.consensus()
+        s[pos : pos + len(site)] = site
+        s[pos + 100 : pos + 100 + len(site)] = reverse_complement(site)
+    return "".join(s)
+
+
+@needs_simd
+def test_simd_kernel_equals_table_kernel_and_slow_scan():
+    """The AVX-512 kernel against the portable one and the direct definition, on all default motifs (widths 7 to
+    15, odd and even), with N and soft-masked bases: max to float32 rounding, counts exactly."""
+    motifs = load_motifs()
+    rng = np.random.default_rng(11)
+    seqs = [masked_seq_with_sites(rng, motifs) for _ in range(3)]
+    simd = MotifEncoder(GEOM, motifs=motifs, kernel="simd")
+    assert simd.kernel == "simd"
+    got = simd.encode(seqs)
+    ref = MotifEncoder(GEOM, motifs=motifs, kernel="table").encode(seqs)
+    M = len(motifs)
+    np.testing.assert_allclose(got[..., :M], ref[..., :M], atol=1e-5)
+    np.testing.assert_array_equal(got[..., M:], ref[..., M:])
+    assert got[..., M : 2 * M].sum() >= 2 * len(seqs) * M  # the planted sites are counted: counts are compared
+    for i, seq in enumerate(seqs):
+        np.testing.assert_allclose(got[i], slow_scan(simd, seq), atol=1e-4)
+
+
+@needs_simd
+def test_simd_kernel_on_wide_motifs():
+    """Motifs wider than a vector (41 and 64 columns, random probabilities) against the table kernel and the slow
+    scan: the windows' reach past their bin stays inside the padded input."""
+    rng = np.random.default_rng(13)
+    wide = [Motif(f"W{w}", f"X{w}", rng.dirichlet(np.ones(4) * 0.5, size=w).T) for w in (41, 64)]
+    seqs = [random_seq(rng, GEOM.input_len) for _ in range(2)]
+    simd = MotifEncoder(GEOM, motifs=wide, kernel="simd")
+    got = simd.encode(seqs)
+    np.testing.assert_allclose(got, MotifEncoder(GEOM, motifs=wide, kernel="table").encode(seqs), atol=1e-4)
+    for i, seq in enumerate(seqs):
+        np.testing.assert_allclose(got[i], slow_scan(simd, seq), atol=1e-3)
+
+
+@needs_simd
+def test_simd_kernel_on_sparse_bins(motifs):
+    """encode_bins with scattered bins (runs shorter and longer than a work item) equals the full encode."""
+    rng = np.random.default_rng(12)
+    seq = masked_seq_with_sites(rng, motifs)
+    simd = MotifEncoder(GEOM, motifs=motifs, kernel="simd")
+    bins = np.array([0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11])
+    np.testing.assert_allclose(simd.encode_bins(seq, bins), simd.encode([seq])[0][bins], atol=0)
+    np.testing.assert_allclose(simd.encode_bins(seq, bins), MotifEncoder(GEOM, motifs=motifs, kernel="table")
+                               .encode_bins(seq, bins), atol=1e-5)
+
+
+def test_kernel_choice(motifs):
+    assert MotifEncoder(GEOM, motifs=motifs).kernel == ("simd" if _simd_available(GEOM.bin_size) else "table")
+    assert MotifEncoder(GEOM, motifs=motifs, backend="torch").kernel is None
+    with pytest.raises(GtaInputError, match="unknown motif kernel"):
+        MotifEncoder(GEOM, motifs=motifs, kernel="fast")
+    odd = Geometry(input_len=48 * 20, bin_size=48, output_bins=12)  # 48 bp bins: not a multiple of 32
+    with pytest.raises(GtaInputError, match="multiple of 32"):
+        MotifEncoder(odd, motifs=motifs, kernel="simd")
+    assert MotifEncoder(odd, motifs=motifs).kernel == "table"
+
+
+def test_seq_to_index_maps_only_upper_case_acgt():
+    """Soft-masked (lower-case) bases and anything but A, C, G, T score as N, as the slow scan defines."""
+    assert seq_to_index(["ACGTNacgtRX-"]).tolist() == [[0, 1, 2, 3] + [4] * 8]
+    assert seq_to_index(["ACGT", "TTGA"]).tolist() == [[0, 1, 2, 3], [3, 3, 2, 0]]
+    with pytest.raises(ValueError):  # windows of different lengths do not make one array
+        seq_to_index(["ACG", "ACGT"])
+
+
+@needs_simd
+def test_simd_kernel_at_window_edges(motifs):
+    """No crop: windows of the first and last bins reach past the sequence, where bases count as N."""
+    edge = Geometry(input_len=1536, bin_size=128, output_bins=12)
+    rng = np.random.default_rng(14)
+    seqs = [random_seq(rng, edge.input_len) for _ in range(2)]
+    simd = MotifEncoder(edge, motifs=motifs, kernel="simd")
+    got = simd.encode(seqs)
+    np.testing.assert_allclose(got, MotifEncoder(edge, motifs=motifs, kernel="table").encode(seqs), atol=1e-5)
+    for i, seq in enumerate(seqs):
+        np.testing.assert_allclose(got[i], slow_scan(simd, seq), atol=1e-4)
 
 
 def test_pvalue_threshold_matches_enumeration():

@@ -5,7 +5,7 @@ Per output bin and motif, two features (then optionally one GC feature per bin):
 - ``{motif}.max``: the best log-odds score (bits, log2 p/background) over both strands of the motif windows whose
   *centre* falls in the bin. A window of width w centred at index c covers ``[c - w//2, c - w//2 + w)``; the
   reverse-complement match over the same span is assigned to the same bin. Window positions outside the input, and
-  N, add 0 to a score.
+  N (anything but upper-case A, C, G, T, so soft-masked lower-case bases too), add 0 to a score.
 - ``{motif}.count``: the number of centres in the bin whose best-strand score reaches the motif's threshold: the
   score whose right tail under the background (i.i.d. bases, ``BACKGROUND``) has probability ``pvalue`` (default
   1e-4, FIMO's default), computed exactly by dynamic programming over scores rounded to 0.001 bit; a motif so short
@@ -16,12 +16,21 @@ Per output bin and motif, two features (then optionally one GC feature per bin):
 So ``d = 2 * n_motifs (+ 1)``. The encoder is local: a base changes only the bins holding centres within the widest
 motif's width of it (``receptive_field_bp``), which is what makes personal haplotypes cheap (``encode_region``).
 
-Two interchangeable backends compute the same numbers:
+Two interchangeable backends compute the same numbers (to float32 rounding: the kernels add log-odds in different
+groupings, which moves a score by ~1e-6 bit):
 
-- ``numba`` (default): every position gets the code of the 5 bases starting there (5**5 codes, N included), and
-  each motif strand gets, per block of 5 columns, a table of summed log-odds per code; a window's score is then
-  ceil(w/5) table look-ups instead of 4w multiply-adds. Max and count pooling are fused into the same pass, so no
-  [motifs, L] score array is ever materialised; memory is flat in the sequence length.
+- ``numba`` (default on CPU), with two kernels; ``kernel="auto"`` takes ``simd`` where it runs:
+
+  - ``simd``: x86-64 with AVX-512F and bins a multiple of 32 bp (``gta.encoders._motif_simd``). Per pair of motif
+    columns a 25-entry table (two bases, N included) sits in two vector registers and one permute instruction looks
+    up 16 windows at once; bins are reduced 16 lanes at a time. Several times the ``table`` kernel's speed
+    (``benchmarks/results/encoders.md``).
+  - ``table`` (portable): every position gets the code of the 5 bases starting there (5**5 codes, N included), and
+    each motif strand gets, per block of 5 columns, a table of summed log-odds per code; a window's score is then
+    ceil(w/5) scalar look-ups instead of 4w multiply-adds.
+
+  Max and count pooling are fused into the scan, so no [motifs, L] score array is ever materialised; memory is flat
+  in the sequence length.
 - ``torch``: one ``conv1d`` over the one-hot input with the forward and reverse-complement log-odds as output
   channels, chunked over bins; runs on GPU too.
 """
@@ -44,6 +53,7 @@ N_CODES = 5**Q
 _LOOKUP = np.full(256, 4, dtype=np.uint8)
 for _i, _b in enumerate("ACGT"):
     _LOOKUP[ord(_b)] = _i
+_TRANSLATE = _LOOKUP.tobytes()  # the same map for bytes.translate, several times faster than fancy indexing
 
 
 _EYE5 = np.vstack([np.eye(4, dtype=np.float32), np.zeros((1, 4), dtype=np.float32)])
@@ -51,7 +61,11 @@ _EYE5 = np.vstack([np.eye(4, dtype=np.float32), np.zeros((1, 4), dtype=np.float3
 
 def seq_to_index(seqs: Sequence[str]) -> np.ndarray:
     """uint8 [B, L]: A, C, G, T -> 0..3, anything else -> 4 (N)."""
-    return np.stack([_LOOKUP[np.frombuffer(s.encode("ascii"), dtype=np.uint8)] for s in seqs])
+    lengths = {len(s) for s in seqs}
+    if len(lengths) == 1:  # one translate over the joined strings: no per-sequence arrays to stack
+        buf = bytearray("".join(seqs).encode("ascii").translate(_TRANSLATE))
+        return np.frombuffer(buf, dtype=np.uint8).reshape(len(seqs), lengths.pop())
+    return np.stack([np.frombuffer(s.encode("ascii").translate(_TRANSLATE), dtype=np.uint8) for s in seqs])
 
 
 def pvalue_threshold(log_odds: np.ndarray, background: np.ndarray, pvalue: float, resolution: float = 1e-3) -> float:
@@ -98,6 +112,17 @@ def _codes(idx: np.ndarray) -> np.ndarray:
 
 
 _KERNEL = None
+KERNELS = ("simd", "table")
+SIMD_BINS = 8  # bins per work item of the simd kernel
+
+
+def _simd_available(bin_size: int) -> bool:
+    """Whether the simd kernel runs here for bins of ``bin_size`` (x86-64 with AVX-512F, bins a multiple of 32)."""
+    if not _has_numba():
+        return False
+    from gta.encoders import _motif_simd
+
+    return _motif_simd.available(bin_size)
 
 
 def _numba_kernel():
@@ -137,6 +162,14 @@ def _numba_kernel():
     return _KERNEL
 
 
+def _set_numba_threads(threads: int | None) -> None:
+    """numba.set_num_threads, skipped when unchanged (the call costs about a millisecond)."""
+    import numba
+
+    if threads and (n := min(threads, numba.config.NUMBA_NUM_THREADS)) != numba.get_num_threads():
+        numba.set_num_threads(n)
+
+
 def _has_numba() -> bool:
     try:
         import numba  # noqa: F401
@@ -159,6 +192,7 @@ class MotifEncoder(BaseEncoder):
         gc: bool = True,
         background: Sequence[float] | None = None,
         backend: str = "auto",
+        kernel: str = "auto",
         threads: int | None = None,
         device: str = "cpu",
         chunk_bins: int = 256,
@@ -182,6 +216,7 @@ class MotifEncoder(BaseEncoder):
         if backend not in ("numba", "torch"):
             raise GtaInputError(f"unknown motif backend {backend!r}", hint="numba or torch")
         self.backend = backend
+        self.kernel = self._choose_kernel(kernel) if backend == "numba" else None
         self.threads = threads
         self.device = device
         self.chunk_bins = int(chunk_bins)
@@ -197,7 +232,20 @@ class MotifEncoder(BaseEncoder):
         self._labels = [m.name if names.count(m.name) == 1 else f"{m.name}_{m.matrix_id}" for m in self.motifs]
         self._pad = self.max_width + Q  # N padding on both sides of the scanned region
         self._tables: np.ndarray | None = None
+        self._pairs: np.ndarray | None = None
         self._filters = None
+
+    def _choose_kernel(self, kernel: str) -> str:
+        """The numba kernel: ``simd`` where the CPU and bin size allow it (for ``auto``), else ``table``."""
+        if kernel not in ("auto", *KERNELS):
+            raise GtaInputError(f"unknown motif kernel {kernel!r}", hint="auto, simd or table")
+        simd_ok = _simd_available(self.geometry.bin_size)
+        if kernel == "simd" and not simd_ok:
+            raise GtaInputError(
+                "the simd motif kernel needs numba, an x86-64 CPU with AVX-512F and bins a multiple of 32 bp",
+                hint="use kernel='table' (or 'auto')",
+            )
+        return kernel if kernel != "auto" else ("simd" if simd_ok else "table")
 
     # -- protocol ---------------------------------------------------------------------------------------------
     @property
@@ -232,24 +280,38 @@ class MotifEncoder(BaseEncoder):
         """float32 [B, output_bins, d] for windows of ``geometry.input_len``."""
         self.check_seqs(seqs)
         bins = np.arange(self.geometry.output_bins)
-        return self._features(seq_to_index(seqs), bins)
+        return self._features(*self._index(seqs, bins), bins)
 
     def encode_bins(self, seq: str, bins: np.ndarray) -> np.ndarray:
         self.check_seqs([seq])
-        return self._features(seq_to_index([seq]), np.asarray(bins, dtype=np.int64))[0]
+        bins = np.asarray(bins, dtype=np.int64)
+        return self._features(*self._index([seq], bins), bins)[0]
 
     # -- computation ------------------------------------------------------------------------------------------
-    def _region(self, idx: np.ndarray, bins: np.ndarray) -> tuple[np.ndarray, int]:
-        """N-padded indices covering the requested output bins plus motif reach; returns (idx_pad, origin)."""
+    def _reach(self, bins: np.ndarray) -> tuple[int, int]:
+        """Window positions [lo, hi) that the requested output bins read, motif reach included (may pass the ends)."""
         g = self.geometry
         lo = (g.crop_bins + int(bins.min())) * g.bin_size - self._pad
-        hi = (g.crop_bins + int(bins.max()) + 1) * g.bin_size + self._pad
+        return lo, (g.crop_bins + int(bins.max()) + 1) * g.bin_size + self._pad
+
+    def _index(self, seqs: Sequence[str], bins: np.ndarray) -> tuple[np.ndarray, int]:
+        """Base indices of the part of the windows that ``bins`` read, and the window position of column 0."""
+        if len(bins) == 0:
+            return seq_to_index(seqs), 0
+        lo, hi = self._reach(bins)
+        lo, hi = max(lo, 0), min(hi, self.geometry.input_len)
+        return seq_to_index([s[lo:hi] for s in seqs]), lo
+
+    def _region(self, idx: np.ndarray, offset: int, bins: np.ndarray) -> tuple[np.ndarray, int]:
+        """N-padded indices covering the requested output bins plus motif reach; returns (idx_pad, origin).
+        ``idx[:, j]`` holds window position ``offset + j``."""
+        lo, hi = self._reach(bins)
         out = np.full((idx.shape[0], hi - lo), 4, dtype=np.uint8)
-        a, b = max(lo, 0), min(hi, idx.shape[1])
-        out[:, a - lo : b - lo] = idx[:, a:b]
+        a, b = max(lo, offset), min(hi, offset + idx.shape[1])
+        out[:, a - lo : b - lo] = idx[:, a - offset : b - offset]
         return out, lo
 
-    def _features(self, idx: np.ndarray, bins: np.ndarray) -> np.ndarray:
+    def _features(self, idx: np.ndarray, offset: int, bins: np.ndarray) -> np.ndarray:
         B, nb, M = idx.shape[0], len(bins), len(self.motifs)
         out = np.zeros((B, nb, self.n_features), dtype=np.float32)
         if nb == 0:
@@ -258,25 +320,25 @@ class MotifEncoder(BaseEncoder):
         # contiguous runs of bins, each scanned from its own padded slice (keeps sparse recompute cheap)
         breaks = np.flatnonzero(np.diff(bins) != 1) + 1
         for run_idx in np.split(np.arange(nb), breaks):
-            for s in range(0, len(run_idx), self.chunk_bins):
-                part = run_idx[s : s + self.chunk_bins]
-                region, origin = self._region(idx, bins[part])
-                if self.backend == "numba":
-                    mx, cnt = self._scan_numba(region, origin, bins[part])
+            step = self.chunk_bins if self.backend == "torch" else len(run_idx)  # numba: memory is flat anyway
+            for s in range(0, len(run_idx), step):
+                part = run_idx[s : s + step]
+                if self.kernel == "simd":  # reads idx in place: positions outside it are N
+                    mx, cnt = self._scan_simd(idx, offset, bins[part])
                 else:
-                    mx, cnt = self._scan_torch(region, origin, bins[part])
+                    region, origin = self._region(idx, offset, bins[part])
+                    scan = self._scan_numba if self.backend == "numba" else self._scan_torch
+                    mx, cnt = scan(region, origin, bins[part])
                 out[:, part, :M] = mx
                 out[:, part, M : 2 * M] = cnt
         if self.gc:
-            start = (g.crop_bins + bins) * g.bin_size
+            start = (g.crop_bins + bins) * g.bin_size - offset
             pos = start[:, None] + np.arange(g.bin_size)[None, :]  # [nb, bin_size]
             sub = idx[:, pos]  # [B, nb, bin_size]
             out[:, :, 2 * M] = ((sub == 1) | (sub == 2)).mean(axis=-1)
         return out
 
     def _scan_numba(self, region: np.ndarray, origin: int, bins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        import numba
-
         if self._tables is None:
             nblk = -(-self.widths // Q)
             # [motif, block, code, strand]: both strands of one code share a cache line
@@ -285,8 +347,7 @@ class MotifEncoder(BaseEncoder):
                 tables[m, : nblk[m], :, 0] = _code_tables(lo)
                 tables[m, : nblk[m], :, 1] = _code_tables(lo[::-1, ::-1])
             self._tables, self._nblk = tables, nblk.astype(np.int64)
-        if self.threads:
-            numba.set_num_threads(min(self.threads, numba.config.NUMBA_NUM_THREADS))
+        _set_numba_threads(self.threads)
         g = self.geometry
         codes = _codes(region)
         B, nb, M = region.shape[0], len(bins), len(self.motifs)
@@ -298,6 +359,31 @@ class MotifEncoder(BaseEncoder):
         _numba_kernel()(
             codes, seq_of, center0, self._tables, self._nblk, offs, self.thresholds, g.bin_size, mx, cnt
         )
+        return mx.reshape(B, nb, M), cnt.reshape(B, nb, M)
+
+    def _scan_simd(self, idx: np.ndarray, origin: int, bins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The AVX-512 kernel over work items of up to SIMD_BINS consecutive bins (``bins`` is one run);
+        ``idx[:, j]`` holds window position ``origin + j``."""
+        from gta.encoders import _motif_simd as simd
+
+        if self._pairs is None:
+            npairs = -(-self.widths // 2)
+            pairs = np.zeros((len(self.motifs), int(npairs.max()), 2, 2 * simd.LANES), dtype=np.float32)
+            for m, lo in enumerate(self.log_odds):
+                pairs[m, : npairs[m], 0] = simd.pair_tables(lo)
+                pairs[m, : npairs[m], 1] = simd.pair_tables(lo[::-1, ::-1])
+            self._pairs, self._npairs = pairs, npairs.astype(np.int64)
+        _set_numba_threads(self.threads)
+        g, B, nb, M = self.geometry, idx.shape[0], len(bins), len(self.motifs)
+        q0 = np.arange(0, nb, SIMD_BINS, dtype=np.int64)
+        seq_of = np.repeat(np.arange(B, dtype=np.int64), len(q0))
+        start_of = np.tile((g.crop_bins + bins[q0]) * g.bin_size - origin, B).astype(np.int64)
+        row_of = (seq_of * nb + np.tile(q0, B)).astype(np.int64)
+        nbins = np.tile(np.minimum(SIMD_BINS, nb - q0), B).astype(np.int64)
+        mx = np.empty((B * nb, M), dtype=np.float32)
+        cnt = np.empty((B * nb, M), dtype=np.float32)
+        simd.scan(idx, seq_of, start_of, row_of, nbins, self._pairs, self._npairs,
+                  (self.widths // 2).astype(np.int64), self.thresholds, g.bin_size, mx, cnt)
         return mx.reshape(B, nb, M), cnt.reshape(B, nb, M)
 
     def _scan_torch(self, region: np.ndarray, origin: int, bins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
