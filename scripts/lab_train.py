@@ -177,7 +177,7 @@ def make_model(args, llm, f, n):
                     n_prototypes=args.protos, prototype_vocab=8192, d_model=args.d_model, use_prompt=args.prompt,
                     backbone=args.backbone, alignment=args.alignment, dropout=args.dropout,
                     stem_channels=args.stem_c if args.stem else 0, stem_kernel=args.kernel,
-                    head_standardise=bool(args.head_standardise))
+                    head_standardise=bool(args.head_standardise), prompt_readout=bool(args.readout))
     model = build_model(cfg, f, n, llm=llm)
     if args.stem and args.stem_arch != "k3":
         model.stem.net = make_stem_conv(f, args.stem_c, args.kernel, args.stem_arch)
@@ -236,6 +236,7 @@ def main():
                     help="npz of per-gene prompt summaries ('mean'); made with --layers layers if missing")
     ap.add_argument("--prompt-hidden", type=int, default=0)
     ap.add_argument("--head", default="attn", help="attn (GTA's) | sum (additive) | both")
+    ap.add_argument("--readout", type=int, default=1, help="GTAConfig.prompt_readout (learning.md, 6)")
     ap.add_argument("--temp", type=float, default=1.0)
     ap.add_argument("--stem-c", type=int, default=32)
     ap.add_argument("--kernel", type=int, default=3)
