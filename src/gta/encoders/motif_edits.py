@@ -93,7 +93,10 @@ class MotifEdits:
         touched = codes != -1
         flat = codes[touched]
         offsets = np.concatenate([[0], np.cumsum(touched.sum(axis=1))]).astype(np.int64)
-        pairs, pair_inv = np.unique(flat[flat >= 0], return_inverse=True)
+        shifted = flat >= 0
+        used = np.zeros(len(shifts) * nout, dtype=bool)
+        used[flat[shifted]] = True
+        pairs = np.flatnonzero(used)  # distinct (shift, bin) codes, sorted
         ctx_first, ctx_inv = _distinct_rows(regions, dbins)
         values = [np.zeros((0, self.enc.n_features), dtype=np.float32)]
         if len(pairs):
@@ -101,8 +104,8 @@ class MotifEdits:
         if len(ctx_first):
             values.append(self.scan_bins(regions[ctx_first]))
         rows = np.empty(len(flat), dtype=np.int64)
-        rows[flat >= 0] = pair_inv.ravel()
-        rows[flat < 0] = len(pairs) + ctx_inv[-2 - flat[flat < 0]]
+        rows[shifted] = (np.cumsum(used) - 1)[flat[shifted]]
+        rows[~shifted] = len(pairs) + ctx_inv[-2 - flat[~shifted]]
         value_bins = np.concatenate([pairs % nout, dbins[ctx_first]]).astype(np.int64)
         return GeneFeatures(ref, keys, rows, offsets, np.concatenate(values), value_bins)
 

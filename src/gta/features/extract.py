@@ -346,7 +346,7 @@ def _plan(selected: list[Any], hap_source: Callable[[Any], Any] | None, store: F
                 if len(tables) >= 256:
                     store.set_sample_haps_many(tables)
                     tables = {}
-            if any((first + j) % n_workers == worker for j in range(len(keys))):
+            if len(keys) >= n_workers or any((first + j) % n_workers == worker for j in range(len(keys))):
                 gene_haps[gene.gene_id] = haps
             plan_bar.update(1)
         if tables:

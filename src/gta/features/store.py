@@ -7,14 +7,17 @@ Layout::
                             geometry, dtype, n_bins, n_features, feature_names, gene_ids, hap_storage
       ref       [genes, bins, d]   one gene per chunk, zstd; NaN until written
       ref_done  [genes] bool       one flag per chunk, written only after the gene's ref chunk
-      haps/{g}/                    g = the gene's index in gene_ids; attrs: gene_id, sample_keys {sample: [k1, k2]}
-      haps/{g}/_part.{id}          sparse (local encoders): many hap_keys of the gene in one [rows, d] array, attrs
-                                   keys, counts (rows per key, in key order), done; ``_part.{id}.bins`` [rows]
-                                   int32: the bin of each row (a key's rows sorted by bin). One part per write
-                                   call (``write_haps``), so a worker writes a gene's haplotypes in two files
+      haps/_part.{id}              sparse haplotypes (local encoders) of many genes: per gene, its distinct rows
+                                   [n, d]; attrs genes, keys (per gene), counts (rows per key), values (distinct
+                                   rows per gene), done. ``_part.{id}.rows`` [m, 2] int32: (bin, distinct row)
+                                   of each key's changed bins, key by key, bins increasing. Written by
+                                   ``PartWriter`` in large batches of genes; haplotypes sharing a changed bin
+                                   value share its row
+      haps/_samples.{id}           sample -> hap_key tables of many genes (JSON bytes; later arrays win)
+      haps/{g}/                    attrs gene_id (and, in stores written before _samples arrays, sample_keys)
       haps/{g}/{hap_key}           full (global encoders): [bins, d]; attrs done = true once the data is written.
-                                   (Sparse stores written before parts existed hold [n_changed, d] here with
-                                   attrs bins; they are still read.)
+                                   (g = the gene's index in gene_ids. Sparse stores written before parts hold
+                                   [n_changed, d] here with attrs bins; they are still read.)
 
 Every item (a gene's reference, a part, or one full (gene, hap_key)) is written data first, then its done flag;
 the local zarr store writes each file atomically (temporary file + rename), so a crash leaves an item either
@@ -81,9 +84,10 @@ class FeatureStore:
         self._ref_done = group["ref_done"]
         self.dtype = np.dtype(self.attrs["dtype"])
         self.sparse = self.attrs.get("hap_storage") == "sparse"
-        self._blocks: dict[str, list[tuple[str, int, list[str], list[int]]]] | None = None
+        self._blocks: dict[str, list[tuple[str, int, int, int, list[str], list[int]]]] | None = None
+        self._groups: set[str] | None = None
         self._gene_keys: dict[str, dict[str, tuple[str, int, int]]] = {}
-        self._part_cache: dict[tuple[str, str], tuple[int, np.ndarray, np.ndarray]] = {}
+        self._part_cache: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
 
     # -- creation / opening --------------------------------------------------------------------------------------
     @classmethod
@@ -242,13 +246,16 @@ class FeatureStore:
 
     # -- personal haplotypes -----------------------------------------------------------------------------------
     def _gene_group(self, gene_id: str, create: bool = False) -> zarr.Group | None:
-        name = f"haps/{self.gene_index(gene_id)}"
-        try:
-            return self._root[name]  # type: ignore[return-value]
-        except KeyError:
+        """haps/{g}: full haplotypes, and sparse ones and sample tables of stores written before parts."""
+        i = str(self.gene_index(gene_id))
+        if self._groups is None:  # listed once: most genes of a store written with parts have no group
+            self._groups = set(self._root["haps"].group_keys())
+        if i not in self._groups:
             if not create:
                 return None
-            return self._root.require_group(name)
+            self._groups.add(i)
+            return self._root.require_group(f"haps/{i}")
+        return self._root[f"haps/{i}"]  # type: ignore[return-value]
 
     def _haps_group(self) -> zarr.Group:
         return self._root["haps"]  # type: ignore[return-value]
@@ -308,44 +315,46 @@ class FeatureStore:
         except KeyError:
             return None
 
-    def _part_blocks(self, refresh: bool = False) -> dict[str, list[tuple[str, int, list[str], list[int]]]]:
-        """gene_id -> its blocks in finished parts: (part name, first row, keys, rows per key)."""
+    def _part_blocks(self, refresh: bool = False) -> dict[str, list[tuple[str, int, int, int, list[str], list[int]]]]:
+        """gene_id -> its blocks in finished parts: (part, first value, values, first row, keys, rows per key)."""
         if self._blocks is not None and not refresh:
             return self._blocks
-        blocks: dict[str, list[tuple[str, int, list[str], list[int]]]] = {}
+        blocks: dict[str, list[tuple[str, int, int, int, list[str], list[int]]]] = {}
         haps = self._root["haps"] if self.sparse else None
-        names = sorted(n for n in haps.array_keys() if n.startswith(PART) and not n.endswith(".bins")) if haps else []
+        names = sorted(n for n in haps.array_keys() if n.startswith(PART) and not n.endswith(".rows")) if haps else []
         for name in names:
             attrs = haps[name].attrs  # type: ignore[index]
             if not attrs.get("done"):
                 continue
-            first = 0
-            for g, keys, counts in zip(attrs["genes"], attrs["keys"], attrs["counts"], strict=True):
-                blocks.setdefault(g, []).append((name, first, list(keys), [int(c) for c in counts]))
-                first += sum(int(c) for c in counts)
+            v0 = r0 = 0
+            for g, keys, counts, nv in zip(attrs["genes"], attrs["keys"], attrs["counts"], attrs["values"],
+                                           strict=True):
+                blocks.setdefault(g, []).append((name, v0, int(nv), r0, list(keys), [int(c) for c in counts]))
+                v0, r0 = v0 + int(nv), r0 + sum(int(c) for c in counts)
         self._blocks = blocks
         self._gene_keys.clear()
         return blocks
 
     def _parts(self, gene_id: str, refresh: bool = False) -> dict[str, tuple[str, int, int]]:
-        """key -> (part name, first row, rows) of a gene's haplotypes in finished parts."""
+        """key -> (part name, first row within the gene's block, rows) of a gene's haplotypes in parts."""
         if refresh or gene_id not in self._gene_keys:
             index: dict[str, tuple[str, int, int]] = {}
-            for name, first, keys, counts in self._part_blocks(refresh).get(gene_id, []):
+            for name, _, _, _, keys, counts in self._part_blocks(refresh).get(gene_id, []):
+                first = 0
                 for key, n in zip(keys, counts, strict=True):
                     index[key] = (name, first, n)
                     first += n
             self._gene_keys[gene_id] = index
         return self._gene_keys[gene_id]
 
-    def _gene_rows(self, gene_id: str, name: str) -> tuple[int, np.ndarray, np.ndarray]:
-        """(first row, bins int64, data in the store dtype) of a gene's block in a part, from a small cache."""
+    def _gene_block(self, gene_id: str, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """(rows int64 [m, 2] of (bin, value), distinct values float32 [n, d]) of a gene in a part (cached)."""
         hit = self._part_cache.get((gene_id, name))
         if hit is None:
-            first, n = next((f, sum(c)) for p, f, _, c in self._part_blocks()[gene_id] if p == name)
+            v0, nv, r0, nr = next((v, n, r, sum(c)) for p, v, n, r, _, c in self._part_blocks()[gene_id] if p == name)
             haps = self._root["haps"]
-            hit = (first, np.asarray(haps[name + ".bins"][first : first + n], dtype=np.int64),
-                   np.asarray(haps[name][first : first + n]))
+            hit = (np.asarray(haps[name + ".rows"][r0 : r0 + nr], dtype=np.int64),
+                   np.asarray(haps[name][v0 : v0 + nv], dtype=np.float32))
             self._part_cache[(gene_id, name)] = hit
             while len(self._part_cache) > 64:
                 self._part_cache.pop(next(iter(self._part_cache)))
@@ -362,6 +371,7 @@ class FeatureStore:
     def done_keys(self, gene_ids: list[str]) -> dict[str, set[str]]:
         """Per gene, the hap_keys that can be read now ("ref" included once the reference is written)."""
         self._part_blocks(refresh=True)
+        self._groups = None
         refs = self.ref_done_mask()
         out = {}
         for g in gene_ids:
@@ -422,9 +432,10 @@ class FeatureStore:
                 out[i] = ref
             elif key in parts:
                 name, first, n = parts[key]
-                g0, bins, data = self._gene_rows(gene_id, name)
+                rows, values = self._gene_block(gene_id, name)
                 out[i] = ref
-                out[i, bins[first - g0 : first - g0 + n]] = data[first - g0 : first - g0 + n]
+                r = rows[first : first + n]
+                out[i, r[:, 0]] = values[r[:, 1]]
             else:
                 out[i] = self._read_single(gene_id, key, ref)
         return out
@@ -459,11 +470,12 @@ class FeatureStore:
 
 
 class PartWriter:
-    """Collects sparse haplotypes of many genes and writes them as one part of ``haps/`` (two arrays: rows and
-    their bins) once ``max_rows`` rows are waiting, and on :meth:`flush`. A part is flagged done after its data,
-    so an interrupted run loses at most the genes still waiting, which a rerun recomputes."""
+    """Collects sparse haplotypes of many genes and writes them as one part of ``haps/`` (two arrays: the genes'
+    distinct rows, and (bin, row) per changed bin of each key) once ``max_rows`` rows are waiting, and on
+    :meth:`flush`. A part is flagged done after its data, so an interrupted run loses at most the genes still
+    waiting, which a rerun recomputes."""
 
-    def __init__(self, store: FeatureStore, max_rows: int = 1 << 20, chunk_rows: int = 1 << 16) -> None:
+    def __init__(self, store: FeatureStore, max_rows: int = 1 << 22, chunk_rows: int = 1 << 16) -> None:
         if not store.sparse:
             raise ValueError("parts hold sparse haplotypes; write full ones with write_hap")
         self.store, self.max_rows, self.chunk_rows = store, int(max_rows), int(chunk_rows)
@@ -473,16 +485,16 @@ class PartWriter:
         self._genes: list[str] = []
         self._keys: list[list[str]] = []
         self._counts: list[list[int]] = []
-        self._data: list[np.ndarray] = []
-        self._bins: list[np.ndarray] = []
-        self._rows = 0
+        self._values: list[np.ndarray] = []
+        self._rows: list[np.ndarray] = []
+        self._waiting = 0
 
     def add(self, gene_id: str, keys: list[str], rows: np.ndarray, offsets: np.ndarray, values: np.ndarray,
             value_bins: np.ndarray, ref: np.ndarray | None = None) -> int:
         """Queue one gene's haplotypes. ``values`` [n, d]: candidate rows, row i belonging to bin
         ``value_bins[i]``; ``keys[j]`` owns ``rows[offsets[j]:offsets[j + 1]]``, in increasing bin order; bins a
         key has no row for equal the reference. Rows equal to the stored reference (in the store dtype) are
-        dropped. ``ref``: the reference to diff against when it is not stored yet. Returns the rows kept."""
+        dropped. ``ref``: the reference to diff against when it is not stored yet. Returns the bins kept."""
         st = self.store
         if "ref" in keys:
             raise ValueError("write the reference with write_ref")
@@ -496,15 +508,20 @@ class PartWriter:
         differs = ((new != old) & ~(np.isnan(new) & np.isnan(old))).any(axis=1)
         rows, offsets = np.asarray(rows, dtype=np.int64), np.asarray(offsets, dtype=np.int64)
         keep = differs[rows]
-        counts = np.bincount(np.repeat(np.arange(len(keys)), np.diff(offsets))[keep], minlength=len(keys))
         take = rows[keep]
+        kept = np.concatenate([[0], np.cumsum(keep)])
+        counts = kept[offsets[1:]] - kept[offsets[:-1]]
+        used = np.zeros(len(new), dtype=bool)
+        used[take] = True
+        inv = (np.cumsum(used) - 1)[take]  # row -> its index among the distinct rows kept
+        used = np.flatnonzero(used)
         self._genes.append(gene_id)
         self._keys.append(list(keys))
         self._counts.append([int(c) for c in counts])
-        self._data.append(new[take])
-        self._bins.append(value_bins[take].astype(np.int32))
-        self._rows += len(take)
-        if self._rows >= self.max_rows:
+        self._values.append(new[used])
+        self._rows.append(np.stack([value_bins[take], inv.ravel()], axis=1).astype(np.int32))
+        self._waiting += len(take)
+        if self._waiting >= self.max_rows:
             self.flush()
         return int(len(take))
 
@@ -513,19 +530,20 @@ class PartWriter:
         if not self._genes:
             return
         st = self.store
-        data = np.concatenate(self._data) if self._rows else np.zeros((0, st.n_features), dtype=st.dtype)
-        bins = np.concatenate(self._bins) if self._rows else np.zeros(0, dtype=np.int32)
+        values, rows = np.concatenate(self._values), np.concatenate(self._rows)
         haps = st._haps_group()
         name = f"{PART}{uuid.uuid4().hex[:12]}"
-        chunk = max(min(len(data), self.chunk_rows), 1)
-        attrs = {"genes": self._genes, "keys": self._keys, "counts": self._counts, "done": False}
-        arr = haps.create_array(name, shape=data.shape, chunks=(chunk, st.n_features), dtype=st.dtype,
-                                attributes=attrs, compressors=_FAST)
-        barr = haps.create_array(name + ".bins", shape=bins.shape, chunks=(chunk,), dtype="int32",
-                                 compressors=_FAST)
-        if len(data):
-            arr[...] = data
-            barr[...] = bins
+        attrs = {"genes": self._genes, "keys": self._keys, "counts": self._counts,
+                 "values": [len(v) for v in self._values], "done": False}
+        arr = haps.create_array(name, shape=values.shape, chunks=(max(min(len(values), self.chunk_rows), 1),
+                                                                   st.n_features),
+                                dtype=st.dtype, attributes=attrs, compressors=_FAST)
+        rarr = haps.create_array(name + ".rows", shape=rows.shape, chunks=(max(min(len(rows), self.chunk_rows), 1), 2),
+                                 dtype="int32", compressors=_FAST)
+        if len(values):
+            arr[...] = values
+        if len(rows):
+            rarr[...] = rows
         arr.update_attributes({"done": True})  # after the data
         st._blocks = None
         self._reset()

@@ -24,6 +24,7 @@ from gta.io.types import Gene
 from gta.io.variants import HaplotypePolicy, RegionCalls, VariantReader
 
 REF_KEY = "ref"
+_NONE = np.zeros(0, dtype=np.int64)
 _MARGIN = 2048  # extra bases fetched on each side of the window (grown when indels need more)
 
 
@@ -308,16 +309,12 @@ class GeneHaplotypes:
         members = getattr(self.edits, "_members", None)
         if table is None or members is None:  # a hand-made edits mapping
             return EditArrays.from_edits([list(self.edits[k]) for k in keys])
-        js, ks, kid = [], [], []
-        for i, key in enumerate(keys):
-            if key != REF_KEY:
-                j, k = members[key]
-                js.append(j)
-                ks.append(k)
-                kid.append(np.full(len(j), i, dtype=np.int64))
-        if not js:
+        pairs = [members[k] if k != REF_KEY else (_NONE, _NONE) for k in keys]
+        lens = np.array([len(j) for j, _ in pairs], dtype=np.int64)
+        if not lens.sum():
             return EditArrays.from_edits([[] for _ in keys])
-        j, k, kid_a = np.concatenate(js), np.concatenate(ks), np.concatenate(kid)
+        j, k = np.concatenate([j for j, _ in pairs]), np.concatenate([k for _, k in pairs])
+        kid_a = np.repeat(np.arange(len(keys)), lens)
         start, end = table.estart[j, k], table.eend[j, k]
         order = np.lexsort((end, start, kid_a))  # stable, like sorted(key=(start, end)) per key
         j, k, kid_a = j[order], k[order], kid_a[order]
