@@ -7,9 +7,13 @@ items with ``i % N == k`` (``RANK``/``WORLD_SIZE`` are read when ``worker``/``n_
 is skipped, which makes an interrupted run (Ctrl-C, kill -9) resume where it stopped; an item cut off mid-write has
 no done flag and is recomputed. The sample -> hap_key table of a gene is written by the worker owning its reference.
 
-Local encoders (``receptive_field_bp`` an int) recompute a haplotype only within reach of its changed spans and
-store sparse deltas; global encoders recompute and store it in full. Identical haplotypes (one hap_key) are encoded
-once per gene, however many samples carry them.
+Local encoders (``receptive_field_bp`` an int) store sparse deltas: the motif encoder (numba backend) computes a
+gene's haplotypes from their edits (:mod:`gta.encoders.motif_edits`: no haplotype window is built; each distinct
+shifted or edited bin is scanned once per gene), other local encoders recompute each haplotype's full window
+within reach of its changed spans. A worker's sparse haplotypes of many genes go to the store in one part
+(``PartWriter``), so an interrupted run recomputes at most the genes not yet written. Global encoders recompute
+and store each haplotype in full. Identical haplotypes (one hap_key) are encoded once per gene, however many
+samples carry them.
 """
 
 from __future__ import annotations
