@@ -144,3 +144,36 @@ def test_store_equals_direct_encoding_of_every_haplotype(motif_geometry_sets, tm
                 n += key != "ref"
         assert n == summary.unique_haplotypes > 150
         assert 0 < summary.bins_stored < n * geometry.output_bins
+
+
+def test_interrupted_run_keeps_finished_genes_and_resumes_to_the_same_store(motif_geometry_sets, tmp_path,
+                                                                            monkeypatch):
+    import gta.encoders.motif_edits as me
+
+    manifest, enc, _ = motif_geometry_sets[0]
+    whole = tmp_path / "whole.zarr"
+    extract(manifest, encoder=enc, out=whole, individuals="all", progress=False)
+    calls = {"n": 0}
+    real = me.MotifEdits.gene
+
+    def gene_then_stop(self, haps, keys):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return real(self, haps, keys)
+
+    out = tmp_path / "resumed.zarr"
+    monkeypatch.setattr(me.MotifEdits, "gene", gene_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        extract(manifest, encoder=enc, out=out, individuals="all", progress=False)
+    monkeypatch.setattr(me.MotifEdits, "gene", real)
+    partial = FeatureStore.open(out)
+    done = partial.done_keys(partial.gene_ids)
+    assert sum(len(k - {"ref"}) for k in done.values()) > 0  # the genes finished before the interruption were kept
+    again = extract(manifest, encoder=enc, out=out, individuals="all", progress=False)
+    assert again.skipped["already in store"] > 0
+    a, b = FeatureStore.open(whole), FeatureStore.open(out)
+    for g in a.gene_ids:
+        assert a.sample_haps(g) == b.sample_haps(g)
+        keys = sorted({k for pair in a.sample_haps(g).values() for k in pair})
+        np.testing.assert_array_equal(a.read_haps(g, keys), b.read_haps(g, keys), err_msg=g)

@@ -482,11 +482,7 @@ class PartWriter:
         self._reset()
 
     def _reset(self) -> None:
-        self._genes: list[str] = []
-        self._keys: list[list[str]] = []
-        self._counts: list[list[int]] = []
-        self._values: list[np.ndarray] = []
-        self._rows: list[np.ndarray] = []
+        self._items: list[tuple[str, list[str], list[int], np.ndarray, np.ndarray]] = []  # one append per gene
         self._waiting = 0
 
     def add(self, gene_id: str, keys: list[str], rows: np.ndarray, offsets: np.ndarray, values: np.ndarray,
@@ -499,7 +495,7 @@ class PartWriter:
         if "ref" in keys:
             raise ValueError("write the reference with write_ref")
         st.gene_index(gene_id)
-        if gene_id in self._genes:  # a part holds one block per gene
+        if any(item[0] == gene_id for item in self._items):  # a part holds one block per gene
             self.flush()
         base = (st.read_ref(gene_id) if ref is None else np.asarray(ref)).astype(st.dtype)
         new = np.asarray(values).astype(st.dtype)
@@ -515,11 +511,8 @@ class PartWriter:
         used[take] = True
         inv = (np.cumsum(used) - 1)[take]  # row -> its index among the distinct rows kept
         used = np.flatnonzero(used)
-        self._genes.append(gene_id)
-        self._keys.append(list(keys))
-        self._counts.append([int(c) for c in counts])
-        self._values.append(new[used])
-        self._rows.append(np.stack([value_bins[take], inv.ravel()], axis=1).astype(np.int32))
+        rowtab = np.stack([value_bins[take], inv], axis=1).astype(np.int32)
+        self._items.append((gene_id, list(keys), [int(c) for c in counts], new[used], rowtab))
         self._waiting += len(take)
         if self._waiting >= self.max_rows:
             self.flush()
@@ -527,14 +520,15 @@ class PartWriter:
 
     def flush(self) -> None:
         """Write the waiting genes as one part (nothing when none wait)."""
-        if not self._genes:
+        if not self._items:
             return
         st = self.store
-        values, rows = np.concatenate(self._values), np.concatenate(self._rows)
+        genes, keys, counts, vals, rowtabs = zip(*self._items, strict=True)
+        values, rows = np.concatenate(vals), np.concatenate(rowtabs)
         haps = st._haps_group()
         name = f"{PART}{uuid.uuid4().hex[:12]}"
-        attrs = {"genes": self._genes, "keys": self._keys, "counts": self._counts,
-                 "values": [len(v) for v in self._values], "done": False}
+        attrs = {"genes": list(genes), "keys": list(keys), "counts": list(counts), "values": [len(v) for v in vals],
+                 "done": False}
         arr = haps.create_array(name, shape=values.shape, chunks=(max(min(len(values), self.chunk_rows), 1),
                                                                    st.n_features),
                                 dtype=st.dtype, attributes=attrs, compressors=_FAST)
