@@ -177,3 +177,18 @@ def test_interrupted_run_keeps_finished_genes_and_resumes_to_the_same_store(moti
         assert a.sample_haps(g) == b.sample_haps(g)
         keys = sorted({k for pair in a.sample_haps(g).values() for k in pair})
         np.testing.assert_array_equal(a.read_haps(g, keys), b.read_haps(g, keys), err_msg=g)
+
+
+def test_other_local_encoders_take_the_full_window_path(motif_geometry_sets, tmp_path):
+    """The torch backend has no edit path: each haplotype's window is encoded within reach of its changes, and
+    the parts hold the same deltas (to the tolerance of test_extract's store-equality test)."""
+    manifest, enc, geometry = motif_geometry_sets[1]
+    torch_enc = MotifEncoder(geometry, motifs=enc.motifs, backend="torch")
+    out = tmp_path / "torch.zarr"
+    extract(manifest, encoder=torch_enc, out=out, individuals="all", dtype="float32", progress=False)
+    store = FeatureStore.open(out)
+    ds, all_haps = _haplotypes(manifest, geometry)
+    for gene, haps in list(zip(ds.genes, all_haps, strict=True))[:4]:
+        keys = sorted({k for pair in haps.sample_keys.values() for k in pair})
+        direct = torch_enc.encode([haps.sequence(k) for k in keys])
+        np.testing.assert_allclose(store.read_haps(gene.gene_id, keys), direct, atol=1e-5)

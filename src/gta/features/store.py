@@ -14,10 +14,10 @@ Layout::
                                    ``PartWriter`` in large batches of genes; haplotypes sharing a changed bin
                                    value share its row
       haps/_samples.{id}           sample -> hap_key tables of many genes (JSON bytes; later arrays win)
-      haps/{g}/                    attrs gene_id (and, in stores written before _samples arrays, sample_keys)
-      haps/{g}/{hap_key}           full (global encoders): [bins, d]; attrs done = true once the data is written.
-                                   (g = the gene's index in gene_ids. Sparse stores written before parts hold
-                                   [n_changed, d] here with attrs bins; they are still read.)
+      haps/{g}/{hap_key}           full (global encoders): [bins, d]; attrs done = true once the data is written
+                                   (g = the gene's index in gene_ids). Stores written before parts hold sparse
+                                   haplotypes here too ([n_changed, d], attrs bins) and the sample tables in
+                                   haps/{g} attrs sample_keys; both are still read.
 
 Every item (a gene's reference, a part, or one full (gene, hap_key)) is written data first, then its done flag;
 the local zarr store writes each file atomically (temporary file + rename), so a crash leaves an item either
@@ -51,7 +51,7 @@ CHECKED = ("encoder", "encoder_config", "weights_hash", "dataset_hash", "geometr
 REQUIRED = ("encoder", "encoder_config", "weights_hash", "dataset_hash", "geometry")
 PART = "_part."  # haps/ arrays of sparse haplotypes of many genes (hap_keys are hex digests)
 SAMPLES = "_samples."  # haps/ arrays of sample -> hap_key tables of many genes (JSON bytes)
-_FAST = (zarr.codecs.ZstdCodec(level=1),)  # parts are large and written once per gene: the fast zstd level
+_FAST = (zarr.codecs.ZstdCodec(level=1),)  # parts and tables are large and written in batches: fast zstd
 
 
 def _norm(value: Any) -> Any:
