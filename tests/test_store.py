@@ -130,3 +130,23 @@ def test_open_or_create_reuses_only_a_matching_store(tmp_path):
     (tmp_path / "junk" / "x.txt").write_text("x")
     with pytest.raises(GtaInputError, match="not a feature store"):
         FeatureStore.open_or_create(tmp_path / "junk", ATTRS, **kw)
+
+
+def test_sparse_stores_written_before_parts_still_read(tmp_path):
+    """The earlier layout: one [n_changed, d] array per (gene, hap_key) with attrs bins, sample tables in the
+    gene group's attrs."""
+    store = make(tmp_path / "f.zarr", dtype="float32")
+    ref = np.arange(24, dtype=np.float32).reshape(8, 3)
+    store.write_ref("ENSG1", ref)
+    grp = store._root.require_group("haps/0")
+    grp.attrs.update({"gene_id": "ENSG1", "sample_keys": {"S1": ["ref", "k1"]}})
+    arr = grp.create_array("k1", shape=(2, 3), chunks=(2, 3), dtype="float32", attributes={"bins": [2, 5]})
+    arr[...] = -np.ones((2, 3), np.float32)
+    arr.update_attributes({"done": True})
+    old = FeatureStore.open(tmp_path / "f.zarr")
+    want = ref.copy()
+    want[[2, 5]] = -1
+    assert old.sample_haps("ENSG1") == {"S1": ("ref", "k1")} and old.hap_keys("ENSG1") == ["k1", "ref"]
+    np.testing.assert_array_equal(old.read_hap("ENSG1", "k1"), want)
+    np.testing.assert_array_equal(old.read_haps("ENSG1", ["k1", "ref"]), np.stack([want, ref]))
+    assert old.done_keys(["ENSG1"]) == {"ENSG1": {"k1", "ref"}}

@@ -122,7 +122,7 @@ def _individual_rows(data, store, predict_windows: Callable[[np.ndarray], np.nda
         keys = sorted({k for pair in haps.values() for k in pair})
         if not keys:
             continue
-        h = dict(zip(keys, predict_windows(np.stack([source.get(gene_id, k) for k in keys])), strict=True))
+        h = dict(zip(keys, predict_windows(source.get_many(gene_id, keys)), strict=True))
         for s, sample in enumerate(data.samples):
             if sample not in haps or not np.isfinite(data.y_ind[g, s]):
                 continue

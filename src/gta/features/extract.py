@@ -7,9 +7,13 @@ items with ``i % N == k`` (``RANK``/``WORLD_SIZE`` are read when ``worker``/``n_
 is skipped, which makes an interrupted run (Ctrl-C, kill -9) resume where it stopped; an item cut off mid-write has
 no done flag and is recomputed. The sample -> hap_key table of a gene is written by the worker owning its reference.
 
-Local encoders (``receptive_field_bp`` an int) recompute a haplotype only within reach of its changed spans and
-store sparse deltas; global encoders recompute and store it in full. Identical haplotypes (one hap_key) are encoded
-once per gene, however many samples carry them.
+Local encoders (``receptive_field_bp`` an int) store sparse deltas: the motif encoder (numba backend) computes a
+gene's haplotypes from their edits (:mod:`gta.encoders.motif_edits`: no haplotype window is built; each distinct
+shifted or edited bin is scanned once per gene), other local encoders recompute each haplotype's full window
+within reach of its changed spans. A worker's sparse haplotypes of many genes go to the store in one part
+(``PartWriter``), so an interrupted run recomputes at most the genes not yet written. Global encoders recompute
+and store each haplotype in full. Identical haplotypes (one hap_key) are encoded once per gene, however many
+samples carry them.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import numpy as np
 
 from gta.encoders import get_encoder
 from gta.errors import GtaInputError
-from gta.features.store import FeatureStore
+from gta.features.store import FeatureStore, PartWriter
 
 
 @dataclass
@@ -238,11 +242,13 @@ def extract(
     summary.items_total = len(items)
     mine = [it for i, it in enumerate(items) if i % n_workers == worker]
     summary.items_mine = len(mine)
-    todo = [it for it in mine if not store.hap_done(it[0].gene_id, it[1])]
+    done = store.done_keys(list({it[0].gene_id: None for it in mine}))
+    todo = [it for it in mine if it[1] not in done[it[0].gene_id]]
     summary.skipped["already in store"] = len(mine) - len(todo)
 
     # -- encode ------------------------------------------------------------------------------------------------
     ref_cache: dict[str, np.ndarray] = {}
+    parts = None
     bar = _bar(len(todo), f"extract {enc.name} (worker {worker}/{n_workers})", progress)
 
     def window(gene: Any, key: str) -> str:
@@ -263,18 +269,42 @@ def extract(
             ref_cache[gid] = store.read_ref(gid) if store.has_ref(gid) else enc.encode([window(gene, "ref")])[0]
         return ref_cache[gid]
 
+    def write_gene(gene: Any, keys: list[str], with_ref: bool) -> None:
+        """A gene's personal haplotypes ``keys`` (and its reference) in one write."""
+        if edits is not None:
+            gf = edits.gene(gene_haps[gene.gene_id], keys)
+            ref, rows, offsets, values, value_bins = gf.ref, gf.rows, gf.offsets, gf.values, gf.value_bins
+        else:
+            ref = reference(gene)
+            hap = gene_haps[gene.gene_id]
+            values = np.concatenate([enc.encode_region(window(gene, k), ref, hap.changed_span(k)) for k in keys])
+            n = geometry.output_bins
+            rows, offsets, value_bins = np.arange(len(values)), np.arange(len(keys) + 1) * n, np.arange(len(values)) % n
+        if with_ref:
+            write(gene, "ref", ref)
+        summary.bins_stored += parts.add(gene.gene_id, keys, rows, offsets, values, value_bins, ref=ref)
+        summary.computed += len(keys)
+        bar.update(len(keys))
+
     try:
         if local:
-            refs = [it for it in todo if it[1] == "ref"]
+            from gta.encoders.motif_edits import MotifEdits, supports
+
+            edits = MotifEdits(enc) if supports(enc) else None
+            parts = PartWriter(store) if store.sparse else None
+            by_gene: dict[str, tuple[Any, list[str]]] = {}
+            for g, k in todo:
+                by_gene.setdefault(g.gene_id, (g, []))[1].append(k)
+            refs = [(g, "ref") for g, ks in by_gene.values() if ks == ["ref"]]
             for s in range(0, len(refs), batch_size):
                 batch = refs[s : s + batch_size]
                 feats = enc.encode([window(g, k) for g, k in batch])
                 for (g, k), f in zip(batch, feats, strict=True):
                     write(g, k, f)
-            for g, k in (it for it in todo if it[1] != "ref"):
-                ref = reference(g)
-                spans = gene_haps[g.gene_id].changed_span(k)
-                write(g, k, enc.encode_region(window(g, k), ref, spans), ref=ref)
+            for g, ks in by_gene.values():
+                keys = [k for k in ks if k != "ref"]
+                if keys:
+                    write_gene(g, keys, with_ref="ref" in ks)
         else:
             for s in range(0, len(todo), batch_size):
                 batch = todo[s : s + batch_size]
@@ -285,6 +315,8 @@ def extract(
         summary.interrupted = True
         raise
     finally:
+        if parts is not None:
+            parts.flush()  # genes encoded before an interruption are kept
         bar.close()
         summary.wall_s = time.perf_counter() - t0
         summary.peak_rss_mb = _peak_rss_mb()
@@ -299,6 +331,7 @@ def _plan(selected: list[Any], hap_source: Callable[[Any], Any] | None, store: F
     items: list[tuple[Any, str]] = []
     gene_haps: dict[str, Any] = {}
     samples: set[str] = set()
+    tables: dict[str, dict[str, tuple[str, str]]] = {}  # sample tables to record, written in batches
     plan_bar = _bar(len(selected) if hap_source else 0, "planning haplotypes", progress)
     try:
         for gene in selected:
@@ -312,11 +345,16 @@ def _plan(selected: list[Any], hap_source: Callable[[Any], Any] | None, store: F
             summary.unique_haplotypes += len(keys)
             first = len(items)
             items.extend((gene, k) for k in keys)
-            if owner_of_ref:
-                store.set_sample_haps(gene.gene_id, haps.sample_keys)
-            if any((first + j) % n_workers == worker for j in range(len(keys))):
+            if owner_of_ref and store.sample_haps(gene.gene_id) != haps.sample_keys:
+                tables[gene.gene_id] = haps.sample_keys
+                if len(tables) >= 256:
+                    store.set_sample_haps_many(tables)
+                    tables = {}
+            if len(keys) >= n_workers or any((first + j) % n_workers == worker for j in range(len(keys))):
                 gene_haps[gene.gene_id] = haps
             plan_bar.update(1)
+        if tables:
+            store.set_sample_haps_many(tables)
     finally:
         plan_bar.close()  # (an error line starts on a line of its own)
     return items, gene_haps, samples

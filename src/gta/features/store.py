@@ -7,14 +7,23 @@ Layout::
                             geometry, dtype, n_bins, n_features, feature_names, gene_ids, hap_storage
       ref       [genes, bins, d]   one gene per chunk, zstd; NaN until written
       ref_done  [genes] bool       one flag per chunk, written only after the gene's ref chunk
-      haps/{g}/                    g = the gene's index in gene_ids; attrs: gene_id, sample_keys {sample: [k1, k2]}
-      haps/{g}/{hap_key}           sparse (local encoders): [n_changed, d] with attrs bins = changed bin indices;
-                                   full (global encoders): [bins, d]; attrs done = true once the data is written
+      haps/_part.{id}              sparse haplotypes (local encoders) of many genes: per gene, its distinct rows
+                                   [n, d]; attrs genes, keys (per gene), counts (rows per key), values (distinct
+                                   rows per gene), done. ``_part.{id}.rows`` [m, 2] int32: (bin, distinct row)
+                                   of each key's changed bins, key by key, bins increasing. Written by
+                                   ``PartWriter`` in large batches of genes; haplotypes sharing a changed bin
+                                   value share its row
+      haps/_samples.{id}           sample -> hap_key tables of many genes (JSON bytes; later arrays win)
+      haps/{g}/{hap_key}           full (global encoders): [bins, d]; attrs done = true once the data is written
+                                   (g = the gene's index in gene_ids). Stores written before parts hold sparse
+                                   haplotypes here too ([n_changed, d], attrs bins) and the sample tables in
+                                   haps/{g} attrs sample_keys; both are still read.
 
-Every item (a gene's reference, or one (gene, hap_key)) is written data first, then its done flag; the local zarr
-store writes each file atomically (temporary file + rename), so a crash leaves an item either complete or not
-flagged, and concurrent workers never write the same file. Sparse deltas hold exactly the bins whose stored value
-(in the store dtype) differs from the stored reference, so ``read_hap`` returns the same array a full store would.
+Every item (a gene's reference, a part, or one full (gene, hap_key)) is written data first, then its done flag;
+the local zarr store writes each file atomically (temporary file + rename), so a crash leaves an item either
+complete or not flagged, and concurrent workers never write the same file (part ids are random). Sparse deltas
+hold exactly the bins whose stored value (in the store dtype) differs from the stored reference, so ``read_hap``
+returns the same array a full store would; ``read_haps`` reads many keys of a gene with one read per part.
 
 ``dtype`` is float16 by default: motif scores (|x| < 64 bits), counts (<= bin size) and Enformer embeddings fit
 its range, at 3 significant digits; pass ``float32`` for exact storage. Reads always return float32.
@@ -26,6 +35,7 @@ import functools
 import json
 import os
 import shutil
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -39,6 +49,9 @@ from gta.geometry import Geometry
 FORMAT = 1
 CHECKED = ("encoder", "encoder_config", "weights_hash", "dataset_hash", "geometry", "dtype")
 REQUIRED = ("encoder", "encoder_config", "weights_hash", "dataset_hash", "geometry")
+PART = "_part."  # haps/ arrays of sparse haplotypes of many genes (hap_keys are hex digests)
+SAMPLES = "_samples."  # haps/ arrays of sample -> hap_key tables of many genes (JSON bytes)
+_FAST = (zarr.codecs.ZstdCodec(level=1),)  # parts and tables are large and written in batches: fast zstd
 
 
 def _norm(value: Any) -> Any:
@@ -71,6 +84,10 @@ class FeatureStore:
         self._ref_done = group["ref_done"]
         self.dtype = np.dtype(self.attrs["dtype"])
         self.sparse = self.attrs.get("hap_storage") == "sparse"
+        self._blocks: dict[str, list[tuple[str, int, int, int, list[str], list[int]]]] | None = None
+        self._groups: set[str] | None = None
+        self._gene_keys: dict[str, dict[str, tuple[str, int, int]]] = {}
+        self._part_cache: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
 
     # -- creation / opening --------------------------------------------------------------------------------------
     @classmethod
@@ -229,28 +246,56 @@ class FeatureStore:
 
     # -- personal haplotypes -----------------------------------------------------------------------------------
     def _gene_group(self, gene_id: str, create: bool = False) -> zarr.Group | None:
-        name = f"haps/{self.gene_index(gene_id)}"
-        try:
-            return self._root[name]  # type: ignore[return-value]
-        except KeyError:
+        """haps/{g}: full haplotypes, and sparse ones and sample tables of stores written before parts."""
+        i = str(self.gene_index(gene_id))
+        if self._groups is None:  # listed once: most genes of a store written with parts have no group
+            self._groups = set(self._root["haps"].group_keys())
+        if i not in self._groups:
             if not create:
                 return None
-            return self._root.require_group(name)
+            self._groups.add(i)
+            return self._root.require_group(f"haps/{i}")
+        return self._root[f"haps/{i}"]  # type: ignore[return-value]
+
+    def _haps_group(self) -> zarr.Group:
+        return self._root["haps"]  # type: ignore[return-value]
 
     def set_sample_haps(self, gene_id: str, sample_keys: dict[str, tuple[str, str]]) -> None:
         """Record (merge) which hap_keys each sample carries for a gene."""
-        grp = self._gene_group(gene_id, create=True)
-        assert grp is not None
-        table = dict(grp.attrs.get("sample_keys", {}))
-        table.update({s: [str(k[0]), str(k[1])] for s, k in sample_keys.items()})
-        grp.attrs.update({"gene_id": gene_id, "sample_keys": table})
+        self.set_sample_haps_many({gene_id: sample_keys})
+
+    def set_sample_haps_many(self, tables: dict[str, dict[str, tuple[str, str]]]) -> None:
+        """Record (merge) the sample -> hap_key tables of many genes in one write (a ``_samples.*`` array)."""
+        for g in tables:
+            self.gene_index(g)
+        payload = {g: {s: [str(k[0]), str(k[1])] for s, k in t.items()} for g, t in tables.items()}
+        raw = np.frombuffer(json.dumps(payload, separators=(",", ":")).encode(), dtype=np.uint8)
+        name = f"{SAMPLES}{time.time_ns():020d}.{uuid.uuid4().hex[:8]}"  # names sort in write order
+        arr = self._haps_group().create_array(name, shape=raw.shape, chunks=(max(len(raw), 1),), dtype="uint8",
+                                              attributes={"done": False}, compressors=_FAST)
+        if len(raw):
+            arr[...] = raw
+        arr.update_attributes({"done": True})
         self.__dict__.pop("samples", None)
+        self.__dict__.pop("_sample_tables", None)
+
+    @functools.cached_property
+    def _sample_tables(self) -> dict[str, dict[str, tuple[str, str]]]:
+        """gene_id -> sample -> keys, from every ``_samples.*`` array in write order."""
+        out: dict[str, dict[str, tuple[str, str]]] = {}
+        haps = self._root["haps"]
+        for name in sorted(n for n in haps.array_keys() if n.startswith(SAMPLES)):
+            arr = haps[name]
+            if not arr.attrs.get("done"):
+                continue
+            for g, t in json.loads(np.asarray(arr[...]).tobytes() or b"{}").items():
+                out.setdefault(g, {}).update({s: (k[0], k[1]) for s, k in t.items()})
+        return out
 
     def sample_haps(self, gene_id: str) -> dict[str, tuple[str, str]]:
-        grp = self._gene_group(gene_id)
-        if grp is None:
-            return {}
-        return {s: (k[0], k[1]) for s, k in grp.attrs.get("sample_keys", {}).items()}
+        grp = self._gene_group(gene_id)  # stores written before _samples arrays keep tables here
+        old = {} if grp is None else {s: (k[0], k[1]) for s, k in grp.attrs.get("sample_keys", {}).items()}
+        return {**old, **self._sample_tables.get(gene_id, {})}
 
     @functools.cached_property
     def samples(self) -> list[str]:
@@ -270,11 +315,72 @@ class FeatureStore:
         except KeyError:
             return None
 
+    def _part_blocks(self, refresh: bool = False) -> dict[str, list[tuple[str, int, int, int, list[str], list[int]]]]:
+        """gene_id -> its blocks in finished parts: (part, first value, values, first row, keys, rows per key)."""
+        if self._blocks is not None and not refresh:
+            return self._blocks
+        blocks: dict[str, list[tuple[str, int, int, int, list[str], list[int]]]] = {}
+        haps = self._root["haps"] if self.sparse else None
+        names = sorted(n for n in haps.array_keys() if n.startswith(PART) and not n.endswith(".rows")) if haps else []
+        for name in names:
+            attrs = haps[name].attrs  # type: ignore[index]
+            if not attrs.get("done"):
+                continue
+            v0 = r0 = 0
+            for g, keys, counts, nv in zip(attrs["genes"], attrs["keys"], attrs["counts"], attrs["values"],
+                                           strict=True):
+                blocks.setdefault(g, []).append((name, v0, int(nv), r0, list(keys), [int(c) for c in counts]))
+                v0, r0 = v0 + int(nv), r0 + sum(int(c) for c in counts)
+        self._blocks = blocks
+        self._gene_keys.clear()
+        return blocks
+
+    def _parts(self, gene_id: str, refresh: bool = False) -> dict[str, tuple[str, int, int]]:
+        """key -> (part name, first row within the gene's block, rows) of a gene's haplotypes in parts."""
+        if refresh or gene_id not in self._gene_keys:
+            index: dict[str, tuple[str, int, int]] = {}
+            for name, _, _, _, keys, counts in self._part_blocks(refresh).get(gene_id, []):
+                first = 0
+                for key, n in zip(keys, counts, strict=True):
+                    index[key] = (name, first, n)
+                    first += n
+            self._gene_keys[gene_id] = index
+        return self._gene_keys[gene_id]
+
+    def _gene_block(self, gene_id: str, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """(rows int64 [m, 2] of (bin, value), distinct values float32 [n, d]) of a gene in a part (cached)."""
+        hit = self._part_cache.get((gene_id, name))
+        if hit is None:
+            v0, nv, r0, nr = next((v, n, r, sum(c)) for p, v, n, r, _, c in self._part_blocks()[gene_id] if p == name)
+            haps = self._root["haps"]
+            hit = (np.asarray(haps[name + ".rows"][r0 : r0 + nr], dtype=np.int64),
+                   np.asarray(haps[name][v0 : v0 + nv], dtype=np.float32))
+            self._part_cache[(gene_id, name)] = hit
+            while len(self._part_cache) > 64:
+                self._part_cache.pop(next(iter(self._part_cache)))
+        return hit
+
     def hap_done(self, gene_id: str, key: str) -> bool:
         if key == "ref":
             return self.has_ref(gene_id)
+        if key in self._parts(gene_id):
+            return True
         arr = self._hap_array(gene_id, key)
         return bool(arr is not None and arr.attrs.get("done"))
+
+    def done_keys(self, gene_ids: list[str]) -> dict[str, set[str]]:
+        """Per gene, the hap_keys that can be read now ("ref" included once the reference is written)."""
+        self._part_blocks(refresh=True)
+        self._groups = None
+        refs = self.ref_done_mask()
+        out = {}
+        for g in gene_ids:
+            keys = set(self._parts(g))
+            grp = self._gene_group(g)
+            if grp is not None:  # full haplotypes (and sparse ones of stores written before parts)
+                keys |= {n for n in grp.array_keys() if grp[n].attrs.get("done")}
+            out[g] = keys | ({"ref"} if refs[self.gene_index(g)] else set())
+        return out
 
     def hap_keys(self, gene_id: str) -> list[str]:
         """The distinct hap_keys the gene's samples carry that can be read now ("ref" included)."""
@@ -287,34 +393,55 @@ class FeatureStore:
         if key == "ref":
             raise ValueError("write the reference with write_ref")
         self._check_shape(features)
+        if self.sparse:
+            every = np.arange(self.n_bins)
+            return self.write_haps(gene_id, [key], every, np.array([0, self.n_bins]), np.asarray(features), every,
+                                   ref=ref)
         grp = self._gene_group(gene_id, create=True)
         assert grp is not None
-        new = np.asarray(features).astype(self.dtype)
-        if self.sparse:
-            base = self.read_ref(gene_id) if ref is None else np.asarray(ref)
-            base = base.astype(self.dtype)
-            diff = (new != base) & ~(np.isnan(new) & np.isnan(base))
-            bins = np.flatnonzero(diff.any(axis=1))
-            data, attrs = new[bins], {"bins": [int(b) for b in bins], "done": False}
-        else:
-            data, attrs = new, {"done": False}
-        arr = grp.create_array(
-            key,
-            shape=data.shape,
-            chunks=(max(data.shape[0], 1), data.shape[1]),
-            dtype=self.dtype,
-            attributes=attrs,
-            overwrite=True,
-        )
-        if data.size:
-            arr[...] = data
+        data = np.asarray(features).astype(self.dtype)
+        arr = grp.create_array(key, shape=data.shape, chunks=data.shape, dtype=self.dtype,
+                               attributes={"done": False}, overwrite=True)
+        arr[...] = data
         arr.update_attributes({"done": True})  # after the data
         return int(data.shape[0])
 
+    def write_haps(self, gene_id: str, keys: list[str], rows: np.ndarray, offsets: np.ndarray, values: np.ndarray,
+                   value_bins: np.ndarray, ref: np.ndarray | None = None) -> int:
+        """Write many haplotypes of one gene as one part (sparse stores); see :class:`PartWriter`."""
+        writer = PartWriter(self)
+        n = writer.add(gene_id, keys, rows, offsets, values, value_bins, ref)
+        writer.flush()
+        return n
+
     def read_hap(self, gene_id: str, key: str) -> np.ndarray:
         """float32 [bins, d] of one haplotype ("ref" = the reference)."""
-        if key == "ref":
-            return self.read_ref(gene_id)
+        return self.read_haps(gene_id, [key])[0]
+
+    def read_haps(self, gene_id: str, keys: list[str]) -> np.ndarray:
+        """float32 [len(keys), bins, d] of haplotypes of one gene ("ref" = the reference), one read per part."""
+        out = np.empty((len(keys), self.n_bins, self.n_features), dtype=np.float32)
+        if not keys:
+            return out
+        ref = self.read_ref(gene_id) if self.sparse or "ref" in keys else None
+        parts = self._parts(gene_id)
+        if any(k not in parts and k != "ref" for k in keys):
+            parts = self._parts(gene_id, refresh=True)
+        for i, key in enumerate(keys):
+            if key == "ref":
+                out[i] = ref
+            elif key in parts:
+                name, first, n = parts[key]
+                rows, values = self._gene_block(gene_id, name)
+                out[i] = ref
+                r = rows[first : first + n]
+                out[i, r[:, 0]] = values[r[:, 1]]
+            else:
+                out[i] = self._read_single(gene_id, key, ref)
+        return out
+
+    def _read_single(self, gene_id: str, key: str, ref: np.ndarray | None) -> np.ndarray:
+        """One (gene, key) array: a full haplotype, or a sparse delta of a store written before parts."""
         arr = self._hap_array(gene_id, key)
         if arr is None or not arr.attrs.get("done"):
             raise GtaInputError(
@@ -324,7 +451,7 @@ class FeatureStore:
             )
         if not self.sparse:
             return np.asarray(arr[...], dtype=np.float32)
-        out = self.read_ref(gene_id)
+        out = np.array(ref, dtype=np.float32, copy=True)
         bins = np.asarray(arr.attrs["bins"], dtype=np.int64)
         if len(bins):
             out[bins] = np.asarray(arr[...], dtype=np.float32)
@@ -340,3 +467,77 @@ class FeatureStore:
             f"FeatureStore({self.path}, encoder={self.attrs['encoder']}, genes={done}/{len(self.gene_ids)}, "
             f"bins={self.n_bins}, d={self.n_features}, dtype={self.dtype.name})"
         )
+
+
+class PartWriter:
+    """Collects sparse haplotypes of many genes and writes them as one part of ``haps/`` (two arrays: the genes'
+    distinct rows, and (bin, row) per changed bin of each key) once ``max_rows`` rows are waiting, and on
+    :meth:`flush`. A part is flagged done after its data, so an interrupted run loses at most the genes still
+    waiting, which a rerun recomputes."""
+
+    def __init__(self, store: FeatureStore, max_rows: int = 1 << 22, chunk_rows: int = 1 << 16) -> None:
+        if not store.sparse:
+            raise ValueError("parts hold sparse haplotypes; write full ones with write_hap")
+        self.store, self.max_rows, self.chunk_rows = store, int(max_rows), int(chunk_rows)
+        self._reset()
+
+    def _reset(self) -> None:
+        self._items: list[tuple[str, list[str], list[int], np.ndarray, np.ndarray]] = []  # one append per gene
+        self._waiting = 0
+
+    def add(self, gene_id: str, keys: list[str], rows: np.ndarray, offsets: np.ndarray, values: np.ndarray,
+            value_bins: np.ndarray, ref: np.ndarray | None = None) -> int:
+        """Queue one gene's haplotypes. ``values`` [n, d]: candidate rows, row i belonging to bin
+        ``value_bins[i]``; ``keys[j]`` owns ``rows[offsets[j]:offsets[j + 1]]``, in increasing bin order; bins a
+        key has no row for equal the reference. Rows equal to the stored reference (in the store dtype) are
+        dropped. ``ref``: the reference to diff against when it is not stored yet. Returns the bins kept."""
+        st = self.store
+        if "ref" in keys:
+            raise ValueError("write the reference with write_ref")
+        st.gene_index(gene_id)
+        if any(item[0] == gene_id for item in self._items):  # a part holds one block per gene
+            self.flush()
+        base = (st.read_ref(gene_id) if ref is None else np.asarray(ref)).astype(st.dtype)
+        new = np.asarray(values).astype(st.dtype)
+        value_bins = np.asarray(value_bins, dtype=np.int64)
+        old = base[value_bins]
+        differs = ((new != old) & ~(np.isnan(new) & np.isnan(old))).any(axis=1)
+        rows, offsets = np.asarray(rows, dtype=np.int64), np.asarray(offsets, dtype=np.int64)
+        keep = differs[rows]
+        take = rows[keep]
+        kept = np.concatenate([[0], np.cumsum(keep)])
+        counts = kept[offsets[1:]] - kept[offsets[:-1]]
+        used = np.zeros(len(new), dtype=bool)
+        used[take] = True
+        inv = (np.cumsum(used) - 1)[take]  # row -> its index among the distinct rows kept
+        used = np.flatnonzero(used)
+        rowtab = np.stack([value_bins[take], inv], axis=1).astype(np.int32)
+        self._items.append((gene_id, list(keys), [int(c) for c in counts], new[used], rowtab))
+        self._waiting += len(take)
+        if self._waiting >= self.max_rows:
+            self.flush()
+        return int(len(take))
+
+    def flush(self) -> None:
+        """Write the waiting genes as one part (nothing when none wait)."""
+        if not self._items:
+            return
+        st = self.store
+        genes, keys, counts, vals, rowtabs = zip(*self._items, strict=True)
+        values, rows = np.concatenate(vals), np.concatenate(rowtabs)
+        haps = st._haps_group()
+        name = f"{PART}{uuid.uuid4().hex[:12]}"
+        attrs = {"genes": list(genes), "keys": list(keys), "counts": list(counts), "values": [len(v) for v in vals],
+                 "done": False}
+        arr = haps.create_array(name, shape=values.shape, chunks=(max(min(len(values), self.chunk_rows), 1),
+                                                                   st.n_features),
+                                dtype=st.dtype, attributes=attrs, compressors=_FAST)
+        rarr = haps.create_array(name + ".rows", shape=rows.shape, chunks=(max(min(len(rows), self.chunk_rows), 1), 2),
+                                 dtype="int32", compressors=_FAST)
+        if len(values):
+            arr[...] = values
+        if len(rows):
+            rarr[...] = rows
+        arr.update_attributes({"done": True})  # after the data
+        st._blocks = None
+        self._reset()

@@ -24,6 +24,7 @@ from gta.io.types import Gene
 from gta.io.variants import HaplotypePolicy, RegionCalls, VariantReader
 
 REF_KEY = "ref"
+_NONE = np.zeros(0, dtype=np.int64)
 _MARGIN = 2048  # extra bases fetched on each side of the window (grown when indels need more)
 
 
@@ -270,6 +271,73 @@ class GeneHaplotypes:
                 spans.append((lo, hi) if self.gene.strand == "+" else (big - hi, big - lo))
         return _merge(spans)
 
+    def runs(self, key: str) -> list[tuple[int, int, int | str]]:
+        """The haplotype window as sorted runs ``(lo, hi, what)`` covering window indices [0, input_len)
+        (direction of transcription): ``what`` an int ``s`` means reference bases, ``window[i] = R[i + s]`` with
+        R the reference window extended past its ends (:meth:`ref_extended`, N past the chromosome ends); a str
+        is ALT bases. Two adjacent reference runs with different shifts meet at a deletion. Joining the runs
+        gives :meth:`sequence` (tested); it is the edit view that personal features are computed from."""
+        self._check(key)
+        big = self.geometry.input_len
+        if key == REF_KEY:
+            return [(0, big, 0)]
+        edits, lay = list(self.edits[key]), self._lay(key)
+        nl, _ = _flanks(self.geometry, self.gene.strand)
+        ws, plus = lay.anchor - nl, self.gene.strand == "+"
+        sign, base = (1 if plus else -1), lay.anchor - self.gene.tss
+        out: list[tuple[int, int, int | str]] = []
+
+        def add(h0: int, h1: int, what: int | str) -> None:  # plus-strand haplotype indices [h0, h1)
+            lo0, hi0 = (h0 - ws, h1 - ws) if plus else (ws + big - h1, ws + big - h0)
+            lo, hi = max(lo0, 0), min(hi0, big)
+            if hi > lo:
+                out.append((lo, hi, what if isinstance(what, int) else what[lo - lo0 : hi - lo0]))
+
+        far, cs, prev = 1 << 62, 0, -(1 << 62)
+        for e, hs in zip(edits, lay.starts, strict=True):
+            add(prev, hs, sign * (base - cs))
+            if e.alt:
+                add(hs, hs + len(e.alt), e.alt if plus else reverse_complement(e.alt))
+            cs, prev = cs + e.delta, hs + len(e.alt)
+        add(prev, far, sign * (base - cs))
+        return sorted(out, key=lambda r: r[0])
+
+    def edit_arrays(self, keys: list[str]) -> EditArrays:
+        """The edits of ``keys`` as flat arrays, each key's in the order of :attr:`edits` (what compiled code
+        reads instead of Edit objects)."""
+        table = getattr(self.edits, "_table", None)
+        members = getattr(self.edits, "_members", None)
+        if table is None or members is None:  # a hand-made edits mapping
+            return EditArrays.from_edits([list(self.edits[k]) for k in keys])
+        pairs = [members[k] if k != REF_KEY else (_NONE, _NONE) for k in keys]
+        lens = np.array([len(j) for j, _ in pairs], dtype=np.int64)
+        if not lens.sum():
+            return EditArrays.from_edits([[] for _ in keys])
+        j, k = np.concatenate([j for j, _ in pairs]), np.concatenate([k for _, k in pairs])
+        kid_a = np.repeat(np.arange(len(keys)), lens)
+        start, end = table.estart[j, k], table.eend[j, k]
+        order = np.lexsort((end, start, kid_a))  # stable, like sorted(key=(start, end)) per key
+        j, k, kid_a = j[order], k[order], kid_a[order]
+        width = table.estart.shape[1]
+        allele, inv = np.unique(j * width + k, return_inverse=True)
+        alts = [table.alt_eff[int(a) // width][int(a) % width].encode("ascii") for a in allele]
+        alt_len = np.array([len(a) for a in alts], dtype=np.int64)
+        alt_off = np.concatenate([[0], np.cumsum(alt_len)[:-1]]).astype(np.int64)
+        return EditArrays(
+            offsets=np.searchsorted(kid_a, np.arange(len(keys) + 1)).astype(np.int64),
+            start=table.estart[j, k].astype(np.int64), end=table.eend[j, k].astype(np.int64),
+            delta=table.delta[j, k].astype(np.int64), alt_off=alt_off[inv.ravel()], alt_len=alt_len[inv.ravel()],
+            alt=np.frombuffer(b"".join(alts), dtype=np.uint8).copy(),
+        )
+
+    def ref_extended(self, lo: int, hi: int) -> str:
+        """Reference window indices [lo, hi) (may reach past [0, input_len)), direction of transcription; N past
+        the chromosome ends."""
+        start, end = self.geometry.window(self.gene.tss, self.gene.strand)
+        if self.gene.strand == "+":
+            return self.genome.fetch(self.chrom, start + lo, start + hi)
+        return reverse_complement(self.genome.fetch(self.chrom, end - hi, end - lo))
+
     def window_info(self, key: str) -> WindowInfo:
         """Reference span, N padding and indel shifts of a haplotype window (for headers and debugging)."""
         self._check(key)
@@ -288,6 +356,35 @@ class GeneHaplotypes:
         if self.gene.strand == "+":
             return WindowInfo(ref_start, ref_end, pad_l, pad_r, shift_l, shift_r, lay.centre is not None)
         return WindowInfo(ref_start, ref_end, pad_r, pad_l, shift_r, shift_l, lay.centre is not None)
+
+
+@dataclass
+class EditArrays:
+    """Edits of many haplotype keys, flat: key i owns edits ``offsets[i]:offsets[i + 1]`` (sorted by start,
+    end); each edit replaces reference [start, end) (0-based, plus strand) by ``alt[alt_off:alt_off + alt_len]``
+    (ASCII bytes); ``delta`` = alt_len - (end - start)."""
+
+    offsets: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    delta: np.ndarray
+    alt_off: np.ndarray
+    alt_len: np.ndarray
+    alt: np.ndarray
+
+    @classmethod
+    def from_edits(cls, per_key: list[list[Edit]]) -> EditArrays:
+        flat = [e for eds in per_key for e in eds]
+        lens = np.array([len(e.alt) for e in flat], dtype=np.int64)
+        return cls(
+            offsets=np.concatenate([[0], np.cumsum([len(x) for x in per_key])]).astype(np.int64),
+            start=np.array([e.start for e in flat], dtype=np.int64),
+            end=np.array([e.end for e in flat], dtype=np.int64),
+            delta=np.array([e.delta for e in flat], dtype=np.int64),
+            alt_off=np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.int64) if flat else lens,
+            alt_len=lens,
+            alt=np.frombuffer("".join(e.alt for e in flat).encode("ascii"), dtype=np.uint8).copy(),
+        )
 
 
 def _hap_to_ref(edits: list[Edit], starts: list[int], h: int) -> int | None:

@@ -157,19 +157,38 @@ class FeatureSource:
         self._haps: dict[str, dict[str, tuple[str, str]]] = {}
 
     def get(self, gene_id: str, key: str = REF) -> np.ndarray:
-        hit = self._cache.get((gene_id, key))
-        if hit is not None:
-            self._cache.move_to_end((gene_id, key))
-            return hit
-        arr = self.store.read_ref(gene_id) if key == REF else self.store.read_hap(gene_id, key)
-        arr = np.ascontiguousarray(arr, dtype=np.float32)
-        if arr.nbytes <= self.budget:
-            self._cache[(gene_id, key)] = arr
-            self._bytes += arr.nbytes
-            while self._bytes > self.budget:
-                _, old = self._cache.popitem(last=False)
-                self._bytes -= old.nbytes
-        return arr
+        return self.get_many(gene_id, [key])[0]
+
+    def get_many(self, gene_id: str, keys: list[str]) -> np.ndarray:
+        """float32 [len(keys), bins, d] of one gene; what the cache lacks is read in one batch."""
+        missing = [k for k in dict.fromkeys(keys) if (gene_id, k) not in self._cache]
+        if missing:
+            if hasattr(self.store, "read_haps"):
+                got = self.store.read_haps(gene_id, missing)
+            else:
+                got = [self.store.read_ref(gene_id) if k == REF else self.store.read_hap(gene_id, k) for k in missing]
+            for k, arr in zip(missing, got, strict=True):
+                self._put((gene_id, k), np.ascontiguousarray(arr, dtype=np.float32))
+            if missing == keys and isinstance(got, np.ndarray):  # nothing was cached: no second copy
+                return got
+        out = []
+        for k in keys:
+            arr = self._cache.get((gene_id, k))
+            if arr is None:  # larger than the whole budget, or evicted by this very batch
+                arr = np.ascontiguousarray(self.store.read_hap(gene_id, k), dtype=np.float32)
+            else:
+                self._cache.move_to_end((gene_id, k))
+            out.append(arr)
+        return np.stack(out) if out else np.zeros((0, 0, 0), dtype=np.float32)
+
+    def _put(self, item: tuple[str, str], arr: np.ndarray) -> None:
+        if arr.nbytes > self.budget:
+            return
+        self._cache[item] = arr
+        self._bytes += arr.nbytes
+        while self._bytes > self.budget:
+            _, old = self._cache.popitem(last=False)
+            self._bytes -= old.nbytes
 
     def haps(self, gene_id: str) -> dict[str, tuple[str, str]]:
         """sample -> (hap_key 1, hap_key 2) for a gene (cached)."""
@@ -248,7 +267,7 @@ class GeneItems(Dataset):
                 ind_r1.append(row[k1])
                 ind_r2.append(row[k2])
                 ind_y.append(self.data.y_ind[g, s] if self.data.y_ind is not None else np.nan)
-        feats = np.stack([self.source.get(gid, k) for k in keys]) if keys else None
+        feats = self.source.get_many(gid, keys) if keys else None
         prompt = self.prompts[gid] if self.prompts is not None else None
         return {"gene": g, "features": feats, "prompt": prompt, "has_ref": self.ref,
                 "y_gene": float(self.data.standardise(self.data.y_gene[g])),
