@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from gta.io.atomic import atomic_write_text
+from gta.atomic import atomic_write_text
 from gta.model import GTA, GTAConfig, load_llm
 from gta.model.align import TextPrototypes, n_patches
 

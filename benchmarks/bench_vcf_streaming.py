@@ -187,7 +187,7 @@ def main() -> None:
     if child.returncode != 0:
         sys.exit(child.stderr[-3000:])
     res = json.loads(child.stdout.strip().splitlines()[-1])
-    from gta.io.atomic import atomic_write_text
+    from gta.atomic import atomic_write_text
 
     result = {
         "benchmark": "vcf_streaming",

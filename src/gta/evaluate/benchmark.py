@@ -23,10 +23,10 @@ import yaml
 from rich.console import Console
 from tqdm.auto import tqdm
 
+from gta.atomic import atomic_path
 from gta.errors import GtaInputError
 from gta.evaluate import results as R
 from gta.evaluate.metrics import noise_ceiling
-from gta.io.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 console = Console(stderr=True)

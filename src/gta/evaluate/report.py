@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from gta.atomic import atomic_write_text
 from gta.evaluate import plots
 from gta.evaluate.results import (
     NEAR_CONSTANT,
@@ -24,7 +25,6 @@ from gta.evaluate.results import (
     model_tables,
     read_results,
 )
-from gta.io.atomic import atomic_write_text
 
 DASH = "—"
 

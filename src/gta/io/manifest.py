@@ -181,6 +181,6 @@ def _variant_policy(value: Any, path: Path) -> HaplotypePolicy | None:
 
 def write_manifest(path: str | Path, data: dict[str, Any]) -> None:
     """Write a manifest atomically (paths are written as given, usually relative)."""
-    from gta.io.atomic import atomic_write_text
+    from gta.atomic import atomic_write_text
 
     atomic_write_text(Path(path), yaml.safe_dump(data, sort_keys=False))

@@ -16,10 +16,10 @@ import yaml
 from scipy.stats import rankdata, spearmanr
 from tqdm.auto import tqdm
 
+from gta.atomic import atomic_path, atomic_write_text
 from gta.errors import GtaInputError
 from gta.geometry import Geometry
 from gta.io.annotations import describe_gene
-from gta.io.atomic import atomic_path, atomic_write_text
 from gta.io.manifest import write_manifest
 from gta.sim.config import SimConfig, make_config
 from gta.sim.effects import GeneResult, evaluate_gene

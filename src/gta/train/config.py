@@ -15,8 +15,8 @@ from typing import Any
 import torch
 import yaml
 
+from gta.atomic import atomic_write_text
 from gta.errors import GtaInputError
-from gta.io.atomic import atomic_write_text
 from gta.model.gta import GTAConfig
 from gta.model.prompt import check_template
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gta.evaluate.metrics import spearman
+from gta.stats import spearman
 from gta.train.config import TrainConfig
 
 MIN_INDIVIDUALS = 5

@@ -23,10 +23,10 @@ import yaml
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from gta.atomic import atomic_path
 from gta.devices import choose_device, resolve_device
 from gta.errors import GtaInputError
-from gta.evaluate.metrics import per_gene_spearman, spearman
-from gta.io.atomic import atomic_path
+from gta.stats import per_gene_spearman, spearman
 from gta.train.checkpoint import MODEL_FILE, load_trainable
 from gta.train.config import TrainConfig, load_config
 from gta.train.data import FeatureSource, GeneItems, RunData, collate

@@ -37,8 +37,8 @@ from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.callbacks import Checkpoint, EarlyStopping
 
 from gta import __version__
+from gta.atomic import atomic_write_text
 from gta.errors import GtaInputError
-from gta.io.atomic import atomic_write_text
 from gta.train.checkpoint import MODEL_FILE, STATE_JSON, SafetensorsCheckpointIO, save_trainable
 from gta.train.config import TrainConfig, default_config, llm_dtype, load_config, resolve_precision, speed_levers
 from gta.train.data import FeatureSource, GTADataModule, RunData, build_run_data, fit_feature_norm
