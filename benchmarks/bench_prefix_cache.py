@@ -24,7 +24,8 @@ from pathlib import Path
 import torch
 
 from gta.atomic import atomic_write_text
-from gta.model import GTA, GTAConfig, load_llm
+from gta.llm_loader import load_llm
+from gta.model import GTA, GTAConfig
 from gta.model.align import TextPrototypes, n_patches
 
 SYMBOLS = ["SPI1", "PAX5", "EBF1", "IRF4", "CD19", "MS4A1", "RUNX3", "MEF2C", "POU2F2", "BCL6", "CTCF", "YY1",
@@ -54,7 +55,8 @@ def build_llm(name: str, layers: int, device: str, dtype: torch.dtype):
         return load_llm(name, num_layers=layers, dtype=dtype).to(device)
     from transformers import LlamaConfig, LlamaModel
 
-    from gta.model.llm import FrozenLLM, embedded_tokenizer
+    from gta.llm_loader import embedded_tokenizer
+    from gta.model.llm import FrozenLLM
 
     tok = embedded_tokenizer()
     config = LlamaConfig(vocab_size=len(tok), max_position_embeddings=4096, tie_word_embeddings=True,

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from gta.errors import GtaInputError
-from gta.model import GTA, GTAConfig, Patcher, ReprogrammingLayer, TextPrototypes, build_model, tiny_random_llm
+from gta.llm_loader import embedded_tokenizer, tiny_random_llm
+from gta.model import GTA, GTAConfig, Patcher, ReprogrammingLayer, TextPrototypes, build_model
 from gta.model.align import BinStem, PatchEmbedding, PooledPatchEmbedding, embedding_rms, n_patches
-from gta.model.llm import embedded_tokenizer
 
 D_FEAT, N_BINS = 5, 40  # patch_len 8 -> 5 patches
 PROMPTS = ["Gene A is a kinase.", "Gene B.", "Gene A is a kinase."]

@@ -217,7 +217,7 @@ def test_predictions_parquet_contract(cli_run):
 
 
 def test_llm_unchanged_by_training(cli_run):
-    from gta.model.llm import llm_identity, tiny_random_llm
+    from gta.llm_loader import llm_identity, tiny_random_llm
 
     resolved = yaml.safe_load((cli_run / "config.yaml").read_text())["resolved"]
     assert llm_identity(tiny_random_llm(num_layers=2))["sha256"] == resolved["llm"]["sha256"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import resource
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from gta.atomic import atomic_path
 from gta.errors import GtaInputError
 from gta.evaluate import results as R
 from gta.evaluate.metrics import noise_ceiling
+from gta.memory import peak_rss_mb
 
 log = logging.getLogger(__name__)
 console = Console(stderr=True)
@@ -95,10 +95,6 @@ class BenchmarkConfig:
         if bad:
             raise GtaInputError(f"unknown model(s) {bad}", path, hint=f"known: {list(ABLATIONS) + list(BASELINES)}")
         return cfg
-
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _gene_rows(data, idx: list[int], pred: np.ndarray) -> pd.DataFrame:
@@ -369,7 +365,7 @@ def benchmark(manifest, features, out: str | Path, config: BenchmarkConfig | str
             continue
         wall = time.perf_counter() - t0
         R.record_model(res, pred_dir, name, df, kind=kind, description=DESCRIPTIONS.get(name, ""),
-                       wall_time_s=wall, peak_memory_mb=_peak_mb(), notes=notes)
+                       wall_time_s=wall, peak_memory_mb=peak_rss_mb(), notes=notes)
         cg = res.model(name).metrics.get("cross_gene") or {}
         rho = cg.get("spearman")
         console.print(f"  done in {wall:.0f} s; test cross-gene Spearman "

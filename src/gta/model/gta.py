@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from gta.errors import GtaInputError
+from gta.llm_loader import load_llm
 from gta.model.align import (
     BinStem,
     LinearAlignment,
@@ -34,7 +35,7 @@ from gta.model.align import (
     embedding_rms,
     n_patches,
 )
-from gta.model.llm import FrozenLLM, load_llm, random_twin
+from gta.model.llm import FrozenLLM, random_twin
 
 ALIGNMENTS = ("prototype", "linear")
 BACKBONES = ("llm", "random", "none")

@@ -136,8 +136,8 @@ def load_run_model(run: str | Path, d_feat: int | None = None, n_bins: int | Non
                    llm_dtype: torch.dtype = torch.float32):
     """(model with the run's best weights, TrainConfig, resolved, model metadata). Loads the run's LLM (in
     ``llm_dtype``) and refuses one whose sha256 differs from the recorded one."""
+    from gta.llm_loader import llm_identity, load_llm
     from gta.model.gta import build_model
-    from gta.model.llm import llm_identity, load_llm
 
     run = Path(run)
     cfg, resolved = read_run(run)

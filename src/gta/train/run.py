@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import hashlib
 import io
 import json
 import logging
 import os
-import resource
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -39,6 +37,8 @@ from lightning.pytorch.callbacks import Checkpoint, EarlyStopping
 from gta import __version__
 from gta.atomic import atomic_write_text
 from gta.errors import GtaInputError
+from gta.hashing import sha256_json
+from gta.memory import peak_rss_mb
 from gta.train.checkpoint import MODEL_FILE, STATE_JSON, SafetensorsCheckpointIO, save_trainable
 from gta.train.config import TrainConfig, default_config, llm_dtype, load_config, resolve_precision, speed_levers
 from gta.train.data import FeatureSource, GTADataModule, RunData, build_run_data, fit_feature_norm
@@ -97,7 +97,7 @@ def open_inputs(manifest, features):
 
 def store_identity(store) -> dict[str, Any]:
     attrs = dict(getattr(store, "attrs", {}) or {})
-    digest = hashlib.sha256(json.dumps(attrs, sort_keys=True, default=str).encode()).hexdigest()
+    digest = sha256_json(attrs)
     return {"attrs": {k: attrs[k] for k in STORE_IDENTITY if k in attrs}, "attrs_sha256": digest,
             "path": str(getattr(store, "path", ""))}
 
@@ -221,11 +221,6 @@ class RunCheckpoint(Checkpoint):
         self.best_epoch = int(state_dict["best_epoch"])
 
 
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process (Linux ru_maxrss is in KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def train(manifest, features, out: str | Path, config: TrainConfig | str | Path | None = None, *,
           resume: bool = False, task: str | None = None, devices: int | None = None, accelerator: str | None = None,
           strategy: str | None = None, precision: str | None = None, max_epochs: int | None = None,
@@ -234,8 +229,8 @@ def train(manifest, features, out: str | Path, config: TrainConfig | str | Path 
     run folder ``out``. ``config``: a TrainConfig, a YAML path, or None for :func:`default_config`; keyword options
     override it. ``resume``: continue from the folder's ``state.*``. ``llm``: an already loaded FrozenLLM matching
     ``config.model.llm`` (tests pass a tiny one)."""
+    from gta.llm_loader import llm_identity, load_llm
     from gta.model.gta import build_model
-    from gta.model.llm import llm_identity, load_llm
 
     t0 = time.perf_counter()
     out = Path(out)
