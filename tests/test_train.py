@@ -17,10 +17,11 @@ from ddp_script import make_toy, toy_config
 from gta.errors import GtaInputError
 from gta.io.dataset import open_dataset
 from gta.model.prompt import build_prompt
+from gta.stats import combine_haplotypes
 from gta.train import TrainConfig, default_config, gene_prompt, load_config, predict, train
 from gta.train.config import llm_dtype, resolve_precision, speed_levers
 from gta.train.data import FeatureSource, GTADataModule, build_run_data, fit_feature_norm
-from gta.train.module import GTAModule, combine_haplotypes, validation_metrics
+from gta.train.module import GTAModule, validation_metrics
 from gta.train.prompts import gc_fraction
 
 CONTRACT = ["gene_id", "sample", "haplotype", "split", "y_true", "y_pred"]

@@ -1,9 +1,12 @@
-"""Correlations shared by training (validation scores) and evaluation (metrics): the common layer, so ``gta.train``
-never imports from ``gta.evaluate``. scipy's ``spearmanr`` / ``pearsonr``, NaN where undefined."""
+"""Statistics shared by the simulator, training and evaluation (the common layer, so ``gta.train`` never imports from
+``gta.evaluate``): correlations (scipy's ``spearmanr`` / ``pearsonr``, NaN where undefined) and the combination of
+an individual's two haplotype values."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -41,3 +44,14 @@ def per_gene_spearman(ind: pd.DataFrame, min_samples: int = 5) -> pd.DataFrame:
         rho = 0.0 if const else float(stats.spearmanr(yp, yt)[0])
         rows.append((gene, str(g["split"].iloc[0]), rho, const, len(g)))
     return pd.DataFrame(rows, columns=["gene_id", "split", "rho", "constant_pred", "n_samples"])
+
+
+def combine_haplotypes(h1: Any, h2: Any, how: str = "logmeanexp") -> Any:
+    """An individual's value from its two haplotype values (raw log-scale units): ``log((e^h1 + e^h2) / 2)``, or the
+    plain mean with ``how="mean"``. Torch tensors stay tensors (and keep their dtype); numpy arrays and scalars go
+    through ``np.logaddexp``."""
+    if how == "mean":
+        return (h1 + h2) / 2
+    if hasattr(h1, "logaddexp"):  # a torch.Tensor
+        return h1.logaddexp(h2) - math.log(2.0)
+    return np.logaddexp(h1, h2) - np.log(2.0)

@@ -24,13 +24,14 @@ from gta.io.manifest import write_manifest
 from gta.sim.config import SimConfig, make_config
 from gta.sim.effects import GeneResult, evaluate_gene
 from gta.sim.elements import SimGene
-from gta.sim.expression import COMPONENTS, combine_haplotypes
+from gta.sim.expression import COMPONENTS
 from gta.sim.genes import layout, sample_identities
 from gta.sim.genome import background, cpg_island, repeat_consensi, write_fai, write_fasta_record
 from gta.sim.grammar import CGI_REGION, Planter
 from gta.sim.motifs import motif_table
 from gta.sim.population import SimVariant, haplotypes, random_variants
 from gta.sim.write import format_matrix, write_expression, write_gtf, write_tsv, write_vcf
+from gta.stats import combine_haplotypes
 
 log = logging.getLogger(__name__)
 DESCRIPTION = ("simulated lymphoblastoid cell line (LCL) RNA-seq: gene expression (RPKM) of {n} individuals, "

@@ -26,11 +26,10 @@ from tqdm.auto import tqdm
 from gta.atomic import atomic_path
 from gta.devices import choose_device, resolve_device
 from gta.errors import GtaInputError
-from gta.stats import per_gene_spearman, spearman
+from gta.stats import combine_haplotypes, per_gene_spearman, spearman
 from gta.train.checkpoint import MODEL_FILE, load_trainable
 from gta.train.config import TrainConfig, load_config
 from gta.train.data import FeatureSource, GeneItems, RunData, collate
-from gta.train.module import combine_haplotypes
 from gta.train.prompts import PROMPTS_FILE, run_prompts
 
 log = logging.getLogger(__name__)
