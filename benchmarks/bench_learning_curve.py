@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from gta.io.atomic import atomic_write_bytes, atomic_write_text
+from gta.atomic import atomic_write_bytes, atomic_write_text
 
 OUT = Path(__file__).resolve().parent / "results"
 SEEDED = ["GTA", "GTA no LLM"]  # trained with every seed

@@ -27,7 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_prefix_cache import RANDOM_LLAMAS, build_llm, prompt  # noqa: E402
 
-from gta.io.atomic import atomic_write_text  # noqa: E402
+from gta.atomic import atomic_write_text  # noqa: E402
 
 
 def rss_mb() -> float:

@@ -23,12 +23,16 @@ from pathlib import Path
 
 import torch
 
-from gta.io.atomic import atomic_write_text
-from gta.model import GTA, GTAConfig, load_llm
+from gta.atomic import atomic_write_text
+from gta.llm_loader import load_llm
+from gta.model import GTA, GTAConfig
 from gta.model.align import TextPrototypes, n_patches
 
 SYMBOLS = ["SPI1", "PAX5", "EBF1", "IRF4", "CD19", "MS4A1", "RUNX3", "MEF2C", "POU2F2", "BCL6", "CTCF", "YY1",
            "NRF1", "ELK1", "TBP", "NFYA"]
+
+# the architecture this benchmark has always measured (GTAConfig's defaults before they became default_config's)
+ARCH = {"patch_len": 16, "patch_stride": 16, "n_prototypes": 1000, "prototype_vocab": None}
 
 
 def prompt(i: int) -> str:
@@ -54,7 +58,8 @@ def build_llm(name: str, layers: int, device: str, dtype: torch.dtype):
         return load_llm(name, num_layers=layers, dtype=dtype).to(device)
     from transformers import LlamaConfig, LlamaModel
 
-    from gta.model.llm import FrozenLLM, embedded_tokenizer
+    from gta.llm_loader import embedded_tokenizer
+    from gta.model.llm import FrozenLLM
 
     tok = embedded_tokenizer()
     config = LlamaConfig(vocab_size=len(tok), max_position_embeddings=4096, tie_word_embeddings=True,
@@ -141,7 +146,7 @@ def main() -> None:
         tokens = (torch.randn(args.batch, n_patches(args.bins, 16, 16), llm.d_llm, device=args.device, dtype=dtype)
                   * 0.1).requires_grad_()
         for cached in (True, False):
-            cfg = GTAConfig(llm_layers=layers, prefix_cache=cached, dropout=0.0)
+            cfg = GTAConfig(llm_layers=layers, prefix_cache=cached, dropout=0.0, **ARCH)
             model = GTA(cfg, args.d_feat, args.bins, llm=llm).to(args.device).train()
             steps[cached] = make_step(model, feats, prompts, args.device, dtype if args.precision == "bf16" else None)
         weights_mb = torch.cuda.memory_allocated() / 2**20 if cuda else None
@@ -169,7 +174,7 @@ def main() -> None:
                 rows[-1].update({"gpu_peak_mb": round(peak[cached], 1), "gpu_resident_mb": round(weights_mb, 1),
                                  "gpu_mb_per_example": round((peak[cached] - weights_mb) / args.batch, 1)})
             print(rows[-1], flush=True)
-    k = GTAConfig().n_prototypes
+    k = ARCH["n_prototypes"]
     proto_sec = {v: round(prototype_time(v, llm.d_llm, k, args.steps, args.device), 3) for v in (llm.vocab_size, 8192)}
     result = {
         "benchmark": "prefix_cache", "device": args.device, "llm": args.llm, "precision": args.precision,

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from gta.io.atomic import atomic_write_text
+from gta.atomic import atomic_write_text
 
 OUT = Path(__file__).resolve().parent / "results"
 

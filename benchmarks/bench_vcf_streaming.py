@@ -441,7 +441,7 @@ def main() -> None:
         write_markdown(Path(args.results))
         return
     from gta.geometry import Geometry
-    from gta.io.atomic import atomic_write_text
+    from gta.atomic import atomic_write_text
 
     work.mkdir(parents=True, exist_ok=True)
     stamp = work / f"made_{args.records}_{args.samples}_{args.genome_mb}.json"
@@ -498,7 +498,7 @@ def main() -> None:
 
 def write_markdown(out: Path) -> None:
     """vcf_streaming.md from vcf_streaming.json (``--render-only`` redoes just this)."""
-    from gta.io.atomic import atomic_write_text
+    from gta.atomic import atomic_write_text
 
     res = json.loads((out / "vcf_streaming.json").read_text())
     vcf = res["vcf"]

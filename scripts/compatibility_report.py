@@ -374,7 +374,7 @@ def main() -> None:
     if not args.root.exists():
         sys.exit(f"no corpora at {args.root}: run scripts/fetch_test_corpora.sh first")
     rows = run_all(args.root, args.timeout)
-    from gta.io.atomic import atomic_write_text
+    from gta.atomic import atomic_write_text
 
     atomic_write_text(args.out, render(rows, args.root))
     bad = [r for r in rows if r["verdict"] in ("error", "hang") or (r.get("cli") or {}).get("problem")]

@@ -19,8 +19,8 @@ import torch
 from scipy.stats import spearmanr
 from torch import nn
 
+from gta.llm_loader import load_llm
 from gta.model.gta import GTAConfig, build_model
-from gta.model.llm import load_llm
 from gta.train.config import TrainConfig
 from gta.train.data import build_run_data
 from gta.train.prompts import run_prompts

@@ -37,8 +37,8 @@ from sklearn.linear_model import RidgeCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from gta.atomic import atomic_write_text
 from gta.geometry import Geometry
-from gta.io.atomic import atomic_write_text
 from gta.io.genome import Genome, one_hot
 from gta.io.jaspar import DEFAULT_MOTIFS, load_motifs
 from gta.io.manifest import load_manifest

@@ -18,7 +18,7 @@ from sklearn.linear_model import RidgeCV
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lab_train import load  # noqa: E402
 
-from gta.model.llm import load_llm  # noqa: E402
+from gta.llm_loader import load_llm  # noqa: E402
 
 
 def summaries(llm, texts: list[str]) -> dict[str, np.ndarray]:

@@ -16,7 +16,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from gta.io.atomic import atomic_write_text
+from gta.atomic import atomic_write_text
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "demo.md"

@@ -12,7 +12,7 @@ import argparse
 import json
 from pathlib import Path
 
-from gta.io.atomic import atomic_write_text
+from gta.atomic import atomic_write_text
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"

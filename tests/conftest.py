@@ -29,7 +29,7 @@ def one_thread():
 @pytest.fixture(scope="module")
 def tiny_llm():
     """A 2-layer randomly initialised Llama with the embedded tokenizer (fast)."""
-    from gta.model.llm import tiny_random_llm
+    from gta.llm_loader import tiny_random_llm
 
     return tiny_random_llm(num_layers=2)
 

@@ -90,7 +90,7 @@ def toy_config(**overrides):
     from gta.train.config import TrainConfig
 
     model = GTAConfig(llm="tiny-random", llm_layers=2, patch_len=4, patch_stride=4, d_model=16, n_prototypes=16,
-                      n_heads=2, head_hidden=16, dropout=0.0)
+                      prototype_vocab=None, n_heads=2, head_hidden=16, dropout=0.0)
     base = {"model": model, "lr": 3e-3, "batch_size": 8, "max_epochs": 3, "patience": 0, "seed": 0,
             "log_every": 1, "max_individuals_per_gene": 6}
     base.update(overrides)

@@ -27,7 +27,7 @@ def run(rank: int, world: int, out: Path, port: int) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    from gta.model.llm import tiny_random_llm
+    from gta.llm_loader import tiny_random_llm
 
     if world > 1:
         import torch.distributed as dist

@@ -35,7 +35,7 @@ N_BINS, D_FEAT, PATCH = 32, 3, 4
 def _model(llm, **kw):
     torch.manual_seed(0)
     cfg = GTAConfig(llm="tiny-random", llm_layers=2, patch_len=PATCH, patch_stride=PATCH, d_model=16, n_prototypes=32,
-                    n_heads=4, head_hidden=16, dropout=0.0, **kw)
+                    prototype_vocab=None, n_heads=4, head_hidden=16, dropout=0.0, **kw)
     return build_model(cfg, D_FEAT, N_BINS, llm=llm).eval()
 
 

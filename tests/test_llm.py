@@ -8,15 +8,8 @@ import pytest
 import torch
 
 from gta.errors import GtaInputError
-from gta.model.llm import (
-    FrozenLLM,
-    dequantised_folder,
-    embedded_tokenizer,
-    llm_identity,
-    load_llm,
-    random_twin,
-    tiny_random_llm,
-)
+from gta.llm_loader import dequantised_folder, embedded_tokenizer, llm_identity, load_llm, tiny_random_llm
+from gta.model.llm import FrozenLLM, random_twin
 
 PROMPTS = [
     "Gene SPI1 (protein coding) encodes a transcription factor of myeloid and B cells.",

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from gta.errors import GtaInputError
-from gta.model import GTA, GTAConfig, Patcher, ReprogrammingLayer, TextPrototypes, build_model, tiny_random_llm
+from gta.llm_loader import embedded_tokenizer, tiny_random_llm
+from gta.model import GTA, GTAConfig, Patcher, ReprogrammingLayer, TextPrototypes, build_model
 from gta.model.align import BinStem, PatchEmbedding, PooledPatchEmbedding, embedding_rms, n_patches
-from gta.model.llm import embedded_tokenizer
 
 D_FEAT, N_BINS = 5, 40  # patch_len 8 -> 5 patches
 PROMPTS = ["Gene A is a kinase.", "Gene B.", "Gene A is a kinase."]
@@ -21,7 +21,7 @@ def llm():
 
 def _cfg(**kw) -> GTAConfig:
     base = dict(llm="tiny-random", llm_layers=2, patch_len=8, patch_stride=8, d_model=16, n_prototypes=12,
-                n_heads=4, head_hidden=16, dropout=0.0)
+                prototype_vocab=None, n_heads=4, head_hidden=16, dropout=0.0)
     return GTAConfig(**{**base, **kw})
 
 
@@ -259,7 +259,7 @@ def test_empty_batch_on_a_sharded_llm_still_runs_the_layers(llm, monkeypatch):
     from gta.train.module import GTAModule
 
     cfg = GTAConfig(llm="tiny-random", llm_layers=2, patch_len=4, patch_stride=4, d_model=16, n_prototypes=16,
-                    n_heads=2, head_hidden=16, use_prompt=False)
+                    prototype_vocab=None, n_heads=2, head_hidden=16, use_prompt=False)
     module = GTAModule(build_model(cfg, d_feat=3, n_bins=16, llm=llm), TrainConfig(model=cfg), 0.0, 1.0)
     empty = {"features": torch.zeros(0, 16, 3), "prompts": []}
     assert module.encode(empty).shape == (0,) and not module.encode(empty).requires_grad

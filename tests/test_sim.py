@@ -19,10 +19,11 @@ from gta.errors import GtaInputError
 from gta.sim import make_config, noise_ceiling, simulate
 from gta.sim.config import ExpressionConfig
 from gta.sim.elements import Element, SimGene, Site
-from gta.sim.expression import GeneModel, combine_haplotypes, contact
+from gta.sim.expression import GeneModel, contact
 from gta.sim.genes import categorize
 from gta.sim.motifs import motif_table, score
 from gta.sim.simulate import choose_splits
+from gta.stats import combine_haplotypes
 
 CODE = {"A": 0, "C": 1, "G": 2, "T": 3}
 

@@ -17,10 +17,11 @@ from ddp_script import make_toy, toy_config
 from gta.errors import GtaInputError
 from gta.io.dataset import open_dataset
 from gta.model.prompt import build_prompt
+from gta.stats import combine_haplotypes
 from gta.train import TrainConfig, default_config, gene_prompt, load_config, predict, train
 from gta.train.config import llm_dtype, resolve_precision, speed_levers
 from gta.train.data import FeatureSource, GTADataModule, build_run_data, fit_feature_norm
-from gta.train.module import GTAModule, combine_haplotypes, validation_metrics
+from gta.train.module import GTAModule, validation_metrics
 from gta.train.prompts import gc_fraction
 
 CONTRACT = ["gene_id", "sample", "haplotype", "split", "y_true", "y_pred"]
@@ -217,7 +218,7 @@ def test_predictions_parquet_contract(cli_run):
 
 
 def test_llm_unchanged_by_training(cli_run):
-    from gta.model.llm import llm_identity, tiny_random_llm
+    from gta.llm_loader import llm_identity, tiny_random_llm
 
     resolved = yaml.safe_load((cli_run / "config.yaml").read_text())["resolved"]
     assert llm_identity(tiny_random_llm(num_layers=2))["sha256"] == resolved["llm"]["sha256"]

@@ -21,7 +21,7 @@ def validate(
 
     from rich.console import Console
 
-    from gta.io.atomic import atomic_write_text
+    from gta.atomic import atomic_write_text
     from gta.io.validate import UnusableDatasetError, render_report
     from gta.io.validate import validate as run_validate
 

@@ -42,7 +42,7 @@ def sequence_command(
     pass_only: bool | None = _PASS,
 ) -> None:
     """Print the exact input window the encoder sees for a gene, as FASTA (TSS at index input_len // 2)."""
-    from gta.io.atomic import atomic_write_text
+    from gta.atomic import atomic_write_text
     from gta.io.haplotypes import sequence
 
     text = sequence(data, gene, sample, haplotype, flank,

@@ -22,8 +22,6 @@ Third-party packages can also expose encoders through the ``gta.encoders`` entry
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -31,6 +29,7 @@ import numpy as np
 
 from gta.errors import GtaInputError
 from gta.geometry import Geometry
+from gta.hashing import sha256_json
 
 
 @runtime_checkable
@@ -139,7 +138,7 @@ class BaseEncoder:
 
 def hash_json(obj: Any) -> str:
     """Short stable hash of a JSON-safe object."""
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return sha256_json(obj)[:16]
 
 
 # -- registry ------------------------------------------------------------------------------------------------

@@ -22,7 +22,6 @@ bins only: ``tf_gamma=None`` turns them on exactly when the geometry has 1,536 i
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,6 +33,7 @@ from gta.devices import choose_device
 from gta.encoders.base import BaseEncoder, register_encoder
 from gta.errors import GtaInputError
 from gta.geometry import Geometry
+from gta.hashing import sha256_files, sha256_state_dict
 
 GM12878_CAGE_TRACK = 5110
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -89,15 +89,6 @@ def load_enformer(folder: str | Path) -> tuple[Any, Path]:
             weights,
         )
     return model.eval(), weights
-
-
-def _file_hash(paths: Sequence[Path]) -> str:
-    h = hashlib.sha256()
-    for p in paths:
-        with open(p, "rb") as f:
-            while chunk := f.read(1 << 22):
-                h.update(chunk)
-    return h.hexdigest()[:16]
 
 
 @register_encoder("enformer")
@@ -196,13 +187,11 @@ class EnformerEncoder(BaseEncoder):
     def weights_hash(self) -> str:
         if self._hash is None:
             if self._weights_file is not None:
-                self._hash = _file_hash([self._weights_file.parent / "config.json", self._weights_file])
+                self._hash = sha256_files([self._weights_file.parent / "config.json", self._weights_file])[:16]
             else:
-                h = hashlib.sha256()
-                for k, v in sorted(self.model.state_dict().items()):
-                    h.update(k.encode())
-                    h.update(v.detach().cpu().float().numpy().tobytes())
-                self._hash = h.hexdigest()[:16]
+                import torch
+
+                self._hash = sha256_state_dict(self.model.state_dict(), dtype=torch.float32)[:16]
         return self._hash
 
     def _forward(self, x):  # x: [B, L, 4] float one-hot

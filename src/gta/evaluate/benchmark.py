@@ -8,14 +8,14 @@ prediction table is saved; ``results.json`` and the report are computed from tho
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import logging
-import resource
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -23,10 +23,15 @@ import yaml
 from rich.console import Console
 from tqdm.auto import tqdm
 
+from gta.atomic import atomic_path
 from gta.errors import GtaInputError
 from gta.evaluate import results as R
 from gta.evaluate.metrics import noise_ceiling
-from gta.io.atomic import atomic_path
+from gta.memory import peak_rss_mb
+from gta.stats import combine_haplotypes
+
+if TYPE_CHECKING:
+    from gta.train.data import RunData
 
 log = logging.getLogger(__name__)
 console = Console(stderr=True)
@@ -97,8 +102,29 @@ class BenchmarkConfig:
         return cfg
 
 
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+@dataclass(frozen=True)
+class BenchContext:
+    """What every model runner reads: the opened inputs, the shared targets and splits, and the run settings."""
+
+    cfg: BenchmarkConfig
+    dataset: Any  # gta.io.dataset.Dataset
+    store: Any  # gta.features.store.FeatureStore
+    data: RunData
+    out: Path
+    task: str  # GTA's training task (the benchmark's TrainConfig)
+    progress: bool
+    combine: str  # how two haplotype predictions make an individual's (TrainConfig.hap_combine)
+    template: str | None  # the prompt template GTA reads (TrainConfig.prompt_template)
+    ref_features: np.ndarray | None = None  # float32 [genes, bins, d] of the reference windows, for the ridges
+
+
+@dataclass
+class ModelRun:
+    """One runner's output: the prediction table, notes for the report, and a fitted model to interpret later."""
+
+    table: pd.DataFrame
+    notes: list[str]
+    fitted: Any = None
 
 
 def _gene_rows(data, idx: list[int], pred: np.ndarray) -> pd.DataFrame:
@@ -127,28 +153,29 @@ def _individual_rows(data, store, predict_windows: Callable[[np.ndarray], np.nda
             if sample not in haps or not np.isfinite(data.y_ind[g, s]):
                 continue
             h1, h2 = h[haps[sample][0]], h[haps[sample][1]]
-            y = (h1 + h2) / 2 if combine == "mean" else float(np.logaddexp(h1, h2) - np.log(2.0))
+            y = combine_haplotypes(h1, h2, combine)
+            y = y if combine == "mean" else float(y)
             rows.append((gene_id, sample, "both", data.split[g], float(data.y_ind[g, s]), y, data.sample_split[s]))
     return pd.DataFrame(rows, columns=["gene_id", "sample", "haplotype", "split", "y_true", "y_pred", "sample_split"])
 
 
-def _run_gta(name: str, overrides: dict[str, Any], ctx: dict[str, Any]) -> tuple[pd.DataFrame, list[str]]:
+def _run_gta(name: str, ctx: BenchContext) -> ModelRun:
     from gta.train import train
     from gta.train.config import TrainConfig
 
-    raw = copy.deepcopy(ctx["cfg"].gta)
-    raw.setdefault("model", {}).update(overrides)
-    raw.setdefault("task", ctx["task"])
+    raw = copy.deepcopy(ctx.cfg.gta)
+    raw.setdefault("model", {}).update(ABLATIONS[name][1])
+    raw.setdefault("task", ctx.task)
     cfg = TrainConfig.from_dict(raw)
-    run_dir = ctx["out"] / "runs" / R._slug(name)
+    run_dir = ctx.out / "runs" / R._slug(name)
     notes = []
     if (run_dir / "summary.json").exists():  # finished earlier: reuse (the benchmark resumes model by model)
         s = json.loads((run_dir / "summary.json").read_text())
         notes.append("reused a finished run (wall time is this benchmark's, not the training's)")
     else:
         resume = (run_dir / "state.json").exists()
-        result = train(ctx["dataset"], ctx["store"], run_dir, config=None if resume else cfg, resume=resume,
-                       progress=ctx["progress"])
+        result = train(ctx.dataset, ctx.store, run_dir, config=None if resume else cfg, resume=resume,
+                       progress=ctx.progress)
         s = result.summary or {}
     tables = [pd.read_parquet(p) for p in sorted((run_dir / "predictions").glob("*.parquet"))]
     df = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
@@ -156,14 +183,14 @@ def _run_gta(name: str, overrides: dict[str, Any], ctx: dict[str, Any]) -> tuple
              f"{s.get('n_trainable', 0):,} trainable parameters"]
     if s.get("speed_levers"):
         notes.append("speed levers: " + "; ".join(map(str, s["speed_levers"])))
-    return df, notes
+    return ModelRun(df, notes)
 
 
-def _run_ridge(name: str, ctx: dict[str, Any]) -> tuple[pd.DataFrame, list[str]]:
+def _run_ridge(name: str, ctx: BenchContext) -> ModelRun:
     from gta.evaluate.baselines import RidgeOnBins, RidgeOnMotifHits
 
-    data, store = ctx["data"], ctx["store"]
-    X = ctx["ref_features"]
+    data, store = ctx.data, ctx.store
+    X = ctx.ref_features
     train = data.genes_in("train") + data.genes_in("val")
     if name == "Ridge (distance bands)":
         try:
@@ -173,23 +200,23 @@ def _run_ridge(name: str, ctx: dict[str, Any]) -> tuple[pd.DataFrame, list[str]]
     else:
         model = RidgeOnBins(bins="central" if "promoter" in name else "all", tss_bin=store.geometry.tss_bin)
     model.fit(X[train], data.y_gene[train])
-    ctx.setdefault("fitted", {})[name] = model  # interpreted later, like the GTA runs
     all_idx = list(range(len(data.gene_ids)))
     df = _gene_rows(data, all_idx, model.predict(X))
-    ind = _individual_rows(data, store, model.predict, ctx["combine"])
-    return pd.concat([df, ind], ignore_index=True), [f"ridge alpha {getattr(model, 'alpha_', 'n/a')}"]
+    ind = _individual_rows(data, store, model.predict, ctx.combine)
+    return ModelRun(pd.concat([df, ind], ignore_index=True), [f"ridge alpha {getattr(model, 'alpha_', 'n/a')}"],
+                    fitted=model)  # interpreted later, like the GTA runs
 
 
-def _run_annotation(ctx: dict[str, Any]) -> tuple[pd.DataFrame, list[str]]:
+def _run_annotation(name: str, ctx: BenchContext) -> ModelRun:
     from gta.evaluate.baselines import AnnotationOnly
     from gta.train.prompts import run_prompts
 
-    data = ctx["data"]
-    prompts = run_prompts(ctx["dataset"], data.gene_ids, progress=False, template=ctx["template"])
+    data = ctx.data
+    prompts = run_prompts(ctx.dataset, data.gene_ids, progress=False, template=ctx.template)
     texts = [prompts[g] for g in data.gene_ids]
     train = data.genes_in("train") + data.genes_in("val")
     model = AnnotationOnly().fit([texts[i] for i in train], data.y_gene[train])
-    return _gene_rows(data, list(range(len(texts))), model.predict(texts)), ["texts: the GTA prompts"]
+    return ModelRun(_gene_rows(data, list(range(len(texts))), model.predict(texts)), ["texts: the GTA prompts"])
 
 
 def _readout_track(store) -> int | None:
@@ -201,12 +228,12 @@ def _readout_track(store) -> int | None:
     return next((i for i, n in enumerate(names) if n.endswith(f"_track{track}")), None)
 
 
-def _run_enformer_readout(ctx: dict[str, Any]) -> tuple[pd.DataFrame, list[str]]:
+def _run_enformer_readout(name: str, ctx: BenchContext) -> ModelRun:
     """From the store's own CAGE column when it has one (reference and personal windows); else, with
     ``enformer_weights``, by running the pretrained model's head on the reference windows (cross-gene only)."""
     from gta.evaluate.baselines import EnformerReadout
 
-    data, store, cfg = ctx["data"], ctx["store"], ctx["cfg"]
+    data, store, cfg = ctx.data, ctx.store, ctx.cfg
     tss_bin = store.geometry.tss_bin
     train = data.genes_in("train") + data.genes_in("val")
     col = _readout_track(store)
@@ -214,9 +241,10 @@ def _run_enformer_readout(ctx: dict[str, Any]) -> tuple[pd.DataFrame, list[str]]
         X = np.stack([store.read_ref(g) for g in data.gene_ids]).astype(np.float32)
         model = EnformerReadout(col, tss_bin).fit(X[train], data.y_gene[train])
         df = _gene_rows(data, list(range(len(data.gene_ids))), model.predict(X))
-        ind = _individual_rows(data, store, model.predict, ctx["combine"])
+        ind = _individual_rows(data, store, model.predict, ctx.combine)
         track = store.attrs["encoder_config"]["cage_track"]
-        return pd.concat([df, ind], ignore_index=True), [f"track {track} of the feature store, bins {tss_bin}+/-1"]
+        return ModelRun(pd.concat([df, ind], ignore_index=True),
+                        [f"track {track} of the feature store, bins {tss_bin}+/-1"])
     if not cfg.enformer_weights:
         raise _NotRun("needs pretrained Enformer: an Enformer feature store built with --cage-track "
                       "(gta extract --encoder enformer --weights DIR --cage-track 5110), or enformer_weights: DIR "
@@ -227,43 +255,43 @@ def _run_enformer_readout(ctx: dict[str, Any]) -> tuple[pd.DataFrame, list[str]]
     track = int(cfg.enformer_track if cfg.enformer_track is not None else GM12878_CAGE_TRACK)
     encoder = get_encoder("enformer", geometry=store.geometry, weights=cfg.enformer_weights, cage_track=track,
                           embeddings=False)
-    genome, geometry = ctx["dataset"].genome, store.geometry
+    genome, geometry = ctx.dataset.genome, store.geometry
     tracks, step = [], 16  # windows per call; the encoder batches them on its device
     for i in tqdm(range(0, len(data.gene_ids), step), desc="Enformer readout", unit="batch",
-                  disable=not ctx["progress"]):
-        genes = [ctx["dataset"].gene(g) for g in data.gene_ids[i : i + step]]
+                  disable=not ctx.progress):
+        genes = [ctx.dataset.gene(g) for g in data.gene_ids[i : i + step]]
         tracks.append(encoder.encode([genome.gene_window(g, geometry) for g in genes]))
     X = np.concatenate(tracks).astype(np.float32)
     model = EnformerReadout(0, tss_bin).fit(X[train], data.y_gene[train])
     df = _gene_rows(data, list(range(len(data.gene_ids))), model.predict(X))
-    return df, [f"track {track} of {cfg.enformer_weights}, reference windows only (no cross-individual rows: "
-                "build an Enformer store with --cage-track --individuals for those)"]
+    return ModelRun(df, [f"track {track} of {cfg.enformer_weights}, reference windows only (no cross-individual "
+                         "rows: build an Enformer store with --cage-track --individuals for those)"])
 
 
-def _run_enformer_arch(ctx: dict[str, Any]) -> tuple[pd.DataFrame, list[str]]:
+def _run_enformer_arch(name: str, ctx: BenchContext) -> ModelRun:
     from gta.evaluate.seq_baseline import EnformerScratch
     from gta.io.genome import one_hot
 
-    data, dataset = ctx["data"], ctx["dataset"]
+    data, dataset = ctx.data, ctx.dataset
     geometry = dataset.manifest.geometry
     genes = {g.gene_id: g for g in dataset.genes}
-    crop = ctx["cfg"].enformer_arch.get("crop_bp") or geometry.input_len
+    crop = ctx.cfg.enformer_arch.get("crop_bp") or geometry.input_len
     lo = (geometry.input_len - crop) // 2  # crop here too, so memory holds only what the model reads
     X = np.stack([one_hot(dataset.genome.gene_window(genes[g], geometry)[lo:lo + crop]) for g in data.gene_ids])
     tr, va = data.genes_in("train"), data.genes_in("val")
     y = (data.y_gene - data.target_mean) / data.target_std
-    kw = {**ctx["cfg"].enformer_arch, "seed": ctx["cfg"].seed}
+    kw = {**ctx.cfg.enformer_arch, "seed": ctx.cfg.seed}
     model = EnformerScratch(**kw).fit(X[tr], y[tr], X[va], y[va])
     pred = model.predict(X) * data.target_std + data.target_mean
     report = model.fit_report_.to_dict() if hasattr(model, "fit_report_") else {}
-    return _gene_rows(data, list(range(len(X))), pred), [model.label, json.dumps(report, default=str)]
+    return ModelRun(_gene_rows(data, list(range(len(X))), pred), [model.label, json.dumps(report, default=str)])
 
 
-def _run_eqtl(ctx: dict[str, Any]) -> tuple[pd.DataFrame, list[str]]:
+def _run_eqtl(name: str, ctx: BenchContext) -> ModelRun:
     from gta.evaluate.baselines import fit_predict_eqtl
     from gta.io.variants import VariantReader
 
-    data, dataset = ctx["data"], ctx["dataset"]
+    data, dataset = ctx.data, ctx.dataset
     if dataset.variants_path is None:
         raise _NotRun("needs a VCF in the manifest")
     genes = {g.gene_id: g for g in dataset.genes}
@@ -287,12 +315,27 @@ def _run_eqtl(ctx: dict[str, Any]) -> tuple[pd.DataFrame, list[str]]:
     train = [s for s in expr.columns if s in train_ids]
     test = [s for s in expr.columns if s in test_ids]
     split = dict(zip(data.gene_ids, data.split, strict=True))
-    df = fit_predict_eqtl(dosages, expr, train, test, split, seed=ctx["cfg"].seed)
-    return df, [f"{len(dosages)} genes with variable genotypes in the window"]
+    df = fit_predict_eqtl(dosages, expr, train, test, split, seed=ctx.cfg.seed)
+    return ModelRun(df, [f"{len(dosages)} genes with variable genotypes in the window"])
 
 
 class _NotRun(Exception):
     pass
+
+
+Runner = Callable[[str, BenchContext], ModelRun]
+# model name -> the function that trains/fits it and predicts every row (beside ABLATIONS and BASELINES)
+RUNNERS: dict[str, Runner] = {
+    **dict.fromkeys(ABLATIONS, _run_gta),
+    "Ridge (promoter bins)": _run_ridge,
+    "Ridge (all bins)": _run_ridge,
+    "Ridge (distance bands)": _run_ridge,
+    "Annotation only": _run_annotation,
+    "Enformer-arch (scratch)": _run_enformer_arch,
+    "eQTL elastic net": _run_eqtl,
+    "Enformer readout": _run_enformer_readout,
+}
+FEATURE_RIDGES = ("Ridge (promoter bins)", "Ridge (all bins)", "Ridge (distance bands)")
 
 
 def benchmark(manifest, features, out: str | Path, config: BenchmarkConfig | str | Path | None = None,
@@ -302,27 +345,46 @@ def benchmark(manifest, features, out: str | Path, config: BenchmarkConfig | str
     Returns the path of ``report.html``.
     """
     from gta.evaluate.report import render_report
+
+    cfg = config if isinstance(config, BenchmarkConfig) else BenchmarkConfig.load(config)
+    ctx = _prepare(manifest, features, Path(out), cfg, progress)
+    res = _new_results(ctx)
+    signal = noise_free_signal(ctx.dataset)
+    fitted = _run_models(ctx, res, signal)
+    results_json, pred_dir = ctx.out / "results.json", ctx.out / "predictions"
+    if ctx.dataset.manifest.truth is not None:
+        res.interpretation = _interpretation(ctx, res, fitted)
+    _write(res, results_json, pred_dir, signal)
+    report = render_report(results_json, pred_dir, ctx.out / "report.html")
+    return Path(report) if report else ctx.out / "report.html"
+
+
+def _prepare(manifest, features, out: Path, cfg: BenchmarkConfig, progress: bool) -> BenchContext:
+    """Open the inputs and build the targets every model shares (the reference features too when a ridge needs
+    them)."""
     from gta.features.store import FeatureStore
     from gta.io.dataset import open_dataset
     from gta.train.config import TrainConfig
     from gta.train.data import build_run_data
 
-    cfg = config if isinstance(config, BenchmarkConfig) else BenchmarkConfig.load(config)
-    out = Path(out)
-    pred_dir = out / "predictions"
-    pred_dir.mkdir(parents=True, exist_ok=True)
+    (out / "predictions").mkdir(parents=True, exist_ok=True)
     dataset = manifest if hasattr(manifest, "genes") else open_dataset(manifest)
     store = features if hasattr(features, "read_ref") else FeatureStore.open(features)
     # GTA trains on reference windows by default (the paper's setting); held-out individuals are predicted from
     # their haplotypes whatever the task, so every model is scored across individuals on the same rows.
     tcfg = TrainConfig.from_dict({**copy.deepcopy(cfg.gta), "task": cfg.gta.get("task", "cross-gene")})
     data = build_run_data(dataset, store, tcfg)
-    ctx = {"cfg": cfg, "dataset": dataset, "store": store, "data": data, "out": out, "task": tcfg.task,
-           "progress": progress, "combine": tcfg.hap_combine, "template": tcfg.prompt_template}
+    return BenchContext(cfg=cfg, dataset=dataset, store=store, data=data, out=out, task=tcfg.task,
+                        progress=progress, combine=tcfg.hap_combine, template=tcfg.prompt_template)
 
-    res = R.Results(settings=R.MetricSettings(n_boot=cfg.n_boot, seed=cfg.seed))
+
+def _new_results(ctx: BenchContext) -> R.Results:
+    """An empty Results with the data set described; on simulated data the genes' distal share is written beside
+    the predictions (the report breaks metrics down by it)."""
     from gta import __version__
 
+    dataset, data = ctx.dataset, ctx.data
+    res = R.Results(settings=R.MetricSettings(n_boot=ctx.cfg.n_boot, seed=ctx.cfg.seed))
     res.gta_version = __version__
     summary = data.summary()
     res.dataset = R.DatasetInfo(
@@ -334,69 +396,56 @@ def benchmark(manifest, features, out: str | Path, config: BenchmarkConfig | str
     if truth is not None and (Path(truth) / "genes.tsv").exists():
         t = pd.read_csv(Path(truth) / "genes.tsv", sep="\t", dtype={"gene_id": str})
         if "distal_share" in t:
-            R.write_gene_info(pred_dir, t.set_index("gene_id")["distal_share"].astype(float))
+            R.write_gene_info(ctx.out / "predictions", t.set_index("gene_id")["distal_share"].astype(float))
+    return res
 
-    needs_features = {"Ridge (promoter bins)", "Ridge (all bins)", "Ridge (distance bands)"} & set(cfg.models)
-    if needs_features:
-        ctx["ref_features"] = np.stack([store.read_ref(g) for g in data.gene_ids]).astype(np.float32)
 
-    runners: dict[str, Callable[[], tuple[pd.DataFrame, list[str]]]] = {}
-    for name in cfg.models:
-        if name in ABLATIONS:
-            runners[name] = lambda n=name: _run_gta(n, ABLATIONS[n][1], ctx)
-        elif name.startswith("Ridge"):
-            runners[name] = lambda n=name: _run_ridge(n, ctx)
-        elif name == "Annotation only":
-            runners[name] = lambda: _run_annotation(ctx)
-        elif name == "Enformer-arch (scratch)":
-            runners[name] = lambda: _run_enformer_arch(ctx)
-        elif name == "eQTL elastic net":
-            runners[name] = lambda: _run_eqtl(ctx)
-        elif name == "Enformer readout":
-            runners[name] = lambda: _run_enformer_readout(ctx)
-
-    results_json = out / "results.json"
-    signal = noise_free_signal(dataset)
-    for i, (name, run) in enumerate(runners.items(), 1):
+def _run_models(ctx: BenchContext, res: R.Results, signal: pd.DataFrame | None) -> dict[str, Any]:
+    """Run every configured model in turn (RUNNERS), recording each in ``res`` and writing ``results.json`` after
+    each one so the results so far survive an interruption. Returns the fitted baselines to interpret."""
+    if set(FEATURE_RIDGES) & set(ctx.cfg.models):
+        ref = np.stack([ctx.store.read_ref(g) for g in ctx.data.gene_ids]).astype(np.float32)
+        ctx = dataclasses.replace(ctx, ref_features=ref)
+    names = [n for n in dict.fromkeys(ctx.cfg.models) if n in RUNNERS]
+    pred_dir, results_json = ctx.out / "predictions", ctx.out / "results.json"
+    fitted: dict[str, Any] = {}
+    for i, name in enumerate(names, 1):
         kind = ABLATIONS[name][0] if name in ABLATIONS else "baseline"
-        console.print(f"[bold]benchmark[/bold] [{i}/{len(runners)}] {name}")
+        console.print(f"[bold]benchmark[/bold] [{i}/{len(names)}] {name}")
         t0 = time.perf_counter()
         try:
-            df, notes = run()
+            run = RUNNERS[name](name, ctx)
         except _NotRun as e:
             R.record_not_run(res, name, str(e), kind=kind, description=DESCRIPTIONS.get(name, ""))
             console.print(f"  not run: {e}")
             continue
         wall = time.perf_counter() - t0
-        R.record_model(res, pred_dir, name, df, kind=kind, description=DESCRIPTIONS.get(name, ""),
-                       wall_time_s=wall, peak_memory_mb=_peak_mb(), notes=notes)
+        if run.fitted is not None:
+            fitted[name] = run.fitted
+        R.record_model(res, pred_dir, name, run.table, kind=kind, description=DESCRIPTIONS.get(name, ""),
+                       wall_time_s=wall, peak_memory_mb=peak_rss_mb(), notes=run.notes)
         cg = res.model(name).metrics.get("cross_gene") or {}
         rho = cg.get("spearman")
         console.print(f"  done in {wall:.0f} s; test cross-gene Spearman "
                       + ("n/a" if rho is None else f"{rho:.3f}"))
         _write(res, results_json, pred_dir, signal)  # results so far survive an interruption
-
-    if dataset.manifest.truth is not None:
-        res.interpretation = _interpretation(ctx, res)
-    _write(res, results_json, pred_dir, signal)
-    report = render_report(results_json, pred_dir, out / "report.html")
-    return Path(report) if report else out / "report.html"
+    return fitted
 
 
-def _interpretation(ctx: dict[str, Any], res: R.Results) -> dict[str, Any]:
+def _interpretation(ctx: BenchContext, res: R.Results, fitted: dict[str, Any]) -> dict[str, Any]:
     """Importance AUPRC (true elements, overall and distal) and variant-effect agreement of the GTA-family runs
     named in ``cfg.interpret``, on the simulator's truth. ``out/interpret/MODEL/`` keeps what they are computed
     from: ``importance.npz``, tracks, ``top_sections.tsv``, ``interpret_metrics.json`` and ``effects.tsv``."""
     from gta.interpret import interpret, score_variants
 
-    icfg = {**INTERPRET_DEFAULTS, **ctx["cfg"].interpret}
-    dataset, store, out = ctx["dataset"], ctx["store"], ctx["out"]
+    icfg = {**INTERPRET_DEFAULTS, **ctx.cfg.interpret}
+    dataset, store, out = ctx.dataset, ctx.store, ctx.out
     done = {m.name for m in res.models if m.status == "ok"}
     found: dict[str, Any] = {}
     for name in icfg["models"]:
         run_dir = out / "runs" / R._slug(name)
-        if icfg["n_genes"] and name in ctx.get("fitted", {}):
-            found[name] = _interpret_ridge(ctx, name, icfg, out / "interpret" / R._slug(name))
+        if icfg["n_genes"] and name in fitted:
+            found[name] = _interpret_ridge(ctx, name, fitted[name], icfg, out / "interpret" / R._slug(name))
             continue
         if not icfg["n_genes"] or name not in ABLATIONS or name not in done or not (run_dir / "summary.json").exists():
             continue
@@ -405,13 +454,13 @@ def _interpretation(ctx: dict[str, Any], res: R.Results) -> dict[str, Any]:
                          and dataset.variants_path else ""))
         folder = out / "interpret" / R._slug(name)
         imp = interpret(run_dir, dataset, store, n_genes=int(icfg["n_genes"]), evaluate=True, out=folder,
-                        plots=False, progress=ctx["progress"]).metrics
+                        plots=False, progress=ctx.progress).metrics
         entry = _entry(imp, imp["genes"], folder, out)
         if icfg["variant_genes"] and dataset.variants_path is not None:
             effects = folder / "effects.tsv"
             summary = score_variants(run_dir, dataset, dataset.variants_path, out=effects, features=store,
                                      genes=imp["genes"][: int(icfg["variant_genes"])], evaluate=True,
-                                     progress=ctx["progress"])
+                                     progress=ctx.progress)
             entry["variant_effects"] = summary.metrics
             entry["variant_effects_table"] = str(effects.relative_to(out))
         found[name] = entry
@@ -431,14 +480,14 @@ def _entry(metrics: dict[str, Any], genes: list[str], folder: Path, out: Path) -
     }
 
 
-def _interpret_ridge(ctx: dict[str, Any], name: str, icfg: dict[str, Any], folder: Path) -> dict[str, Any]:
+def _interpret_ridge(ctx: BenchContext, name: str, model: Any, icfg: dict[str, Any], folder: Path) -> dict[str, Any]:
     """A fitted ridge baseline, interpreted like the GTA runs: gradient x input per bin (exact for a linear model)
     on the same held-out genes, and the effects of the same variants through the same encoder."""
     from gta.interpret.context import rebuild_encoder, select_genes
     from gta.interpret.evaluate import importance_metrics, read_truth_table, variant_effect_metrics
     from gta.interpret.variants import VariantScorer
 
-    dataset, store, model = ctx["dataset"], ctx["store"], ctx["fitted"][name]
+    dataset, store = ctx.dataset, ctx.store
     console.print(f"[bold]interpret[/bold] {name}: gradient x input of {icfg['n_genes']} held-out genes")
     genes = select_genes(dataset, store, n_genes=int(icfg["n_genes"]))
     X = np.stack([store.read_ref(g.gene_id) for g in genes]).astype(np.float32)
@@ -448,15 +497,15 @@ def _interpret_ridge(ctx: dict[str, Any], name: str, icfg: dict[str, Any], folde
         np.savez(fh, gene_ids=np.array([g.gene_id for g in genes]), gradxinput=contrib)
     imps = {g.gene_id: {"gradxinput": contrib[i]} for i, g in enumerate(genes)}
     metrics = importance_metrics(imps, read_truth_table(dataset.manifest.truth, "elements.tsv"), store.geometry)
-    entry = _entry(metrics, [g.gene_id for g in genes], folder, ctx["out"])
+    entry = _entry(metrics, [g.gene_id for g in genes], folder, ctx.out)
     if icfg["variant_genes"] and dataset.variants_path is not None:
         scorer = VariantScorer(dataset, rebuild_encoder(store.attrs), lambda feats, gene: model.predict(feats),
                                lambda gene: store.read_ref(gene.gene_id), store.attrs.get("dtype", "float16"), 16,
                                genes[: int(icfg["variant_genes"])])
         effects = folder / "effects.tsv"
-        scorer.score_vcf(dataset.variants_path, effects, progress=ctx["progress"])
+        scorer.score_vcf(dataset.variants_path, effects, progress=ctx.progress)
         entry["variant_effects"] = variant_effect_metrics(effects, Path(dataset.manifest.truth) / "variants.tsv")
-        entry["variant_effects_table"] = str(effects.relative_to(ctx["out"]))
+        entry["variant_effects_table"] = str(effects.relative_to(ctx.out))
     return entry
 
 

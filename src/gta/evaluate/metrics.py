@@ -20,6 +20,7 @@ import pandas as pd
 from scipy import stats
 
 from gta.errors import GtaInputError
+from gta.stats import pearson, per_gene_spearman, spearman
 
 REQUIRED_COLUMNS = ("gene_id", "sample", "haplotype", "split", "y_true", "y_pred")
 DEFAULT_DISTAL_BINS = (0.0, 0.2, 0.4, 0.6, 1.0)
@@ -42,21 +43,6 @@ def check_table(df: pd.DataFrame, path: str | Path | None = None) -> pd.DataFram
         out[col] = out[col].fillna("").astype(str)
     out["split"] = out["split"].astype(str)
     return out
-
-
-def _corr(fn, x: np.ndarray, y: np.ndarray) -> float:
-    """scipy correlation, NaN when undefined (fewer than 2 points or a constant input)."""
-    if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return float("nan")
-    return float(fn(x, y)[0])
-
-
-def spearman(x: Sequence[float], y: Sequence[float]) -> float:
-    return _corr(stats.spearmanr, np.asarray(x, float), np.asarray(y, float))
-
-
-def pearson(x: Sequence[float], y: Sequence[float]) -> float:
-    return _corr(stats.pearsonr, np.asarray(x, float), np.asarray(y, float))
 
 
 def _rowwise_pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -133,24 +119,6 @@ def individual_rows(df: pd.DataFrame, sample_split: str | None = "test") -> pd.D
     if sample_split is not None and "sample_split" in ind.columns:
         ind = ind[ind["sample_split"].astype(str) == sample_split]
     return ind
-
-
-def per_gene_spearman(ind: pd.DataFrame, min_samples: int = 5) -> pd.DataFrame:
-    """Per gene: Spearman across individuals of predicted vs observed.
-
-    Genes with fewer than ``min_samples`` individuals or no variation in the observed values are left out.
-    A gene whose *prediction* is constant across individuals gets rho = 0 (it carries no information about
-    who expresses more) and is counted in ``constant_pred``.
-    """
-    rows = []
-    for gene, g in ind.groupby("gene_id", sort=True):
-        yt, yp = g["y_true"].to_numpy(float), g["y_pred"].to_numpy(float)
-        if len(g) < min_samples or np.ptp(yt) == 0:
-            continue
-        const = bool(np.ptp(yp) == 0)
-        rho = 0.0 if const else float(stats.spearmanr(yp, yt)[0])
-        rows.append((gene, str(g["split"].iloc[0]), rho, const, len(g)))
-    return pd.DataFrame(rows, columns=["gene_id", "split", "rho", "constant_pred", "n_samples"])
 
 
 def summarize_rhos(rhos: pd.DataFrame) -> dict[str, Any]:

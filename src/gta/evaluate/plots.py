@@ -15,8 +15,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from gta.atomic import atomic_write_bytes  # noqa: E402
 from gta.evaluate.results import NEAR_CONSTANT, ModelResult, Results  # noqa: E402
-from gta.io.atomic import atomic_write_bytes  # noqa: E402
 
 KIND_PALETTES = {
     "gta": ["#c0392b", "#922b21", "#e74c3c"],

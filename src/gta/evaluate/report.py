@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import ast
 import html
+import itertools
 import json
 import math
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gta.atomic import atomic_write_text
 from gta.evaluate import plots
 from gta.evaluate.results import (
     NEAR_CONSTANT,
@@ -24,7 +28,6 @@ from gta.evaluate.results import (
     model_tables,
     read_results,
 )
-from gta.io.atomic import atomic_write_text
 
 DASH = "—"
 
@@ -144,28 +147,73 @@ def _kind_badge(kind: str) -> str:
     return f'<span class="kind {cls}">{html.escape(kind)}</span>'
 
 
+@dataclass(frozen=True)
+class Column:
+    """One column of the main table, for both the HTML page and ``results.md``: its headings, how a model's
+    numbers fill it (``get(field)`` renders a MODEL_FIELDS key or an ``@attribute``; ``flag`` marks a
+    near-constant model), and the noise ceiling's number in it. ``md=None``: the column is on the page only."""
+
+    group: str  # HTML group heading over several columns ("" for a column of its own)
+    html: str
+    md: str | None
+    html_cell: Callable[[Callable[[str], str], str], str]
+    md_cell: Callable[[Callable[[str], str], str], str] | None = None
+    ceiling: str | None = None  # key in results.json's noise_ceiling
+
+
+_CG, _SEEN, _UNSEEN = "Cross-gene (test genes)", "Cross-individual, seen genes", "Cross-individual, unseen genes"
+MAIN_COLUMNS: tuple[Column, ...] = (
+    Column(_CG, "Spearman ρ [95% CI]", "Cross-gene ρ [95% CI]",
+           lambda g, f: f'{g("cg_rho")}<br><span class="ci">[{g("cg_lo")}, {g("cg_hi")}]</span>',
+           lambda g, f: f'{g("cg_rho")} [{g("cg_lo")}, {g("cg_hi")}]', "cross_gene_spearman"),
+    Column(_CG, "Pearson r", "Pearson r", lambda g, f: g("cg_r"), lambda g, f: g("cg_r"), "cross_gene_pearson"),
+    Column(_CG, "spread: sd pred / sd obs", "Spread: sd pred / sd obs",
+           lambda g, f: g("spread") + (f' <span class="flag">{FLAG}</span>' if f else ""),
+           lambda g, f: g("spread") + (f" {FLAG}" if f else "")),
+    Column(_CG, "genes", None, lambda g, f: g("cg_n")),
+    Column(_SEEN, "median ρ (IQR)", "Seen genes: median ρ (ρ>0)",
+           lambda g, f: f'{g("seen_med")}<br><span class="ci">({g("seen_q25")}, {g("seen_q75")})</span>',
+           lambda g, f: f'{g("seen_med")} ({g("seen_pos")})', "cross_individual_seen_median"),
+    Column(_SEEN, "ρ &gt; 0", None, lambda g, f: g("seen_pos")),
+    Column(_SEEN, "genes", None, lambda g, f: g("seen_n")),
+    Column(_UNSEEN, "median ρ (IQR)", "Unseen genes: median ρ (ρ>0)",
+           lambda g, f: f'{g("unseen_med")}<br><span class="ci">({g("unseen_q25")}, {g("unseen_q75")})</span>',
+           lambda g, f: f'{g("unseen_med")} ({g("unseen_pos")})', "cross_individual_unseen_median"),
+    Column(_UNSEEN, "ρ &gt; 0", None, lambda g, f: g("unseen_pos")),
+    Column(_UNSEEN, "genes", None, lambda g, f: g("unseen_n")),
+    Column("", "Wall time", "Wall time", lambda g, f: g("@wall_time_s"), lambda g, f: g("@wall_time_s")),
+    Column("", "Peak memory", None, lambda g, f: g("@peak_memory_mb")),
+)
+ATTR_KINDS = {"wall_time_s": "s", "peak_memory_mb": "mb"}  # ModelResult attributes shown, and their format
+
+
+def _getter(N: _Numbers, m: ModelResult, markup: bool) -> Callable[[str], str]:
+    def get(field: str) -> str:
+        if field.startswith("@"):
+            return N.attr(m, field[1:], ATTR_KINDS[field[1:]], markup)
+        return N.model(m, field, markup)
+
+    return get
+
+
+def _html_head() -> str:
+    top, sub = ['<th rowspan="2">Model</th><th rowspan="2">Kind</th>'], []
+    for group, cols in itertools.groupby(MAIN_COLUMNS, key=lambda c: c.group):
+        cols = list(cols)
+        if group:
+            top.append(f'<th class="grp" colspan="{len(cols)}">{group}</th>')
+            sub += [f"<th>{c.html}</th>" for c in cols]
+        else:
+            top += [f'<th rowspan="2">{c.html}</th>' for c in cols]
+    return f"<tr>{''.join(top)}</tr><tr>{''.join(sub)}</tr>"
+
+
 def _main_table(res: Results, N: _Numbers) -> str:
-    head = (
-        '<tr><th rowspan="2">Model</th><th rowspan="2">Kind</th>'
-        '<th class="grp" colspan="4">Cross-gene (test genes)</th>'
-        '<th class="grp" colspan="3">Cross-individual, seen genes</th>'
-        '<th class="grp" colspan="3">Cross-individual, unseen genes</th>'
-        '<th rowspan="2">Wall time</th><th rowspan="2">Peak memory</th></tr>'
-        "<tr><th>Spearman ρ [95% CI]</th><th>Pearson r</th><th>spread: sd pred / sd obs</th><th>genes</th>"
-        "<th>median ρ (IQR)</th><th>ρ &gt; 0</th><th>genes</th>"
-        "<th>median ρ (IQR)</th><th>ρ &gt; 0</th><th>genes</th></tr>"
-    )
     rows = []
-    nc = res.noise_ceiling
-    if nc.get("available"):
-        rows.append(
-            '<tr class="ceiling"><td>Noise ceiling</td><td>truth</td>'
-            f'<td class="n">{N.top("noise_ceiling", "cross_gene_spearman", "r")}</td>'
-            f'<td class="n">{N.top("noise_ceiling", "cross_gene_pearson", "r")}</td><td></td><td></td>'
-            f'<td class="n">{N.top("noise_ceiling", "cross_individual_seen_median", "r")}</td><td></td><td></td>'
-            f'<td class="n">{N.top("noise_ceiling", "cross_individual_unseen_median", "r")}</td><td></td><td></td>'
-            "<td></td><td></td></tr>"
-        )
+    if res.noise_ceiling.get("available"):
+        rows.append('<tr class="ceiling"><td>Noise ceiling</td><td>truth</td>'
+                    + "".join(f'<td class="n">{N.top("noise_ceiling", c.ceiling, "r")}</td>' if c.ceiling
+                              else "<td></td>" for c in MAIN_COLUMNS) + "</tr>")
     for m in res.models:
         name = f"<b>{html.escape(m.name)}</b>"
         if near_constant(m):
@@ -175,27 +223,38 @@ def _main_table(res: Results, N: _Numbers) -> str:
         if m.status != "ok":
             rows.append(
                 f'<tr class="notrun"><td>{name}</td><td>{_kind_badge(m.kind)}</td>'
-                f'<td colspan="12"><b>{html.escape(m.status)}</b>: '
+                f'<td colspan="{len(MAIN_COLUMNS)}"><b>{html.escape(m.status)}</b>: '
                 f'<span class="reason">{html.escape(m.reason or "no reason given")}</span></td></tr>'
             )
             continue
-        ci = f'<br><span class="ci">[{N.model(m, "cg_lo")}, {N.model(m, "cg_hi")}]</span>'
-        cells = [
-            f'{N.model(m, "cg_rho")}{ci}', N.model(m, "cg_r"),
-            N.model(m, "spread") + (f' <span class="flag">{FLAG}</span>' if near_constant(m) else ""),
-            N.model(m, "cg_n"),
-            f'{N.model(m, "seen_med")}<br><span class="ci">({N.model(m, "seen_q25")}, {N.model(m, "seen_q75")})'
-            "</span>",
-            N.model(m, "seen_pos"), N.model(m, "seen_n"),
-            f'{N.model(m, "unseen_med")}<br><span class="ci">({N.model(m, "unseen_q25")}, '
-            f'{N.model(m, "unseen_q75")})</span>',
-            N.model(m, "unseen_pos"), N.model(m, "unseen_n"),
-            N.attr(m, "wall_time_s", "s"), N.attr(m, "peak_memory_mb", "mb"),
-        ]
+        get, flag = _getter(N, m, True), near_constant(m)
         rows.append(f"<tr><td>{name}</td><td>{_kind_badge(m.kind)}</td>"
-                    + "".join(f'<td class="n">{c}</td>' for c in cells) + "</tr>")
+                    + "".join(f'<td class="n">{c.html_cell(get, flag)}</td>' for c in MAIN_COLUMNS) + "</tr>")
     foot = f'<p class="foot">{FLAG} {NEAR_CONSTANT_NOTE}</p>' if any(map(near_constant, res.models)) else ""
-    return f"<table>{head}{''.join(rows)}</table>{foot}"
+    return f"<table>{_html_head()}{''.join(rows)}</table>{foot}"
+
+
+def _md_row(cells: list[str | None]) -> str:
+    """A Markdown table row; a None cell is left empty."""
+    return "|" + "".join(" |" if c is None else f" {c} |" for c in cells)
+
+
+def _md_main_table(res: Results, N: _Numbers) -> list[str]:
+    """The main table's Markdown lines: the same columns as the page's, less those it shows only there, plus a
+    status column."""
+    cols = [c for c in MAIN_COLUMNS if c.md is not None]
+    lines = [_md_row(["Model", "Kind", *(c.md for c in cols), "Status"]), "|" + "---|" * (len(cols) + 3)]
+    if res.noise_ceiling.get("available"):
+        lines.append(_md_row(["*noise ceiling*", "truth", *(N.top("noise_ceiling", c.ceiling, "r", False)
+                                                              if c.ceiling else None for c in cols), None]))
+    for m in res.models:
+        if m.status != "ok":
+            lines.append(_md_row([m.name, m.kind, *([None] * len(cols)), f"{m.status}: {m.reason or ''}"]))
+            continue
+        get, flag = _getter(N, m, False), near_constant(m)
+        lines.append(_md_row([m.name + (f" {FLAG}" if flag else ""), m.kind,
+                              *(c.md_cell(get, flag) for c in cols), "ok"]))  # type: ignore[misc]
+    return lines
 
 
 FLAG = "†"
@@ -467,28 +526,7 @@ def render_html(res: Results, predictions: dict, plots_dir: Path | None = None) 
 def render_markdown(res: Results) -> str:
     """``results.md``: the main table in Markdown."""
     N = _Numbers(res)
-    lines = [f"# gta benchmark: {res.dataset.name}", "",
-             "| Model | Kind | Cross-gene ρ [95% CI] | Pearson r | Spread: sd pred / sd obs | "
-             "Seen genes: median ρ (ρ>0) | Unseen genes: median ρ (ρ>0) | Wall time | Status |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    if res.noise_ceiling.get("available"):
-        lines.append(
-            f"| *noise ceiling* | truth | {N.top('noise_ceiling', 'cross_gene_spearman', 'r', False)} | "
-            f"{N.top('noise_ceiling', 'cross_gene_pearson', 'r', False)} | | "
-            f"{N.top('noise_ceiling', 'cross_individual_seen_median', 'r', False)} | "
-            f"{N.top('noise_ceiling', 'cross_individual_unseen_median', 'r', False)} | | |")
-    for m in res.models:
-        if m.status != "ok":
-            lines.append(f"| {m.name} | {m.kind} | | | | | | | {m.status}: {m.reason or ''} |")
-            continue
-        def g(f: str, m: ModelResult = m) -> str:
-            return N.model(m, f, False)
-
-        flag = f" {FLAG}" if near_constant(m) else ""
-        lines.append(
-            f"| {m.name}{flag} | {m.kind} | {g('cg_rho')} [{g('cg_lo')}, {g('cg_hi')}] | {g('cg_r')} | "
-            f"{g('spread')}{flag} | {g('seen_med')} ({g('seen_pos')}) | {g('unseen_med')} ({g('unseen_pos')}) | "
-            f"{N.attr(m, 'wall_time_s', 's', False)} | ok |")
+    lines = [f"# gta benchmark: {res.dataset.name}", "", *_md_main_table(res, N)]
     flagged = [m for m in res.models if near_constant(m)]
     if flagged:
         lines += ["", f"{FLAG} {NEAR_CONSTANT_NOTE} Flagged: " + ", ".join(m.name for m in flagged) + "."]

@@ -19,9 +19,9 @@ from typing import Any
 
 import pandas as pd
 
+from gta.atomic import atomic_write_text
 from gta.errors import GtaInputError
 from gta.evaluate import metrics as M
-from gta.io.atomic import atomic_write_text
 
 SCHEMA_VERSION = 1
 GENES_FILE = "_genes.parquet"
@@ -289,7 +289,7 @@ def record_model(
     The distal share is read from ``predictions_dir/_genes.parquet`` when present (write it first, with
     ``write_gene_info``), exactly as ``recompute_metrics`` will.
     """
-    from gta.io.atomic import atomic_path
+    from gta.atomic import atomic_path
 
     df = M.check_table(predictions)
     file = _slug(name) + ".parquet"
@@ -312,7 +312,7 @@ def record_not_run(results: Results, name: str, reason: str, kind: str = "baseli
 
 def write_gene_info(predictions_dir: str | Path, distal_share: pd.Series) -> Path:
     """Write ``_genes.parquet`` (``gene_id, distal_share``) beside the predictions."""
-    from gta.io.atomic import atomic_path
+    from gta.atomic import atomic_path
 
     path = Path(predictions_dir) / GENES_FILE
     t = pd.DataFrame({"gene_id": distal_share.index.astype(str), "distal_share": distal_share.to_numpy(float)})

@@ -25,13 +25,13 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from gta.atomic import atomic_path, atomic_write_text
 from gta.errors import GtaInputError
 from gta.interpret.context import RunContext, open_run, select_genes
 from gta.interpret.evaluate import importance_metrics, read_truth_table
 from gta.interpret.importance import ATTENTION_MODES, METHODS, importance, patch_windows
 from gta.interpret.plots import plot_gene
 from gta.interpret.tracks import importance_track, write_bedgraph, write_bigwig
-from gta.io.atomic import atomic_path, atomic_write_text
 
 
 @dataclass

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from gta.atomic import atomic_path
 from gta.geometry import Geometry
 from gta.interpret.tracks import bin_intervals
-from gta.io.atomic import atomic_path
 from gta.io.types import Gene
 
 KIND_COLOURS = {"promoter": "#d62728", "enhancer": "#2ca02c", "repressor": "#9467bd", "ctcf": "#ff7f0e",

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from gta.atomic import atomic_path
 from gta.geometry import Geometry
-from gta.io.atomic import atomic_path
 from gta.io.types import Gene
 
 Interval = tuple[str, int, int, float]

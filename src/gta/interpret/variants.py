@@ -30,9 +30,9 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from gta.atomic import atomic_path, atomic_write_text
 from gta.errors import GtaInputError
 from gta.geometry import Geometry
-from gta.io.atomic import atomic_path, atomic_write_text
 from gta.io.haplotypes import REF_KEY, AppliedAllele, Edit, GeneHaplotypes, allele_edit, hap_key
 from gta.io.types import Gene
 from gta.io.variants import HaplotypePolicy, VariantReader

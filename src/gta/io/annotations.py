@@ -49,8 +49,8 @@ from typing import Any
 
 import pandas as pd
 
+from gta.atomic import atomic_path
 from gta.errors import GtaInputError
-from gta.io.atomic import atomic_path
 from gta.io.genes import strip_version
 from gta.resources import DATA_DIR
 

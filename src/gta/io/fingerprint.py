@@ -10,8 +10,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from gta.atomic import atomic_write_text
 from gta.hashing import sha256_file
-from gta.io.atomic import atomic_write_text
 
 CACHE_NAME = "file_hashes.json"
 

@@ -71,11 +71,46 @@ class Manifest:
 
 def load_manifest(path: str | Path) -> Manifest:
     """Read and check a manifest; every problem is a GtaInputError naming the file."""
-    path = Path(path)
+    path = _manifest_file(Path(path))
+    raw = _read_mapping(path)
+    try:
+        geometry = Geometry.from_dict(raw.get("geometry"))
+    except (TypeError, ValueError) as e:
+        raise GtaInputError(f"bad 'geometry': {e}", path) from None
+    splits = _splits(raw.get("splits") or {}, path)
+    transform = str(raw.get("expression_transform", "none"))
+    if transform not in {"none", "log1p", "standardize", "log1p+standardize"}:
+        raise GtaInputError(
+            f"bad expression_transform {transform!r}", path, hint="none, log1p, standardize, log1p+standardize"
+        )
+    return Manifest(
+        variant_policy=_variant_policy(raw.get("variant_policy"), path),
+        path=path,
+        genome=_resolve(raw, "genome", path),  # type: ignore[arg-type]
+        genes=_resolve(raw, "genes", path),  # type: ignore[arg-type]
+        expression=_resolve(raw, "expression", path),
+        variants=_resolve(raw, "variants", path),
+        annotations=_resolve(raw, "annotations", path),
+        truth=_resolve(raw, "truth", path),
+        name=str(raw.get("name", path.parent.name or "dataset")),
+        description=str(raw.get("description", Manifest.description)),
+        geometry=geometry,
+        splits=splits,
+        expression_transform=transform,
+    )
+
+
+def _manifest_file(path: Path) -> Path:
+    """The manifest file itself: ``path``, or the ``dataset.yaml`` inside a folder."""
     if path.is_dir() and (path / "dataset.yaml").is_file():
         path = path / "dataset.yaml"
     if not path.is_file():
         raise GtaInputError("manifest not found", path, hint="pass --data PATH to a dataset.yaml")
+    return path
+
+
+def _read_mapping(path: Path) -> dict[str, Any]:
+    """The manifest's YAML mapping, with only known keys and the required ones present."""
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
@@ -93,22 +128,23 @@ def load_manifest(path: str | Path) -> Manifest:
     for key in ("genome", "genes"):
         if not raw.get(key):
             raise GtaInputError(f"missing required key '{key}'", path)
+    return raw
 
-    def resolve(key: str, section: dict[str, Any] = raw, prefix: str = "") -> Path | None:
-        value = section.get(key)
-        if value in (None, ""):
-            return None
-        p = Path(str(value)).expanduser()
-        p = p if p.is_absolute() else (path.parent / p)
-        if not p.exists():
-            raise GtaInputError(f"'{prefix}{key}' points to {p}, which does not exist", path)
-        return p
 
-    try:
-        geometry = Geometry.from_dict(raw.get("geometry"))
-    except (TypeError, ValueError) as e:
-        raise GtaInputError(f"bad 'geometry': {e}", path) from None
-    splits_raw: Any = raw.get("splits") or {}
+def _resolve(section: dict[str, Any], key: str, path: Path, prefix: str = "") -> Path | None:
+    """``section[key]`` as an existing path, relative ones against the manifest's folder (None when empty)."""
+    value = section.get(key)
+    if value in (None, ""):
+        return None
+    p = Path(str(value)).expanduser()
+    p = p if p.is_absolute() else (path.parent / p)
+    if not p.exists():
+        raise GtaInputError(f"'{prefix}{key}' points to {p}, which does not exist", path)
+    return p
+
+
+def _splits(splits_raw: Any, path: Path) -> SplitConfig:
+    """The manifest's ``splits`` mapping as a SplitConfig."""
     if not isinstance(splits_raw, dict):
         raise GtaInputError("'splits' must be a mapping", path, hint=f"keys: {sorted(SPLIT_KEYS)}")
     unknown_split = sorted(set(splits_raw) - SPLIT_KEYS)
@@ -125,33 +161,14 @@ def load_manifest(path: str | Path) -> Manifest:
             test_chroms=chroms("test_chroms"),
             test_individual_fraction=float(splits_raw.get("test_individual_fraction", 0.2)),
             seed=int(splits_raw.get("seed", 0)),
-            val_genes=resolve("val_genes", splits_raw, "splits."),
-            test_genes=resolve("test_genes", splits_raw, "splits."),
+            val_genes=_resolve(splits_raw, "val_genes", path, "splits."),
+            test_genes=_resolve(splits_raw, "test_genes", path, "splits."),
         )
     except (TypeError, ValueError) as e:
         raise GtaInputError(f"bad 'splits': {e}", path) from None
     if not 0.0 <= splits.test_individual_fraction < 1.0:
         raise GtaInputError(f"splits.test_individual_fraction {splits.test_individual_fraction} is not in [0, 1)", path)
-    transform = str(raw.get("expression_transform", "none"))
-    if transform not in {"none", "log1p", "standardize", "log1p+standardize"}:
-        raise GtaInputError(
-            f"bad expression_transform {transform!r}", path, hint="none, log1p, standardize, log1p+standardize"
-        )
-    return Manifest(
-        variant_policy=_variant_policy(raw.get("variant_policy"), path),
-        path=path,
-        genome=resolve("genome"),  # type: ignore[arg-type]
-        genes=resolve("genes"),  # type: ignore[arg-type]
-        expression=resolve("expression"),
-        variants=resolve("variants"),
-        annotations=resolve("annotations"),
-        truth=resolve("truth"),
-        name=str(raw.get("name", path.parent.name or "dataset")),
-        description=str(raw.get("description", Manifest.description)),
-        geometry=geometry,
-        splits=splits,
-        expression_transform=transform,
-    )
+    return splits
 
 
 def _variant_policy(value: Any, path: Path) -> HaplotypePolicy | None:
@@ -181,6 +198,6 @@ def _variant_policy(value: Any, path: Path) -> HaplotypePolicy | None:
 
 def write_manifest(path: str | Path, data: dict[str, Any]) -> None:
     """Write a manifest atomically (paths are written as given, usually relative)."""
-    from gta.io.atomic import atomic_write_text
+    from gta.atomic import atomic_write_text
 
     atomic_write_text(Path(path), yaml.safe_dump(data, sort_keys=False))

@@ -17,26 +17,3 @@ class Gene:
     gene_type: str = "protein_coding"
     end: int | None = None  # 0-based exclusive end of the gene body, when known (start = tss on +)
 
-
-@dataclass(frozen=True)
-class Variant:
-    """One VCF record, alleles as written. ``pos`` is 1-based (VCF); ``start`` is 0-based."""
-
-    chrom: str
-    pos: int
-    ref: str
-    alts: tuple[str, ...]
-    id: str = "."
-
-    @property
-    def start(self) -> int:
-        return self.pos - 1
-
-    @property
-    def end(self) -> int:
-        """0-based exclusive end of the REF span."""
-        return self.start + len(self.ref)
-
-    @property
-    def key(self) -> str:
-        return f"{self.chrom}:{self.pos}:{self.ref}:{','.join(self.alts)}"

@@ -985,20 +985,3 @@ def describe_skips(counts: dict[str, int], policy: HaplotypePolicy | None = None
             out.append(_SKIP_TEXT.get(key, "{n} " + key).format(n=f"{n:,}", **pol))
     return "; ".join(out)
 
-
-def summarize_variants(path: str | Path, genome: Genome | None = None, policy: HaplotypePolicy | None = None) -> dict:
-    """Read a whole VCF/BCF sequentially and count what it holds (used by the compatibility report)."""
-    reader = VariantReader(path, genome, policy)
-    counts: Counter = Counter()
-    contigs: Counter = Counter()
-    for calls in reader.iter_regions():
-        reader.stats.update(calls.skipped)
-        counts["records"] += len(calls)
-        counts["alleles"] += sum(len(a) for a in calls.alts)
-        counts["multiallelic"] += sum(len(a) > 1 for a in calls.alts)
-        counts["calls"] += calls.raw.shape[0] * calls.raw.shape[1]
-        counts["phased_calls"] += int((calls.raw[:, :, 2] != 0).sum()) if calls.raw.size else 0
-        contigs[calls.vcf_chrom] += len(calls)
-    counts.update({f"skipped_{k}": v for k, v in reader.stats.items()})
-    reader.close()
-    return {"kind": reader.kind, "samples": len(reader.samples), "contigs": dict(contigs), **dict(counts)}

@@ -5,7 +5,7 @@ Knows feature arrays and prompt strings, never files of a data set (no gta.io / 
 
 from gta.model.align import LinearAlignment, PatchEmbedding, Patcher, ReprogrammingLayer, TextPrototypes
 from gta.model.gta import GTA, GTAConfig, build_model
-from gta.model.llm import FrozenLLM, llm_identity, load_llm, random_twin, tiny_random_llm
+from gta.model.llm import FrozenLLM, random_twin
 
 __all__ = [
     "GTA",
@@ -17,8 +17,5 @@ __all__ = [
     "ReprogrammingLayer",
     "TextPrototypes",
     "build_model",
-    "llm_identity",
-    "load_llm",
     "random_twin",
-    "tiny_random_llm",
 ]

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from gta.errors import GtaInputError
+from gta.llm_loader import load_llm
 from gta.model.align import (
     BinStem,
     LinearAlignment,
@@ -34,7 +35,7 @@ from gta.model.align import (
     embedding_rms,
     n_patches,
 )
-from gta.model.llm import FrozenLLM, load_llm, random_twin
+from gta.model.llm import FrozenLLM, random_twin
 
 ALIGNMENTS = ("prototype", "linear")
 BACKBONES = ("llm", "random", "none")
@@ -43,14 +44,14 @@ BACKBONES = ("llm", "random", "none")
 @dataclass
 class GTAConfig:
     llm: str = "embedded"  # "embedded" | path to HF folder | path to .gguf | "tiny-random"
-    llm_layers: int | None = 8  # first L layers (None = all)
-    patch_len: int = 16
-    patch_stride: int = 16
+    llm_layers: int | None = 6  # first L layers (None = all)
+    patch_len: int = 32
+    patch_stride: int = 32
     d_model: int = 64
     stem_channels: int = 32  # channels of the per-bin encoder shared by all bins (0 = one Linear per patch offset)
     stem_kernel: int = 3  # bins the stem's first convolution sees
-    n_prototypes: int = 1000
-    prototype_vocab: int | None = None  # mix only the first N token embeddings (None = the whole vocabulary)
+    n_prototypes: int = 256
+    prototype_vocab: int | None = 8192  # mix only the first N token embeddings (None = the whole vocabulary)
     n_heads: int = 8
     head_hidden: int = 128
     n_targets: int = 1

@@ -1,4 +1,5 @@
-"""The frozen LLM: loading (GGUF de-quantised once, cached as safetensors), prompt KV caching, random twins.
+"""The frozen LLM: the wrapper, prompt KV caching, sharding and random twins (loading it from files, the GGUF
+de-quantisation cache and its provenance hash live in :mod:`gta.llm_loader`; this module reads no files).
 
 `FrozenLLM` wraps the base model of a Llama-style causal LM (``model.model``) and its tokenizer. The HF module is
 kept *outside* the PyTorch module tree: it never appears in ``parameters()``, ``state_dict()`` or ``apply()`` of an
@@ -18,30 +19,15 @@ keeps that true by agreeing on each batch's missing prompts across ranks and com
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
-import logging
-import os
-import shutil
-import tempfile
 from collections import OrderedDict
-from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
-from transformers import AutoConfig, AutoModel, AutoTokenizer, DynamicCache, LlamaConfig, LlamaModel
+from transformers import AutoModel, DynamicCache
 from transformers.cache_utils import DynamicLayer
 
-from gta.errors import GtaInputError
-from gta.hashing import sha256_file
-from gta.resources import cache_dir, embedded_llm_gguf
-
-log = logging.getLogger(__name__)
-
-SOURCES = '"embedded", "tiny-random", a .gguf file or a local Hugging Face folder (config.json + safetensors)'
 _TWIN_SEED = 0x7A1E5
-_HASH_PREFIX = 16 << 20  # bytes of a GGUF hashed for its cache key (with its size)
 
 
 class _PromptLayer(DynamicLayer):
@@ -86,7 +72,7 @@ class FrozenLLM(nn.Module):
         self._prefix_bytes = 0
         self._summaries: dict[str, Tensor] = {}  # prompt -> mean last hidden state [d_llm] (small: never evicted)
         self._checkpointed: dict[int, object] = {}
-        self._identity: dict | None = None
+        self._identity: dict | None = None  # provenance, filled once by gta.llm_loader.llm_identity
         self._shard_world = 1  # > 1 once shard_() has split the decoder layers across ranks
         self.training = False
 
@@ -290,65 +276,6 @@ class FrozenLLM(nn.Module):
         return out.last_hidden_state[:, p_max:]
 
 
-# ---- loading ----------------------------------------------------------------------------------------------------
-def _gguf_key(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        h.update(f.read(_HASH_PREFIX))
-    h.update(str(path.stat().st_size).encode())
-    return h.hexdigest()[:20]
-
-
-def dequantised_folder(gguf: str | Path) -> Path:
-    """Folder with a GGUF's float32 weights as safetensors + config + tokenizer, made once (atomically) and cached."""
-    from safetensors.torch import save_file
-    from transformers import AutoModelForCausalLM
-
-    gguf = Path(gguf)
-    folder = cache_dir() / "llm" / _gguf_key(gguf)
-    if (folder / "gta-source.json").exists():
-        return folder
-    log.info("de-quantising %s once into %s", gguf, folder)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
-        weights = dict(model.state_dict())
-        if model.config.tie_word_embeddings:  # the head is the embedding table: keep one named copy
-            weights.pop("lm_head.weight", None)
-        save_file({k: v.contiguous() for k, v in weights.items()}, str(tmp / "model.safetensors"))
-        config = model.config
-        if hasattr(config, "quantization_config"):
-            del config.quantization_config
-        config.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        source = {"gguf": str(gguf), "size": gguf.stat().st_size, "key": folder.name}
-        (tmp / "gta-source.json").write_text(json.dumps(source, indent=1))
-        try:
-            os.rename(tmp, folder)
-        except OSError:  # another process finished first: keep its copy
-            if not (folder / "gta-source.json").exists():
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-    return folder
-
-
-def _load_folder(folder: Path, num_layers: int | None, dtype: torch.dtype, source: str) -> FrozenLLM:
-    config = AutoConfig.from_pretrained(folder)
-    total = int(config.num_hidden_layers)
-    if num_layers is not None and not 1 <= num_layers <= total:
-        raise GtaInputError(f"llm_layers={num_layers} but the LLM has {total} layers", path=folder,
-                            hint=f"choose 1..{total} or leave it empty for all")
-    base = AutoModel.from_pretrained(folder, config=config, dtype=dtype)  # memory-mapped: all layers cost ~0.2 s
-    if num_layers is not None and num_layers < total:
-        keep_first_layers_(base, num_layers)
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    return FrozenLLM(base, tokenizer, source=source)
-
-
 def keep_first_layers_(base: nn.Module, num_layers: int) -> None:
     """Cut a decoder to its first ``num_layers`` blocks, in place (config updated to match)."""
     base.layers = base.layers[:num_layers]
@@ -357,73 +284,9 @@ def keep_first_layers_(base: nn.Module, num_layers: int) -> None:
         base.config.layer_types = base.config.layer_types[:num_layers]
 
 
-def load_llm(source: str = "embedded", num_layers: int | None = None, dtype: torch.dtype = torch.float32) -> FrozenLLM:
-    """Load the frozen LLM: "embedded" (the shipped SmolLM2 GGUF), a .gguf path, a HF folder, or "tiny-random"."""
-    if source == "tiny-random":
-        return tiny_random_llm(num_layers=num_layers or 2, dtype=dtype)
-    if source == "embedded":
-        path = embedded_llm_gguf()
-    else:
-        path = Path(source).expanduser()
-        if not path.exists():
-            raise GtaInputError(f"LLM {source!r} not found", path=path, hint=f"use {SOURCES}")
-    if path.is_file():
-        if path.suffix != ".gguf":
-            raise GtaInputError("not a GGUF file", path=path, hint=f"use {SOURCES}")
-        return _load_folder(dequantised_folder(path), num_layers, dtype, source=str(path))
-    if not (path / "config.json").exists():
-        raise GtaInputError("folder has no config.json, so it is not a Hugging Face model", path=path,
-                            hint=f"use {SOURCES}")
-    return _load_folder(path, num_layers, dtype, source=str(path))
-
-
-@functools.lru_cache(maxsize=1)
-def embedded_tokenizer():
-    """The embedded LLM's tokenizer (from the de-quantised cache when present, else read from the GGUF)."""
-    gguf = embedded_llm_gguf()
-    folder = cache_dir() / "llm" / _gguf_key(gguf)
-    if (folder / "gta-source.json").exists():
-        return AutoTokenizer.from_pretrained(folder)
-    return AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-
-
-def tiny_random_llm(num_layers: int = 2, hidden: int = 64, seed: int = 0, dtype: torch.dtype = torch.float32,
-                    tokenizer=None) -> FrozenLLM:
-    """A small randomly initialised Llama with the embedded tokenizer (vocabulary matched), for fast tests."""
-    tokenizer = tokenizer or embedded_tokenizer()
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
-                         num_hidden_layers=num_layers, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=4096, tie_word_embeddings=True)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        base = LlamaModel(config).to(dtype)
-    return FrozenLLM(base, tokenizer, source="tiny-random")
-
-
 def random_twin(llm: FrozenLLM, seed: int = 0) -> FrozenLLM:
     """Same architecture, config and tokenizer as ``llm`` but randomly initialised (the "random backbone" ablation)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(_TWIN_SEED + seed)  # offset: a twin never replays the seed of tiny_random_llm
         base = AutoModel.from_config(llm.config).to(device=llm.device, dtype=llm.dtype)
     return FrozenLLM(base, llm.tokenizer, source=f"random:{llm.source}")
-
-
-def llm_identity(llm: FrozenLLM) -> dict:
-    """Provenance: source path, sha256 (of the file/weights given, else of the parameters), layers used, width."""
-    if llm._identity is None:
-        path = Path(llm.source)
-        if llm.source and path.is_file():
-            digest = sha256_file(path)
-        elif llm.source and path.is_dir():
-            h = hashlib.sha256()
-            for f in sorted(path.glob("*.safetensors")):
-                h.update(sha256_file(f).encode())
-            digest = h.hexdigest()
-        else:
-            h = hashlib.sha256()
-            for name, p in sorted(llm.hf.state_dict().items()):
-                h.update(name.encode())
-                h.update(p.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
-            digest = h.hexdigest()
-        llm._identity = {"path": llm.source, "sha256": digest, "n_layers": llm.n_layers, "d_llm": llm.d_llm}
-    return dict(llm._identity)

@@ -145,7 +145,3 @@ class GeneModel:
         out["elements"] = elements
         return out
 
-
-def combine_haplotypes(h1: np.ndarray, h2: np.ndarray) -> np.ndarray:
-    """Individual log expression from two haplotypes: log((e^h1 + e^h2) / 2)."""
-    return np.logaddexp(h1, h2) - np.log(2.0)

@@ -150,6 +150,6 @@ def write_fasta_record(fh: BinaryIO, chrom: Chromosome, line_width: int) -> tupl
 
 
 def write_fai(path: Path, rows: list[tuple[str, int, int, int, int]]) -> None:
-    from gta.io.atomic import atomic_write_text
+    from gta.atomic import atomic_write_text
 
     atomic_write_text(path, "".join("\t".join(str(v) for v in r) + "\n" for r in rows))

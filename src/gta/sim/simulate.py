@@ -7,6 +7,7 @@ import json
 import logging
 import time
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,21 +17,22 @@ import yaml
 from scipy.stats import rankdata, spearmanr
 from tqdm.auto import tqdm
 
+from gta.atomic import atomic_path, atomic_write_text
 from gta.errors import GtaInputError
 from gta.geometry import Geometry
 from gta.io.annotations import describe_gene
-from gta.io.atomic import atomic_path, atomic_write_text
 from gta.io.manifest import write_manifest
 from gta.sim.config import SimConfig, make_config
 from gta.sim.effects import GeneResult, evaluate_gene
 from gta.sim.elements import SimGene
-from gta.sim.expression import COMPONENTS, combine_haplotypes
+from gta.sim.expression import COMPONENTS
 from gta.sim.genes import layout, sample_identities
 from gta.sim.genome import background, cpg_island, repeat_consensi, write_fai, write_fasta_record
 from gta.sim.grammar import CGI_REGION, Planter
 from gta.sim.motifs import motif_table
 from gta.sim.population import SimVariant, haplotypes, random_variants
 from gta.sim.write import format_matrix, write_expression, write_gtf, write_tsv, write_vcf
+from gta.stats import combine_haplotypes
 
 log = logging.getLogger(__name__)
 DESCRIPTION = ("simulated lymphoblastoid cell line (LCL) RNA-seq: gene expression (RPKM) of {n} individuals, "
@@ -191,23 +193,62 @@ def simulate(preset: str = "demo", seed: int = 0, out: str | Path = "sim",
 def _finish(out: Path, cfg: SimConfig, geometry: Geometry, genes: list[SimGene], results: dict[int, GeneResult],
             lengths: dict[str, int], samples: list[str], vcf_records: list, variant_rows: list[dict[str, Any]],
             t0: float) -> None:
+    """Everything after the chromosomes: expression, the file formats, the truth tables, the summary and, last,
+    the manifest (a data set without ``dataset.yaml`` is unfinished)."""
     order = list(lengths)
     genes = sorted(genes, key=lambda g: (order.index(g.chrom), g.tss))
-    n_ind = len(samples)
+    expr = _write_expression(out, cfg, genes, results, samples)
+    _write_formats(out, genes, order, lengths, vcf_records, samples)
+    counts = {c: sum(g.chrom == c for g in genes) for c in order}
+    val, test = choose_splits(counts, cfg.val_fraction, cfg.test_fraction)
+    comp = _components(genes, results)
+    gdf, vdf = _write_truth(out, cfg, geometry, genes, results, expr, comp, (val, test), variant_rows)
+    summary = _summary(genes, len(samples), vcf_records, lengths, expr, comp, gdf, vdf)
+    atomic_write_text(out / "truth" / "summary.json", json.dumps(summary, indent=2) + "\n")
+    manifest = {
+        "name": f"sim-{cfg.preset}-seed{cfg.seed}",
+        "description": DESCRIPTION.format(n=len(samples), preset=cfg.preset, seed=cfg.seed),
+        "genome": "genome.fa", "genes": "genes.gtf", "expression": "expression.tsv",
+        "variants": "variants.vcf.gz", "annotations": "annotations.tsv", "truth": "truth",
+        "geometry": geometry.to_dict(),
+        "splits": {"val_chroms": val, "test_chroms": test, "test_individual_fraction": 0.2, "seed": cfg.seed},
+        "expression_transform": "log1p",
+    }
+    write_manifest(out / "dataset.yaml", manifest)
+    log.info("simulated %d genes x %d individuals in %.1f s", len(genes), len(samples), time.perf_counter() - t0)
+
+
+@dataclass
+class _Expression:
+    """Log-scale expression [genes, individuals]: noise-free (``y``), the per-gene noise ``u`` and the observed."""
+
+    y: np.ndarray
+    u: np.ndarray
+    observed: np.ndarray
+
+
+def _write_expression(out: Path, cfg: SimConfig, genes: list[SimGene], results: dict[int, GeneResult],
+                      samples: list[str]) -> _Expression:
+    """Individuals' expression from their two haplotypes plus gene, individual and residual noise; writes the
+    observed and the noise-free tables and the noise ceiling."""
     ecfg = cfg.expression
-    # ---------------------------------------------------------------------------------------- expression
     y = np.stack([combine_haplotypes(results[g.index].hap[0::2], results[g.index].hap[1::2]) for g in genes])
     noise = stream(cfg.seed, "noise")
     u = noise.normal(0, ecfg.sigma_gene, size=len(genes))
-    v = noise.normal(0, ecfg.sigma_individual, size=n_ind)
-    eps = noise.normal(0, ecfg.sigma_residual, size=(len(genes), n_ind))
+    v = noise.normal(0, ecfg.sigma_individual, size=len(samples))
+    eps = noise.normal(0, ecfg.sigma_residual, size=(len(genes), len(samples)))
     observed = y + u[:, None] + v[None, :] + eps
     obs_text, nf_text = format_matrix(np.exp(observed)), format_matrix(np.exp(y))
     write_expression(out / "expression.tsv", genes, samples, obs_text)
     write_expression(out / "truth" / "expression_noise_free.tsv", genes, samples, nf_text)
     ceiling = noise_ceiling(nf_text.astype(float), obs_text.astype(float))
     atomic_write_text(out / "truth" / "noise_ceiling.json", json.dumps(ceiling, indent=2) + "\n")
-    # ------------------------------------------------------------------------------------------- formats
+    return _Expression(y, u, observed)
+
+
+def _write_formats(out: Path, genes: list[SimGene], order: list[str], lengths: dict[str, int], vcf_records: list,
+                   samples: list[str]) -> None:
+    """The data set's genes (GTF), variants (VCF) and annotations (TSV)."""
     write_gtf(out / "genes.gtf", genes, order)
     write_vcf(out / "variants.vcf.gz", lengths, vcf_records, samples)
     ann = pd.DataFrame([{"gene_id": g.gene_id, "symbol": g.symbol, "name": g.name, "go_bp": g.go_bp,
@@ -215,56 +256,43 @@ def _finish(out: Path, cfg: SimConfig, geometry: Geometry, genes: list[SimGene],
                                                       [t.strip() for t in g.go_bp.split(";") if t.strip()])}
                         for g in genes])
     write_tsv(out / "annotations.tsv", ann)
-    # ----------------------------------------------------------------------------------------- truth
-    counts = {c: sum(g.chrom == c for g in genes) for c in order}
-    val, test = choose_splits(counts, cfg.val_fraction, cfg.test_fraction)
+
+
+@dataclass
+class _Components:
+    """Per expression component (COMPONENTS), over genes: the mean over individuals (``mu``), the variance across
+    individuals (``var``) and the squared deviation ``dev`` whose share of ``total`` each gene's row reports."""
+
+    mu: dict[str, np.ndarray]
+    var: dict[str, np.ndarray]
+    dev: dict[str, np.ndarray]
+    total: np.ndarray
+
+
+def _components(genes: list[SimGene], results: dict[int, GeneResult]) -> _Components:
     comp_mean = {k: np.array([0.5 * (results[g.index].components[k][0::2] + results[g.index].components[k][1::2])
                               for g in genes]) for k in COMPONENTS}  # [genes, individuals]
     mu = {k: comp_mean[k].mean(1) for k in COMPONENTS}
     var = {k: comp_mean[k].var(1) for k in COMPONENTS}
     dev = {k: (mu[k] - mu[k].mean()) ** 2 + var[k] for k in COMPONENTS}
-    total = sum(dev.values()) + 1e-12
+    return _Components(mu, var, dev, sum(dev.values()) + 1e-12)
+
+
+def _write_truth(out: Path, cfg: SimConfig, geometry: Geometry, genes: list[SimGene], results: dict[int, GeneResult],
+                 expr: _Expression, comp: _Components, splits: tuple[list[str], list[str]],
+                 variant_rows: list[dict[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """truth/: genes.tsv, elements.tsv, sites.tsv, variants.tsv and the config; returns the gene and variant
+    tables."""
+    val, test = splits
     rows, el_rows, site_rows = [], [], []
     for gi, g in enumerate(genes):
         res = results[g.index]
         split = "test" if g.chrom in test else "val" if g.chrom in val else "train"
-        kinds = [e.kind for e in g.elements]
-        rows.append({
-            "gene_id": g.gene_id, "symbol": g.symbol, "category": g.category, "chrom": g.chrom, "tss": g.tss,
-            "strand": g.strand, "split": split, "noise_free_mean": float(y[gi].mean()),
-            "noise_free_mean_rpkm": float(np.exp(y[gi]).mean()), "ref_expression": float(res.ref["total"]),
-            **{k: float(mu[k][gi]) for k in COMPONENTS},
-            "distal_share": float(dev["distal"][gi] / total[gi]),
-            "proximal_share": float(dev["proximal"][gi] / total[gi]),
-            "promoter_share": float(dev["promoter"][gi] / total[gi]),
-            "baseline_share": float(dev["baseline"][gi] / total[gi]),
-            "distal_abs_share": float(abs(mu["distal"][gi]) / (abs(mu["promoter"][gi]) + abs(mu["proximal"][gi])
-                                                                + abs(mu["distal"][gi]) + 1e-12)),
-            "cross_individual_var": float(y[gi].var()), "gene_noise": float(u[gi]),
-            "n_enhancers": kinds.count("enhancer"), "n_silencers": kinds.count("repressor"),
-            "n_insulators": kinds.count("ctcf"),
-            "n_causal_variants": sum(1 for e in res.variant_effects.values() if abs(e[0]) > 0.01),
-        })
+        rows.append(_gene_truth(g, gi, res, split, expr, comp))
         for k, el in enumerate(g.elements):
-            a = [geometry.genome_to_index(p, g.tss, g.strand) for p in (el.start, el.end - 1)]
-            lo, hi = min(a), max(a) + 1
-            b_lo = lo // geometry.bin_size - geometry.crop_bins
-            b_hi = (hi - 1) // geometry.bin_size - geometry.crop_bins + 1
-            el_rows.append({
-                "gene_id": g.gene_id, "element_id": el.element_id, "kind": el.kind,
-                "motifs": ",".join(f"{s.motif}({g.rel_strand(s)})" + ("*" if s.role == "latent" else "")
-                                   for s in sorted(el.sites, key=lambda s: g.to_tx(s.centre))),
-                "chrom": el.chrom, "start": el.start, "end": el.end, "window_start": lo, "window_end": hi,
-                "bin_start": b_lo, "bin_end": b_hi,
-                "in_output_span": bool(b_lo >= 0 and b_hi <= geometry.output_bins), "distance": el.distance,
-                "effect": float(res.element_effect[k]), "insulated": bool(res.insulation[k] < 0.5),
-            })
-            for s in el.sites:
-                site_rows.append({"gene_id": g.gene_id, "element_id": el.element_id, "motif": s.motif,
-                                  "chrom": el.chrom, "start": s.start, "end": s.end, "strand": s.strand,
-                                  "tx_strand": g.rel_strand(s), "role": s.role, "ref_llr": round(s.ref_llr, 3),
-                                  "max_llr": round(motif_table()[s.motif].max_score, 3),
-                                  "distance": round(g.to_tx(s.centre))})
+            el_rows.append(_element_truth(g, el, float(res.element_effect[k]), bool(res.insulation[k] < 0.5),
+                                          geometry))
+            site_rows += _site_truth(g, el)
     truth = out / "truth"
     gdf = pd.DataFrame(rows)
     write_tsv(truth / "genes.tsv", gdf)
@@ -273,28 +301,71 @@ def _finish(out: Path, cfg: SimConfig, geometry: Geometry, genes: list[SimGene],
     vdf = pd.DataFrame(variant_rows)
     write_tsv(truth / "variants.tsv", vdf)
     atomic_write_text(truth / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-    cross_gene_var = {k: float(mu[k].var()) for k in COMPONENTS}
-    summary = {
+    return gdf, vdf
+
+
+def _gene_truth(g: SimGene, gi: int, res: GeneResult, split: str, expr: _Expression,
+                comp: _Components) -> dict[str, Any]:
+    """One row of truth/genes.tsv."""
+    y, mu, dev, total = expr.y, comp.mu, comp.dev, comp.total
+    kinds = [e.kind for e in g.elements]
+    return {
+        "gene_id": g.gene_id, "symbol": g.symbol, "category": g.category, "chrom": g.chrom, "tss": g.tss,
+        "strand": g.strand, "split": split, "noise_free_mean": float(y[gi].mean()),
+        "noise_free_mean_rpkm": float(np.exp(y[gi]).mean()), "ref_expression": float(res.ref["total"]),
+        **{k: float(mu[k][gi]) for k in COMPONENTS},
+        "distal_share": float(dev["distal"][gi] / total[gi]),
+        "proximal_share": float(dev["proximal"][gi] / total[gi]),
+        "promoter_share": float(dev["promoter"][gi] / total[gi]),
+        "baseline_share": float(dev["baseline"][gi] / total[gi]),
+        "distal_abs_share": float(abs(mu["distal"][gi]) / (abs(mu["promoter"][gi]) + abs(mu["proximal"][gi])
+                                                            + abs(mu["distal"][gi]) + 1e-12)),
+        "cross_individual_var": float(y[gi].var()), "gene_noise": float(expr.u[gi]),
+        "n_enhancers": kinds.count("enhancer"), "n_silencers": kinds.count("repressor"),
+        "n_insulators": kinds.count("ctcf"),
+        "n_causal_variants": sum(1 for e in res.variant_effects.values() if abs(e[0]) > 0.01),
+    }
+
+
+def _element_truth(g: SimGene, el, effect: float, insulated: bool, geometry: Geometry) -> dict[str, Any]:
+    """One row of truth/elements.tsv: where the element lies in the window and in output bins, and its effect."""
+    a = [geometry.genome_to_index(p, g.tss, g.strand) for p in (el.start, el.end - 1)]
+    lo, hi = min(a), max(a) + 1
+    b_lo = lo // geometry.bin_size - geometry.crop_bins
+    b_hi = (hi - 1) // geometry.bin_size - geometry.crop_bins + 1
+    return {
+        "gene_id": g.gene_id, "element_id": el.element_id, "kind": el.kind,
+        "motifs": ",".join(f"{s.motif}({g.rel_strand(s)})" + ("*" if s.role == "latent" else "")
+                           for s in sorted(el.sites, key=lambda s: g.to_tx(s.centre))),
+        "chrom": el.chrom, "start": el.start, "end": el.end, "window_start": lo, "window_end": hi,
+        "bin_start": b_lo, "bin_end": b_hi,
+        "in_output_span": bool(b_lo >= 0 and b_hi <= geometry.output_bins), "distance": el.distance,
+        "effect": effect, "insulated": insulated,
+    }
+
+
+def _site_truth(g: SimGene, el) -> list[dict[str, Any]]:
+    """The rows of truth/sites.tsv of one element's motif sites."""
+    return [{"gene_id": g.gene_id, "element_id": el.element_id, "motif": s.motif,
+             "chrom": el.chrom, "start": s.start, "end": s.end, "strand": s.strand,
+             "tx_strand": g.rel_strand(s), "role": s.role, "ref_llr": round(s.ref_llr, 3),
+             "max_llr": round(motif_table()[s.motif].max_score, 3),
+             "distance": round(g.to_tx(s.centre))} for s in el.sites]
+
+
+def _summary(genes: list[SimGene], n_ind: int, vcf_records: list, lengths: dict[str, int], expr: _Expression,
+             comp: _Components, gdf: pd.DataFrame, vdf: pd.DataFrame) -> dict[str, Any]:
+    """truth/summary.json: sizes, variance decomposition across genes and individuals, split and category counts."""
+    cross_gene_var = {k: float(comp.mu[k].var()) for k in COMPONENTS}
+    return {
         "n_genes": len(genes), "n_individuals": n_ind, "n_variants": len(vcf_records),
         "genome_bp": int(sum(lengths.values())),
         "variants_per_window": float(vdf.groupby("gene_id").size().mean()) if len(vdf) else 0.0,
         "causal_variant_gene_pairs": int((vdf["effect"].abs() > 0.01).sum()) if len(vdf) else 0,
-        "cross_gene_variance": {**cross_gene_var, "noise_free_total": float(y.mean(1).var()),
-                                "gene_noise": float(u.var()), "observed_mean": float(observed.mean(1).var())},
-        "mean_cross_individual_variance": {k: float(var[k].mean()) for k in COMPONENTS},
+        "cross_gene_variance": {**cross_gene_var, "noise_free_total": float(expr.y.mean(1).var()),
+                                "gene_noise": float(expr.u.var()), "observed_mean": float(expr.observed.mean(1).var())},
+        "mean_cross_individual_variance": {k: float(comp.var[k].mean()) for k in COMPONENTS},
         "mean_distal_share": float(gdf["distal_share"].mean()),
         "split_genes": gdf["split"].value_counts().to_dict(),
         "categories": gdf["category"].value_counts().to_dict(),
     }
-    atomic_write_text(truth / "summary.json", json.dumps(summary, indent=2) + "\n")
-    manifest = {
-        "name": f"sim-{cfg.preset}-seed{cfg.seed}",
-        "description": DESCRIPTION.format(n=n_ind, preset=cfg.preset, seed=cfg.seed),
-        "genome": "genome.fa", "genes": "genes.gtf", "expression": "expression.tsv",
-        "variants": "variants.vcf.gz", "annotations": "annotations.tsv", "truth": "truth",
-        "geometry": geometry.to_dict(),
-        "splits": {"val_chroms": val, "test_chroms": test, "test_individual_fraction": 0.2, "seed": cfg.seed},
-        "expression_transform": "log1p",
-    }
-    write_manifest(out / "dataset.yaml", manifest)
-    log.info("simulated %d genes x %d individuals in %.1f s", len(genes), n_ind, time.perf_counter() - t0)

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pysam
 
-from gta.io.atomic import atomic_path, atomic_write_text
+from gta.atomic import atomic_path, atomic_write_text
 from gta.sim.elements import SimGene
 from gta.sim.population import SimVariant
 

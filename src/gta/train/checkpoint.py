@@ -24,9 +24,9 @@ import torch
 from lightning.fabric.plugins.io.checkpoint_io import CheckpointIO
 from safetensors.torch import load_file, save_file
 
+from gta.atomic import atomic_path, atomic_write_text
 from gta.errors import GtaInputError
 from gta.hashing import sha256_file
-from gta.io.atomic import atomic_path, atomic_write_text
 
 STATE_TENSORS = "state.safetensors"
 STATE_JSON = "state.json"

@@ -15,8 +15,8 @@ from typing import Any
 import torch
 import yaml
 
+from gta.atomic import atomic_write_text
 from gta.errors import GtaInputError
-from gta.io.atomic import atomic_write_text
 from gta.model.gta import GTAConfig
 from gta.model.prompt import check_template
 
@@ -186,12 +186,7 @@ def default_config(**overrides: Any) -> TrainConfig:
     bins, 256 text prototypes mixed from the commonest 8,192 tokens (the whole 49,152-token vocabulary made a
     prototype map 6x larger and an epoch ~7x slower on 2 cores; issue #13), batches of 8 genes, early stopping
     after 3 epochs without improvement."""
-    model = GTAConfig()
-    wanted = {"llm": "embedded", "llm_layers": 6, "patch_len": 32, "patch_stride": 32, "n_prototypes": 256,
-              "prototype_vocab": 8192, "prefix_cache": True, "gradient_checkpointing": False}
-    names = {f.name for f in dataclasses.fields(GTAConfig)}
-    model = dataclasses.replace(model, **{k: v for k, v in wanted.items() if k in names})
-    cfg = TrainConfig(model=model, batch_size=8, max_epochs=10, patience=3, max_individuals_per_gene=16)
+    cfg = TrainConfig()  # the one set of defaults: TrainConfig's and GTAConfig's own
     return dataclasses.replace(cfg, **overrides) if overrides else cfg
 
 

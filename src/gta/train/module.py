@@ -21,18 +21,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gta.evaluate.metrics import spearman
+from gta.stats import combine_haplotypes, spearman
 from gta.train.config import TrainConfig
 
 MIN_INDIVIDUALS = 5
 DUMMY_PROMPT = "(no gene in this batch)"
-
-
-def combine_haplotypes(h1: Tensor, h2: Tensor, how: str = "logmeanexp") -> Tensor:
-    """Individual value from two haplotype values (raw log-scale units): log((e^h1 + e^h2) / 2) or the mean."""
-    if how == "mean":
-        return (h1 + h2) / 2
-    return torch.logaddexp(h1, h2) - math.log(2.0)
 
 
 def _scatter_mean(values: Tensor, index: Tensor, n: int) -> tuple[Tensor, Tensor]:

@@ -23,14 +23,13 @@ import yaml
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from gta.atomic import atomic_path
 from gta.devices import choose_device, resolve_device
 from gta.errors import GtaInputError
-from gta.evaluate.metrics import per_gene_spearman, spearman
-from gta.io.atomic import atomic_path
+from gta.stats import combine_haplotypes, per_gene_spearman, spearman
 from gta.train.checkpoint import MODEL_FILE, load_trainable
 from gta.train.config import TrainConfig, load_config
 from gta.train.data import FeatureSource, GeneItems, RunData, collate
-from gta.train.module import combine_haplotypes
 from gta.train.prompts import PROMPTS_FILE, run_prompts
 
 log = logging.getLogger(__name__)
@@ -136,8 +135,8 @@ def load_run_model(run: str | Path, d_feat: int | None = None, n_bins: int | Non
                    llm_dtype: torch.dtype = torch.float32):
     """(model with the run's best weights, TrainConfig, resolved, model metadata). Loads the run's LLM (in
     ``llm_dtype``) and refuses one whose sha256 differs from the recorded one."""
+    from gta.llm_loader import llm_identity, load_llm
     from gta.model.gta import build_model
-    from gta.model.llm import llm_identity, load_llm
 
     run = Path(run)
     cfg, resolved = read_run(run)

@@ -18,7 +18,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from gta.io.atomic import atomic_write_text
+from gta.atomic import atomic_write_text
 from gta.io.genome import canonical_chrom_aliases
 from gta.model.prompt import PROMPT_TEMPLATE_VERSION, build_prompt, shuffle_annotations
 

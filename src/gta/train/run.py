@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import hashlib
 import io
 import json
 import logging
 import os
-import resource
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -37,8 +35,10 @@ from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.callbacks import Checkpoint, EarlyStopping
 
 from gta import __version__
+from gta.atomic import atomic_write_text
 from gta.errors import GtaInputError
-from gta.io.atomic import atomic_write_text
+from gta.hashing import sha256_json
+from gta.memory import peak_rss_mb
 from gta.train.checkpoint import MODEL_FILE, STATE_JSON, SafetensorsCheckpointIO, save_trainable
 from gta.train.config import TrainConfig, default_config, llm_dtype, load_config, resolve_precision, speed_levers
 from gta.train.data import FeatureSource, GTADataModule, RunData, build_run_data, fit_feature_norm
@@ -97,7 +97,7 @@ def open_inputs(manifest, features):
 
 def store_identity(store) -> dict[str, Any]:
     attrs = dict(getattr(store, "attrs", {}) or {})
-    digest = hashlib.sha256(json.dumps(attrs, sort_keys=True, default=str).encode()).hexdigest()
+    digest = sha256_json(attrs)
     return {"attrs": {k: attrs[k] for k in STORE_IDENTITY if k in attrs}, "attrs_sha256": digest,
             "path": str(getattr(store, "path", ""))}
 
@@ -221,9 +221,31 @@ class RunCheckpoint(Checkpoint):
         self.best_epoch = int(state_dict["best_epoch"])
 
 
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process (Linux ru_maxrss is in KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+@dataclass
+class PreparedRun:
+    """A run ready to fit: its folder and resolved config, the data, the model (feature normalisation set) and what
+    ``config.yaml`` records under ``resolved``."""
+
+    out: Path
+    cfg: TrainConfig
+    resume: bool
+    progress: bool
+    data: RunData
+    source: FeatureSource
+    model: Any  # gta.model.gta.GTA
+    norm: tuple[torch.Tensor, torch.Tensor]  # feature mean, std (train-split statistics)
+    identity: dict[str, Any]  # the LLM's provenance (gta.llm_loader.llm_identity)
+    resolved: dict[str, Any]
+
+
+@dataclass
+class FitOutcome:
+    """What fitting leaves for the finish: the Lightning objects, the best-epoch checkpoint and the fit's wall time."""
+
+    module: GTAModule
+    trainer: L.Trainer
+    checkpoint: RunCheckpoint
+    seconds: float
 
 
 def train(manifest, features, out: str | Path, config: TrainConfig | str | Path | None = None, *,
@@ -234,13 +256,20 @@ def train(manifest, features, out: str | Path, config: TrainConfig | str | Path 
     run folder ``out``. ``config``: a TrainConfig, a YAML path, or None for :func:`default_config`; keyword options
     override it. ``resume``: continue from the folder's ``state.*``. ``llm``: an already loaded FrozenLLM matching
     ``config.model.llm`` (tests pass a tiny one)."""
-    from gta.model.gta import build_model
-    from gta.model.llm import llm_identity, load_llm
-
     t0 = time.perf_counter()
-    out = Path(out)
     overrides = {"task": task, "devices": devices, "accelerator": accelerator, "strategy": strategy,
                  "precision": None if precision is None else str(precision), "max_epochs": max_epochs, "seed": seed}
+    run = prepare_run(manifest, features, Path(out), config, resume, overrides, llm, progress)
+    fitted = fit_run(run)
+    return finish_run(run, fitted, t0)
+
+
+def prepare_run(manifest, features, out: Path, config: TrainConfig | str | Path | None, resume: bool,
+                overrides: dict[str, Any], llm, progress: bool) -> PreparedRun:
+    """Resolve the config, open the inputs, build the targets, prompts and model, and write ``config.yaml``."""
+    from gta.llm_loader import llm_identity, load_llm
+    from gta.model.gta import build_model
+
     cfg = _resolve_config(out, config, resume, overrides)
     is_zero = rank_zero_only.rank == 0
     if is_zero:
@@ -267,6 +296,19 @@ def train(manifest, features, out: str | Path, config: TrainConfig | str | Path 
                                  cfg.seed)
     model.set_feature_norm(torch.from_numpy(mean), torch.from_numpy(std))
 
+    resolved = _resolved(cfg, dataset, store, data, model, identity, llm.dtype)
+    if resume:
+        _check_same_inputs(out, resolved)
+    if is_zero:
+        atomic_write_text(out / "config.yaml", yaml.safe_dump({**cfg.to_dict(), "resolved": resolved},
+                                                               sort_keys=False))
+    return PreparedRun(out=out, cfg=cfg, resume=resume, progress=progress, data=data, source=source, model=model,
+                       norm=(torch.from_numpy(mean), torch.from_numpy(std)), identity=identity, resolved=resolved)
+
+
+def _resolved(cfg: TrainConfig, dataset, store, data: RunData, model, identity: dict[str, Any],
+              llm_dtype_: torch.dtype) -> dict[str, Any]:
+    """The ``resolved`` section of ``config.yaml``: what the run actually read and used, as plain types."""
     resolved = {
         "dataset": {"path": str(getattr(dataset.manifest, "path", "")), "fingerprint": dataset.fingerprint()},
         "store": store_identity(store),
@@ -275,34 +317,33 @@ def train(manifest, features, out: str | Path, config: TrainConfig | str | Path 
         "versions": {"gta": __version__, "torch": torch.__version__, "lightning": L.__version__},
         "speed_levers": speed_levers(cfg),
         "precision": resolve_precision(cfg),
-        "llm_dtype": str(llm.dtype).removeprefix("torch."),
+        "llm_dtype": str(llm_dtype_).removeprefix("torch."),
         "data": data.summary(),
         "n_trainable": int(model.n_trainable()),
         "monitor": "val_spearman",
     }
-    resolved = json.loads(json.dumps(resolved, default=str))  # plain types only in config.yaml
-    if resume:
-        _check_same_inputs(out, resolved)
-    if is_zero:
-        atomic_write_text(out / "config.yaml", yaml.safe_dump({**cfg.to_dict(), "resolved": resolved},
-                                                               sort_keys=False))
+    return json.loads(json.dumps(resolved, default=str))  # plain types only in config.yaml
 
-    module = GTAModule(model, cfg, data.target_mean, data.target_std, data.centred_var)
-    datamodule = GTADataModule(data, source, cfg)
-    meta = {"target_mean": data.target_mean, "target_std": data.target_std, "task": cfg.task,
-            "llm_sha256": identity["sha256"]}
-    checkpoint = RunCheckpoint(out, "val_spearman", (torch.from_numpy(mean), torch.from_numpy(std)), meta)
+
+def fit_run(run: PreparedRun) -> FitOutcome:
+    """Lightning's loop over the prepared run: best model and resumable state saved at every epoch end."""
+    cfg, out = run.cfg, run.out
+    module = GTAModule(run.model, cfg, run.data.target_mean, run.data.target_std, run.data.centred_var)
+    datamodule = GTADataModule(run.data, run.source, cfg)
+    meta = {"target_mean": run.data.target_mean, "target_std": run.data.target_std, "task": cfg.task,
+            "llm_sha256": run.identity["sha256"]}
+    checkpoint = RunCheckpoint(out, "val_spearman", run.norm, meta)
     callbacks: list = [checkpoint]
     if cfg.patience > 0:
         callbacks.insert(0, EarlyStopping(monitor="val_spearman", mode="max", patience=cfg.patience,
                                           min_delta=cfg.min_delta, check_finite=False))
     trainer = L.Trainer(
         accelerator=cfg.accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes, strategy=_strategy(cfg),
-        precision=resolve_precision(cfg), max_epochs=cfg.max_epochs, callbacks=callbacks, logger=_loggers(out, resume),
-        enable_checkpointing=True, plugins=[SafetensorsCheckpointIO()],
+        precision=resolve_precision(cfg), max_epochs=cfg.max_epochs, callbacks=callbacks,
+        logger=_loggers(out, run.resume), enable_checkpointing=True, plugins=[SafetensorsCheckpointIO()],
         deterministic=_deterministic(cfg),
         gradient_clip_val=cfg.gradient_clip, log_every_n_steps=cfg.log_every, use_distributed_sampler=False,
-        num_sanity_val_steps=0, enable_progress_bar=progress, enable_model_summary=False,
+        num_sanity_val_steps=0, enable_progress_bar=run.progress, enable_model_summary=False,
         default_root_dir=str(out),
     )
     fit_start = time.perf_counter()
@@ -311,13 +352,19 @@ def train(manifest, features, out: str | Path, config: TrainConfig | str | Path 
         with warnings.catch_warnings():
             for text in _EXPECTED_WARNINGS:
                 warnings.filterwarnings("ignore", message=text)
-            trainer.fit(module, datamodule=datamodule, ckpt_path=str(out / STATE_JSON) if resume else None)
+            trainer.fit(module, datamodule=datamodule, ckpt_path=str(out / STATE_JSON) if run.resume else None)
     finally:  # Trainer(deterministic=...) switches a process-wide flag: give the caller's setting back
         torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
-    fit_seconds = time.perf_counter() - fit_start
+    return FitOutcome(module, trainer, checkpoint, time.perf_counter() - fit_start)
+
+
+def finish_run(run: PreparedRun, fitted: FitOutcome, t0: float) -> RunResult:
+    """Predict every split with the best model and write ``summary.json`` (rank 0; every rank predicts when the LLM
+    is sharded)."""
+    trainer, model = fitted.trainer, run.model
     if trainer.interrupted:  # Ctrl-C: the last finished epoch is saved; --resume continues from it
         raise KeyboardInterrupt
-    result = RunResult(out=out, config=cfg, model=model)
+    result = RunResult(out=run.out, config=run.cfg, model=model)
     sharded = model.llm.sharded  # every rank takes part in each forward pass: all predict, rank 0 writes
     if not (trainer.is_global_zero or sharded):
         return result
@@ -327,13 +374,23 @@ def train(manifest, features, out: str | Path, config: TrainConfig | str | Path 
 
     if sharded:
         trainer.strategy.barrier("best model written")
-    load_trainable(out / MODEL_FILE, model)
+    load_trainable(run.out / MODEL_FILE, model)
     model.to(trainer.strategy.root_device)
-    result.predictions, scores = write_split_predictions(model, data, source, cfg, out / "predictions",
-                                                         progress=progress and trainer.is_global_zero,
+    result.predictions, scores = write_split_predictions(model, run.data, run.source, run.cfg,
+                                                         run.out / "predictions",
+                                                         progress=run.progress and trainer.is_global_zero,
                                                          write=trainer.is_global_zero)
     if not trainer.is_global_zero:
         return result
+    summary = _summary(run, fitted, scores, t0)
+    atomic_write_text(run.out / "summary.json", json.dumps(summary, indent=1, default=float))
+    result.summary = summary
+    return result
+
+
+def _summary(run: PreparedRun, fitted: FitOutcome, scores: dict[str, Any], t0: float) -> dict[str, Any]:
+    """``summary.json``: the scores, the best epoch, times, throughput and memory of a finished run."""
+    module, trainer, checkpoint, model, cfg = fitted.module, fitted.trainer, fitted.checkpoint, run.model, run.cfg
     epochs_run = len(module.epoch_times)
     summary = {
         **scores,
@@ -342,24 +399,22 @@ def train(manifest, features, out: str | Path, config: TrainConfig | str | Path 
         "epochs": int(trainer.current_epoch),
         "stopped_early": bool(trainer.should_stop and trainer.current_epoch < cfg.max_epochs),
         "wall_time_s": time.perf_counter() - t0,
-        "fit_time_s": fit_seconds,
+        "fit_time_s": fitted.seconds,
         "epoch_times_s": list(module.epoch_times),
         "mean_epoch_s": float(np.mean(module.epoch_times)) if module.epoch_times else None,
         "genes_per_s": module.genes_seen / max(sum(module.epoch_times), 1e-9) if epochs_run else None,
         "windows_per_s": module.windows_seen / max(sum(module.epoch_times), 1e-9) if epochs_run else None,
         "peak_rss_mb": peak_rss_mb(),
         "n_trainable": int(model.n_trainable()),
-        "data": data.summary(),
+        "data": run.data.summary(),
         "task": cfg.task,
-        "speed_levers": resolved["speed_levers"],
+        "speed_levers": run.resolved["speed_levers"],
     }
-    if sharded:
+    if model.llm.sharded:
         local, full = model.llm.decoder_numel()
         summary["llm_sharding"] = {"ranks": trainer.world_size, "decoder_params_per_rank": local,
                                    "decoder_params": full}
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=1, default=float))
-    result.summary = summary
-    return result
+    return summary
 
 
 def summarise_run(result: RunResult) -> str:

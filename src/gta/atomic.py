@@ -1,4 +1,4 @@
-"""Atomic writes: a temporary file in the same folder, then a rename."""
+"""Atomic writes: a temporary file in the same folder, then a rename (used by every stage that writes files)."""
 
 from __future__ import annotations
 
