@@ -291,8 +291,8 @@ def test_prompt_summary_is_the_mean_hidden_state_of_the_prompt(llm):
 
 
 def test_gta_learns_what_the_annotation_says(llm):
-    """Targets set by one word of the prompt, features pure noise: GTA (with its prompt readout) ranks held-out
-    genes by that word; a model that ignored the prompt could not, the features carry nothing."""
+    """Targets set by one word of the prompt, features pure noise: GTA with the (optional) prompt readout ranks
+    held-out genes by that word; a model that ignored the prompt could not, the features carry nothing."""
     torch.manual_seed(0)
     words = ["ribosome", "interferon", "kinase", "unknown"]
     value = {w: float(i) for i, w in enumerate(words)}
@@ -303,8 +303,9 @@ def test_gta_learns_what_the_annotation_says(llm):
         prompts = [f"Gene G{seed}_{i}. Processes: {w} activity." for i, w in enumerate(picks)]
         return _features(n, seed), prompts, torch.tensor([value[w] for w in picks])
 
-    model = GTA(_cfg(), D_FEAT, N_BINS, llm=llm)
-    assert model.head.prompt is not None and GTA(_cfg(use_prompt=False), D_FEAT, N_BINS, llm=llm).head.prompt is None
+    model = GTA(_cfg(prompt_readout=True), D_FEAT, N_BINS, llm=llm)
+    assert model.head.prompt is not None and GTA(_cfg(), D_FEAT, N_BINS, llm=llm).head.prompt is None
+    assert GTA(_cfg(use_prompt=False, prompt_readout=True), D_FEAT, N_BINS, llm=llm).head.prompt is None
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=3e-3)
     for step in range(60):
         x, prompts, y = batch(16, step)

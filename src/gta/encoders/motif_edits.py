@@ -83,7 +83,7 @@ class MotifEdits:
         codes, shifts, regions, dbins = K.touched_rows(
             *layout, ed.alt_off, ed.alt_len, _LOOKUP[ed.alt], tss, plus, nl, L, self.bs, self.crop, self.nout,
             self.W, self.pad, idx, e0, *runs)
-        ref = self.enc._features(idx[None, -e0 : L - e0], np.arange(self.nout))[0]
+        ref = self.enc._features(idx[None, -e0 : L - e0], 0, np.arange(self.nout))[0]
         return self._assemble(list(keys), ref, codes, shifts, regions, dbins, idx, e0)
 
     def _assemble(self, keys: list[str], ref: np.ndarray, codes: np.ndarray, shifts: np.ndarray,
@@ -112,36 +112,27 @@ class MotifEdits:
     # -- kernels ----------------------------------------------------------------------------------------------
     def scan_bins(self, regions: np.ndarray) -> np.ndarray:
         """float32 [B, d]: the features of one bin per region, region = the bin's bases with ``pad`` bases on
-        each side ([B, bin_size + 2 pad] indices); the same kernel as ``encode``."""
-        enc, M, bs, pad = self.enc, self.M, self.bs, self.pad
+        each side ([B, bin_size + 2 pad] indices); the encoder's own kernel, as ``encode`` runs it."""
+        enc = self.enc
         out = np.zeros((len(regions), enc.n_features), dtype=np.float32)
-        origin = self.crop * bs - pad  # as if every region sat at output bin 0
+        origin = self.crop * self.bs - self.pad  # as if every region sat at output bin 0
         for s in range(0, len(regions), self.chunk):
             part = regions[s : s + self.chunk]
-            mx, cnt = enc._scan_numba(part, origin, np.zeros(1, dtype=np.int64))
-            out[s : s + len(part), :M] = mx[:, 0]
-            out[s : s + len(part), M : 2 * M] = cnt[:, 0]
-            if enc.gc:
-                sub = part[:, pad : pad + bs]
-                out[s : s + len(part), 2 * M] = ((sub == 1) | (sub == 2)).mean(axis=-1)
+            out[s : s + len(part)] = enc._features(part, origin, np.zeros(1, dtype=np.int64))[:, 0]
         return out
 
     def scan_shifted(self, idx: np.ndarray, e0: int, shift: np.ndarray, bins: np.ndarray) -> np.ndarray:
         """float32 [n, d]: output bin ``bins[i]`` of the reference window moved by ``shift[i]`` (its centres
-        ``[start + shift, end + shift)``), ``idx`` holding window indices from ``e0``; one kernel call per
+        ``[start + shift, end + shift)``), ``idx`` holding window indices from ``e0``; one encoder call per
         distinct shift, scanned where it lies like any bin (the kernel only sees a shifted origin)."""
-        enc, M, bs, pad = self.enc, self.M, self.bs, self.pad
+        enc, bs, pad = self.enc, self.bs, self.pad
         out = np.empty((len(bins), enc.n_features), dtype=np.float32)
         for s in np.unique(shift).tolist():
             at = np.flatnonzero(shift == s)
             b = bins[at]
             lo = int(self.starts[b[0]]) + s - pad  # window index of the slice's first base (bins sorted)
             hi = int(self.starts[b[-1]]) + bs + s + pad
-            mx, cnt = enc._scan_numba(idx[None, lo - e0 : hi - e0], lo - s, b)
-            out[at, :M], out[at, M : 2 * M] = mx[0], cnt[0]
-            if enc.gc:
-                sub = idx[(self.starts[b] + s - e0)[:, None] + np.arange(bs)[None, :]]
-                out[at, 2 * M] = ((sub == 1) | (sub == 2)).mean(axis=-1)
+            out[at] = enc._features(idx[None, lo - e0 : hi - e0], lo - s, b)[0]
         return out
 
 

@@ -19,7 +19,6 @@ samples carry them.
 from __future__ import annotations
 
 import os
-import resource
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -32,6 +31,7 @@ import numpy as np
 from gta.encoders import get_encoder
 from gta.errors import GtaInputError
 from gta.features.store import FeatureStore, PartWriter
+from gta.memory import peak_rss_mb
 
 
 @dataclass
@@ -123,10 +123,6 @@ def _default_haplotypes(dataset: Any, geometry: Any, samples: list[str] | None) 
 
     source.reader = reader  # type: ignore[attr-defined]  # its counts go into the summary
     return source
-
-
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def extract(
@@ -319,7 +315,7 @@ def extract(
             parts.flush()  # genes encoded before an interruption are kept
         bar.close()
         summary.wall_s = time.perf_counter() - t0
-        summary.peak_rss_mb = _peak_rss_mb()
+        summary.peak_rss_mb = peak_rss_mb()
         if progress or summary.interrupted:
             print(str(summary), file=sys.stderr)
     return summary

@@ -60,7 +60,7 @@ class GTAConfig:
     alignment: str = "prototype"  # "prototype" | "linear" (ablation "no alignment")
     align_residual: bool = False  # prototype alignment: add a linear path from the patch (docs/learning.md, entry 2)
     head_standardise: bool = True  # standardise the LLM output across the batch's genes first (learning.md, entry 3)
-    prompt_readout: bool = True  # the head also reads the prompt's mean hidden state (learning.md, entry 6)
+    prompt_readout: bool = False  # the head also reads the prompt's mean hidden state (tried: learning.md, entry 7)
     backbone: str = "llm"  # "llm" | "random" (random init, same arch) | "none" (small transformer from scratch)
     # backbone="none": layers of the trainable transformer; one layer of the LLM's width (4 m^2 + 4 m^2 weights) is
     # about the size of GTA's own trainable part (2.7 M vs 2.4 M on the embedded LLM), as the ablation asks
