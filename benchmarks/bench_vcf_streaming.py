@@ -440,8 +440,8 @@ def main() -> None:
     if args.render_only:
         write_markdown(Path(args.results))
         return
-    from gta.geometry import Geometry
     from gta.atomic import atomic_write_text
+    from gta.geometry import Geometry
 
     work.mkdir(parents=True, exist_ok=True)
     stamp = work / f"made_{args.records}_{args.samples}_{args.genome_mb}.json"
