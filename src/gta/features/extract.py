@@ -158,28 +158,74 @@ def extract(
     read with the manifest's ``variant_policy``).
     """
     t0 = time.perf_counter()
+    dataset = _open_dataset(data)
+    geometry = dataset.manifest.geometry
+    enc = _resolve_encoder(encoder, geometry, weights, encoder_options)
+    worker, n_workers = _worker_env(worker, n_workers)
+    out = _check_out(out)
+    all_genes, selected, type_skipped = _select_genes(dataset, genes, gene_type)
+    hap_source = _haplotype_source(dataset, geometry, individuals, haplotypes)
+    existed = (out / "zarr.json").exists()
+    store = _open_store(out, dataset, enc, all_genes, dtype)
+    summary = ExtractSummary(out=str(out), encoder=enc.name, worker=worker, n_workers=n_workers)
+    summary.skipped.update(type_skipped)
+    summary.genes = len(selected)
+    items, gene_haps, samples = _plan_or_remove(selected, hap_source, store, summary, worker, n_workers, progress,
+                                                out, existed)
+    _record_variant_skips(summary, hap_source)
+    summary.samples = len(samples)
+    todo = _my_todo(items, store, summary, worker, n_workers)
+    bar = _bar(len(todo), f"extract {enc.name} (worker {worker}/{n_workers})", progress)
+    writer = _Writer(dataset, enc, store, gene_haps, summary, bar)
+    try:
+        if writer.local:
+            writer.encode_local(todo, batch_size)
+        else:
+            writer.encode_batches(todo, batch_size)
+    except KeyboardInterrupt:
+        summary.interrupted = True
+        raise
+    finally:
+        writer.close()
+        _finish(summary, t0, progress)
+    return summary
+
+
+def _open_dataset(data: str | Path | Any) -> Any:
+    """A manifest path opened as a Dataset; an already opened Dataset as it is."""
     if isinstance(data, str | Path):
         from gta.io.dataset import open_dataset
 
-        dataset = open_dataset(data)
-    else:
-        dataset = data
-    geometry = dataset.manifest.geometry
+        return open_dataset(data)
+    return data
+
+
+def _resolve_encoder(encoder: str | Any, geometry: Any, weights: str | Path | None,
+                     encoder_options: dict[str, Any] | None) -> Any:
+    """The encoder a registered name (with ``weights`` and options) names, or an instance checked for geometry."""
     if isinstance(encoder, str):
         opts = dict(encoder_options or {})
         if weights is not None:
             opts["weights"] = weights
-        enc = get_encoder(encoder, geometry=geometry, **opts)
-    else:
-        enc = encoder
-        if enc.geometry != geometry:
-            raise GtaInputError(f"encoder geometry {enc.geometry} differs from the data set's {geometry}")
-    worker, n_workers = _worker_env(worker, n_workers)
-    local = enc.receptive_field_bp is not None
+        return get_encoder(encoder, geometry=geometry, **opts)
+    if encoder.geometry != geometry:
+        raise GtaInputError(f"encoder geometry {encoder.geometry} differs from the data set's {geometry}")
+    return encoder
+
+
+def _check_out(out: str | Path) -> Path:
+    """``out`` as a Path, refused when it names a file rather than a (new or existing) store folder."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise GtaInputError("--out names a file, not a feature store folder", out,
                             hint="pass a new folder name (e.g. features.zarr), or an existing store to resume")
+    return out
+
+
+def _select_genes(dataset: Any, genes: Sequence[str] | None,
+                  gene_type: str | Sequence[str] | None) -> tuple[list[Any], list[Any], dict[str, int]]:
+    """(every gene of the data set, the genes to encode, genes left out by type): ``--genes`` must pass
+    ``--gene-type``, and some gene must."""
     all_genes = list(dataset.genes)
     type_skipped: dict[str, int] = {}
     typed = filter_gene_types(all_genes, gene_type, type_skipped)
@@ -194,10 +240,21 @@ def extract(
         raise GtaInputError(f"--genes {dropped[0].symbol} is a {dropped[0].gene_type or 'untyped'} gene, which "
                             f"--gene-type {_types_text(gene_type)} leaves out",
                             hint="add --gene-type all (or its type) to encode it")
+    return all_genes, selected, type_skipped
+
+
+def _haplotype_source(dataset: Any, geometry: Any, individuals: str | Sequence[str] | None,
+                      haplotypes: Callable[[Any], Any] | None) -> Callable[[Any], Any] | None:
+    """The ``gene -> GeneHaplotypes`` source of the asked-for individuals; None when none are asked for."""
     wanted = _parse_individuals(individuals)
-    hap_source = None
-    if wanted is not False:
-        hap_source = haplotypes or _default_haplotypes(dataset, geometry, wanted)
+    if wanted is False:
+        return None
+    return haplotypes or _default_haplotypes(dataset, geometry, wanted)
+
+
+def _open_store(out: Path, dataset: Any, enc: Any, all_genes: list[Any], dtype: str) -> FeatureStore:
+    """The store at ``out`` for this encoder and data set, created (listing every gene) when it does not exist."""
+    geometry = dataset.manifest.geometry
     attrs = {
         "encoder": enc.name,
         "encoder_config": enc.config,
@@ -205,8 +262,7 @@ def extract(
         "dataset_hash": dataset.fingerprint(),
         "geometry": geometry.to_dict(),
     }
-    existed = (out / "zarr.json").exists()
-    store = FeatureStore.open_or_create(
+    return FeatureStore.open_or_create(
         out,
         attrs,
         gene_ids=[g.gene_id for g in all_genes],
@@ -214,111 +270,140 @@ def extract(
         n_features=enc.n_features,
         dtype=dtype,
         feature_names=enc.feature_names,
-        hap_storage="sparse" if local else "full",
+        hap_storage="sparse" if enc.receptive_field_bp is not None else "full",
     )
-    summary = ExtractSummary(out=str(out), encoder=enc.name, worker=worker, n_workers=n_workers)
-    summary.skipped.update(type_skipped)
-    summary.genes = len(selected)
 
-    # -- plan: the same item list in every worker -------------------------------------------------------------
+
+def _plan_or_remove(selected: list[Any], hap_source: Callable[[Any], Any] | None, store: FeatureStore,
+                    summary: ExtractSummary, worker: int, n_workers: int, progress: bool, out: Path,
+                    existed: bool) -> tuple[list[tuple[Any, str]], dict[str, Any], set[str]]:
+    """:func:`_plan`; a store this call created is removed again when planning fails or is interrupted before
+    any reference of the selected genes was written."""
     try:
-        items, gene_haps, samples = _plan(selected, hap_source, store, summary, worker, n_workers, progress)
+        return _plan(selected, hap_source, store, summary, worker, n_workers, progress)
     except (GtaInputError, KeyboardInterrupt):
         if not existed and not any(store.has_ref(g.gene_id) for g in selected):
             _remove_new_store(out)
         raise
-    reader = getattr(hap_source, "reader", None)
-    if reader is not None:  # what the haplotype policy dropped, in the VCF's records of the selected genes
-        from gta.io.variants import describe_skips
 
-        counts = {k: v for k, v in reader.stats.items() if k != "contig_absent" and v}
-        summary.variant_skips = describe_skips(counts, reader.policy)
-        summary.skipped.update({f"variants: {k}": v for k, v in counts.items()})
-    summary.samples = len(samples)
+
+def _record_variant_skips(summary: ExtractSummary, hap_source: Callable[[Any], Any] | None) -> None:
+    """What the haplotype policy dropped, in the VCF's records of the selected genes, into the summary."""
+    reader = getattr(hap_source, "reader", None)
+    if reader is None:
+        return
+    from gta.io.variants import describe_skips
+
+    counts = {k: v for k, v in reader.stats.items() if k != "contig_absent" and v}
+    summary.variant_skips = describe_skips(counts, reader.policy)
+    summary.skipped.update({f"variants: {k}": v for k, v in counts.items()})
+
+
+def _my_todo(items: list[tuple[Any, str]], store: FeatureStore, summary: ExtractSummary, worker: int,
+             n_workers: int) -> list[tuple[Any, str]]:
+    """This worker's share of the items (``i % n_workers == worker``), less those already done in the store."""
     summary.items_total = len(items)
     mine = [it for i, it in enumerate(items) if i % n_workers == worker]
     summary.items_mine = len(mine)
     done = store.done_keys(list({it[0].gene_id: None for it in mine}))
     todo = [it for it in mine if it[1] not in done[it[0].gene_id]]
     summary.skipped["already in store"] = len(mine) - len(todo)
+    return todo
 
-    # -- encode ------------------------------------------------------------------------------------------------
-    ref_cache: dict[str, np.ndarray] = {}
-    parts = None
-    bar = _bar(len(todo), f"extract {enc.name} (worker {worker}/{n_workers})", progress)
 
-    def window(gene: Any, key: str) -> str:
-        return dataset.genome.gene_window(gene, geometry) if key == "ref" else gene_haps[gene.gene_id].sequence(key)
+class _Writer:
+    """Encodes items and writes them into the store, counting them in the summary and on the progress bar."""
 
-    def write(gene: Any, key: str, feats: np.ndarray, ref: np.ndarray | None = None) -> None:
+    def __init__(self, dataset: Any, enc: Any, store: FeatureStore, gene_haps: dict[str, Any],
+                 summary: ExtractSummary, bar: Any) -> None:
+        self.dataset, self.enc, self.store, self.gene_haps = dataset, enc, store, gene_haps
+        self.summary, self.bar = summary, bar
+        self.geometry = dataset.manifest.geometry
+        self.local = enc.receptive_field_bp is not None
+        self.ref_cache: dict[str, np.ndarray] = {}
+        self.parts: PartWriter | None = None
+        self.edits: Any = None
+
+    def window(self, gene: Any, key: str) -> str:
+        """The sequence of a gene's reference window or of one of its personal haplotypes."""
         if key == "ref":
-            store.write_ref(gene.gene_id, feats)
+            return self.dataset.genome.gene_window(gene, self.geometry)
+        return self.gene_haps[gene.gene_id].sequence(key)
+
+    def write(self, gene: Any, key: str, feats: np.ndarray, ref: np.ndarray | None = None) -> None:
+        """One item's features into the store."""
+        if key == "ref":
+            self.store.write_ref(gene.gene_id, feats)
         else:
-            summary.bins_stored += store.write_hap(gene.gene_id, key, feats, ref=ref)
-        summary.computed += 1
-        bar.update(1)
+            self.summary.bins_stored += self.store.write_hap(gene.gene_id, key, feats, ref=ref)
+        self.summary.computed += 1
+        self.bar.update(1)
 
-    def reference(gene: Any) -> np.ndarray:
+    def reference(self, gene: Any) -> np.ndarray:
+        """A gene's reference features, read from the store or encoded (the last gene's are kept)."""
         gid = gene.gene_id
-        if gid not in ref_cache:
-            ref_cache.clear()  # items come gene by gene: keep one
-            ref_cache[gid] = store.read_ref(gid) if store.has_ref(gid) else enc.encode([window(gene, "ref")])[0]
-        return ref_cache[gid]
+        if gid not in self.ref_cache:
+            self.ref_cache.clear()  # items come gene by gene: keep one
+            if self.store.has_ref(gid):
+                self.ref_cache[gid] = self.store.read_ref(gid)
+            else:
+                self.ref_cache[gid] = self.enc.encode([self.window(gene, "ref")])[0]
+        return self.ref_cache[gid]
 
-    def write_gene(gene: Any, keys: list[str], with_ref: bool) -> None:
+    def encode_batches(self, items: list[tuple[Any, str]], batch_size: int) -> None:
+        """Encode full windows ``batch_size`` at a time and write each."""
+        for s in range(0, len(items), batch_size):
+            batch = items[s : s + batch_size]
+            feats = self.enc.encode([self.window(g, k) for g, k in batch])
+            for (g, k), f in zip(batch, feats, strict=True):
+                self.write(g, k, f)
+
+    def encode_local(self, todo: list[tuple[Any, str]], batch_size: int) -> None:
+        """A local encoder's items: genes with only a reference in batches, the others gene by gene as deltas."""
+        from gta.encoders.motif_edits import MotifEdits, supports
+
+        self.edits = MotifEdits(self.enc) if supports(self.enc) else None
+        self.parts = PartWriter(self.store) if self.store.sparse else None
+        by_gene: dict[str, tuple[Any, list[str]]] = {}
+        for g, k in todo:
+            by_gene.setdefault(g.gene_id, (g, []))[1].append(k)
+        self.encode_batches([(g, "ref") for g, ks in by_gene.values() if ks == ["ref"]], batch_size)
+        for g, ks in by_gene.values():
+            keys = [k for k in ks if k != "ref"]
+            if keys:
+                self.write_gene(g, keys, with_ref="ref" in ks)
+
+    def write_gene(self, gene: Any, keys: list[str], with_ref: bool) -> None:
         """A gene's personal haplotypes ``keys`` (and its reference) in one write."""
-        if edits is not None:
-            gf = edits.gene(gene_haps[gene.gene_id], keys)
+        if self.edits is not None:
+            gf = self.edits.gene(self.gene_haps[gene.gene_id], keys)
             ref, rows, offsets, values, value_bins = gf.ref, gf.rows, gf.offsets, gf.values, gf.value_bins
         else:
-            ref = reference(gene)
-            hap = gene_haps[gene.gene_id]
-            values = np.concatenate([enc.encode_region(window(gene, k), ref, hap.changed_span(k)) for k in keys])
-            n = geometry.output_bins
+            ref = self.reference(gene)
+            hap = self.gene_haps[gene.gene_id]
+            values = np.concatenate(
+                [self.enc.encode_region(self.window(gene, k), ref, hap.changed_span(k)) for k in keys])
+            n = self.geometry.output_bins
             rows, offsets, value_bins = np.arange(len(values)), np.arange(len(keys) + 1) * n, np.arange(len(values)) % n
         if with_ref:
-            write(gene, "ref", ref)
-        summary.bins_stored += parts.add(gene.gene_id, keys, rows, offsets, values, value_bins, ref=ref)
-        summary.computed += len(keys)
-        bar.update(len(keys))
+            self.write(gene, "ref", ref)
+        self.summary.bins_stored += self.parts.add(gene.gene_id, keys, rows, offsets, values, value_bins, ref=ref)
+        self.summary.computed += len(keys)
+        self.bar.update(len(keys))
 
-    try:
-        if local:
-            from gta.encoders.motif_edits import MotifEdits, supports
+    def close(self) -> None:
+        """Flush the sparse part (genes encoded before an interruption are kept) and close the progress bar."""
+        if self.parts is not None:
+            self.parts.flush()
+        self.bar.close()
 
-            edits = MotifEdits(enc) if supports(enc) else None
-            parts = PartWriter(store) if store.sparse else None
-            by_gene: dict[str, tuple[Any, list[str]]] = {}
-            for g, k in todo:
-                by_gene.setdefault(g.gene_id, (g, []))[1].append(k)
-            refs = [(g, "ref") for g, ks in by_gene.values() if ks == ["ref"]]
-            for s in range(0, len(refs), batch_size):
-                batch = refs[s : s + batch_size]
-                feats = enc.encode([window(g, k) for g, k in batch])
-                for (g, k), f in zip(batch, feats, strict=True):
-                    write(g, k, f)
-            for g, ks in by_gene.values():
-                keys = [k for k in ks if k != "ref"]
-                if keys:
-                    write_gene(g, keys, with_ref="ref" in ks)
-        else:
-            for s in range(0, len(todo), batch_size):
-                batch = todo[s : s + batch_size]
-                feats = enc.encode([window(g, k) for g, k in batch])
-                for (g, k), f in zip(batch, feats, strict=True):
-                    write(g, k, f)
-    except KeyboardInterrupt:
-        summary.interrupted = True
-        raise
-    finally:
-        if parts is not None:
-            parts.flush()  # genes encoded before an interruption are kept
-        bar.close()
-        summary.wall_s = time.perf_counter() - t0
-        summary.peak_rss_mb = peak_rss_mb()
-        if progress or summary.interrupted:
-            print(str(summary), file=sys.stderr)
-    return summary
+
+def _finish(summary: ExtractSummary, t0: float, progress: bool) -> None:
+    """Time and peak memory into the summary, printed when the bar was shown or the run was interrupted."""
+    summary.wall_s = time.perf_counter() - t0
+    summary.peak_rss_mb = peak_rss_mb()
+    if progress or summary.interrupted:
+        print(str(summary), file=sys.stderr)
 
 
 def _plan(selected: list[Any], hap_source: Callable[[Any], Any] | None, store: FeatureStore,

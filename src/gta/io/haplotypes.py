@@ -561,100 +561,171 @@ def _apply_overlap_rule(reader, calls, table, applied, skipped) -> None:
             applied[c0:c1] = resolved
 
 
+@dataclass(frozen=True)
+class _Reach:
+    """A gene's window around its TSS base and the region fetched for it (0-based, plus-strand coordinates)."""
+
+    tss: int
+    strand: str
+    left: int  # window bases left of the TSS base
+    right: int  # window bases right of the TSS base
+    fetch_start: int
+    fetch_end: int
+    chrom_length: int
+
+
 def _resolve(reader, calls, gene, chrom, samples, nl, nr, qa, qb, length):
     """(key per haplotype column, edits per key, skipped), or None when the fetched region is too small."""
-    t = gene.tss
-    cols = np.arange(len(calls.samples)) if samples is None else np.array(
-        [calls.sample_index(s) for s in samples], dtype=np.int64)
-    n_hap = 2 * len(cols)
+    genotypes, n_hap = _haplotype_genotypes(calls, samples)
     skipped = Counter(calls.skipped)
     if calls.vcf_chrom is None:
         skipped["contig_absent"] += 1  # the VCF has no records on this chromosome: reference haplotypes
-    gt = (calls.gt if samples is None else calls.gt[:, cols, :]).reshape(len(calls), n_hap)
-    rows = np.flatnonzero(gt.any(axis=1)) if gt.size else np.zeros(0, np.int64)
-    applied = gt[rows]
-    table = _AlleleTable(calls, rows, chrom, gene)
+    carried = np.flatnonzero(genotypes.any(axis=1)) if genotypes.size else np.zeros(0, np.int64)
+    applied = genotypes[carried]  # [carried records, haplotypes]: the allele index each haplotype applies
+    table = _AlleleTable(calls, carried, chrom, gene)
     _apply_overlap_rule(reader, calls, table, applied, skipped)
     if n_hap == 0:
         return [], _KeyEdits(table, {}), skipped
-    if not len(rows):
+    if not len(carried):
         return [REF_KEY] * n_hap, _KeyEdits(table, {}), skipped
+    reach = _Reach(gene.tss, gene.strand, nl, nr, qa, qb, length)
+    in_reach, exact = _classify_records(calls, table, reach)
+    kept = _window_alleles(table, applied, in_reach, exact, reach, gene.gene_id)
+    if kept is None:
+        return None
+    keys, members = _haplotype_keys(table, in_reach, kept, n_hap)
+    return keys, _KeyEdits(table, members), skipped
 
-    # rows sorted into: certainly in the window / certainly out / computed exactly (indels and rows near the
-    # window edges, where the indels of a haplotype may move them in or out)
-    starts, ends = calls.starts[rows], calls.ends[rows]
-    dmax = np.abs(table.delta).max(axis=1)
-    left_rows, right_rows = ends <= t, starts >= t + 1
-    mid = ~left_rows & ~right_rows
-    d_mid = int((ends - starts + dmax)[mid].max(initial=0))
-    d_l, d_r = int(dmax[left_rows].sum()) + d_mid, int(dmax[right_rows].sum()) + d_mid
-    sure_in = (left_rows & ((t - starts) + d_l < nl)) | (right_rows & ((ends - t - 1) + d_r < nr))
-    sure_out = (left_rows & ((t - ends) - d_l >= nl)) | (right_rows & ((starts - t - 1) - d_r >= nr))
+
+def _haplotype_genotypes(calls, samples) -> tuple[np.ndarray, int]:
+    """The genotypes as [records, haplotypes] (two columns per sample, of all or the given samples) and the
+    number of haplotypes."""
+    if samples is None:
+        columns = np.arange(len(calls.samples))
+        genotypes = calls.gt
+    else:
+        columns = np.array([calls.sample_index(s) for s in samples], dtype=np.int64)
+        genotypes = calls.gt[:, columns, :]
+    n_hap = 2 * len(columns)
+    return genotypes.reshape(len(calls), n_hap), n_hap
+
+
+def _classify_records(calls, table: _AlleleTable, reach: _Reach) -> tuple[np.ndarray, np.ndarray]:
+    """(the carried records that can be in the window, which carried records are placed exactly).
+
+    Records are sorted into: certainly in the window / certainly out / computed exactly (indels and records near
+    the window edges, where the indels of a haplotype may move them in or out)."""
+    tss, starts, ends = reach.tss, calls.starts[table.rows], calls.ends[table.rows]
+    max_shift = np.abs(table.delta).max(axis=1)  # the largest length change of a record's alleles
+    left_of_tss, right_of_tss = ends <= tss, starts >= tss + 1
+    over_tss = ~left_of_tss & ~right_of_tss
+    shift_over_tss = int((ends - starts + max_shift)[over_tss].max(initial=0))
+    shift_left = int(max_shift[left_of_tss].sum()) + shift_over_tss
+    shift_right = int(max_shift[right_of_tss].sum()) + shift_over_tss
+    sure_in = ((left_of_tss & ((tss - starts) + shift_left < reach.left))
+               | (right_of_tss & ((ends - tss - 1) + shift_right < reach.right)))
+    sure_out = ((left_of_tss & ((tss - ends) - shift_left >= reach.left))
+                | (right_of_tss & ((starts - tss - 1) - shift_right >= reach.right)))
     exact = ~(sure_in | sure_out) | table.indel_row
     sure_out &= ~exact
-    rel = np.flatnonzero(~sure_out)  # rows that can be in the window
-    kept = applied[rel]
-    ex_in_rel = np.flatnonzero(exact[rel])
-    if len(ex_in_rel):
-        ex = rel[ex_in_rel]
-        p = applied[ex].astype(np.int64)
-        es = np.take_along_axis(table.estart[ex], p, axis=1)
-        ee = np.take_along_axis(table.eend[ex], p, axis=1)
-        dl = np.take_along_axis(table.delta[ex], p, axis=1)
-        on = p != 0
-        left = on & (ee <= t)
-        right = on & ~left & (es >= t + 1)
-        centre = on & ~left & ~right
-        cl = np.where(left, dl, 0)
-        before_l = np.cumsum(cl[::-1], axis=0)[::-1] - cl
-        inc_l = left & ((t - ee) + before_l < nl)
-        cr = np.where(right, dl, 0)
-        before_r = np.cumsum(cr, axis=0) - cr
-        inc_r = right & ((es - (t + 1)) + before_r < nr)
-        inc = inc_l | inc_r | centre
-        # enough haplotype bases fetched on each side? (conservative around a length-changing TSS allele)
-        span_c = np.where(centre, ee - es, 0).sum(axis=0)
-        short_l = ((t - qa) + np.where(inc_l, dl, 0).sum(axis=0) - span_c < nl) | (inc & (es < qa)).any(axis=0)
-        short_r = ((qb - t - 1) + np.where(inc_r, dl, 0).sum(axis=0) - span_c < nr) | (inc & (ee > qb)).any(axis=0)
-        if (qa > 0 and short_l.any()) or (qb < length and short_r.any()):
-            return None
-        kept[ex_in_rel] = np.where(inc, applied[ex], 0)
-        slot = np.full(len(rows), -1, np.int64)
-        slot[rel] = np.arange(len(rel))
-        for u in np.flatnonzero((centre & (dl != 0)).any(axis=0)).tolist():  # length change over the TSS
-            js = np.flatnonzero(applied[:, u]).tolist()
-            eds = [table.edit(j, int(applied[j, u])) for j in js]
-            keep = _included(eds, _layout(eds, t, gene.strand), nl, nr)
-            kept[:, u] = 0
-            for j, k in zip(js, keep, strict=True):
-                if k:
-                    if slot[j] < 0:
-                        raise AssertionError(f"row {j} of {gene.gene_id} was classified outside the window")
-                    kept[slot[j], u] = applied[j, u]
-    # keys: sha1 over each haplotype's allele digests in sorted order. Alleles (row, k) are laid out in digest
-    # order; the non-zeros of the [alleles, haplotypes] indicator, stably sorted by haplotype, come out grouped
-    # by haplotype and already in digest order.
-    pr, pk = np.nonzero(table.valid[rel])
-    dig = table.digest[rel[pr], pk]
-    order = np.argsort(dig, kind="stable")
-    pr, pk, dig = pr[order], pk[order], dig[order]
-    carries = kept[pr] == pk.astype(kept.dtype)[:, None]  # [alleles, haplotypes]
-    pidx, hidx = np.nonzero(carries)
-    by_hap = np.argsort(hidx.astype(np.uint16) if n_hap < 65536 else hidx, kind="stable")  # radix for uint16
-    pidx, hidx = pidx[by_hap], hidx[by_hap]
-    ridx, ks = rel[pr[pidx]], pk[pidx]
-    buf = memoryview(dig[pidx].tobytes())
-    bounds = np.searchsorted(hidx, np.arange(n_hap + 1)).tolist()
+    return np.flatnonzero(~sure_out), exact
+
+
+def _window_alleles(table: _AlleleTable, applied: np.ndarray, in_reach: np.ndarray, exact: np.ndarray,
+                    reach: _Reach, gene_id: str) -> np.ndarray | None:
+    """``applied[in_reach]`` with the alleles that the exact placement puts outside the window set to 0; None
+    when the fetched region is too small."""
+    kept = applied[in_reach]
+    exact_at = np.flatnonzero(exact[in_reach])  # positions in ``in_reach`` of the exactly placed records
+    if not len(exact_at):
+        return kept
+    exact_records = in_reach[exact_at]
+    placed = _place_exactly(table, exact_records, applied[exact_records], reach)
+    if placed is None:
+        return None
+    included, tss_length_change = placed
+    kept[exact_at] = np.where(included, applied[exact_records], 0)
+    slot = np.full(len(table.rows), -1, np.int64)  # carried record -> its row in ``kept`` (-1: not in reach)
+    slot[in_reach] = np.arange(len(in_reach))
+    for hap in np.flatnonzero(tss_length_change).tolist():
+        _place_around_tss(table, applied, kept, slot, hap, reach, gene_id)
+    return kept
+
+
+def _place_exactly(table: _AlleleTable, records: np.ndarray, alleles: np.ndarray,
+                   reach: _Reach) -> tuple[np.ndarray, np.ndarray] | None:
+    """(which of the records' alleles each haplotype has in its window [records, haplotypes], which haplotypes
+    have a length-changing allele over the TSS), or None when the fetched region is too small."""
+    tss = reach.tss
+    allele = alleles.astype(np.int64)
+    edit_start = np.take_along_axis(table.estart[records], allele, axis=1)
+    edit_end = np.take_along_axis(table.eend[records], allele, axis=1)
+    delta = np.take_along_axis(table.delta[records], allele, axis=1)
+    carried = allele != 0
+    left = carried & (edit_end <= tss)
+    right = carried & ~left & (edit_start >= tss + 1)
+    centre = carried & ~left & ~right
+    delta_left = np.where(left, delta, 0)
+    shift_before_left = np.cumsum(delta_left[::-1], axis=0)[::-1] - delta_left  # of the alleles nearer the TSS
+    included_left = left & ((tss - edit_end) + shift_before_left < reach.left)
+    delta_right = np.where(right, delta, 0)
+    shift_before_right = np.cumsum(delta_right, axis=0) - delta_right
+    included_right = right & ((edit_start - (tss + 1)) + shift_before_right < reach.right)
+    included = included_left | included_right | centre
+    # enough haplotype bases fetched on each side? (conservative around a length-changing TSS allele)
+    centre_span = np.where(centre, edit_end - edit_start, 0).sum(axis=0)
+    left_bases = (tss - reach.fetch_start) + np.where(included_left, delta, 0).sum(axis=0) - centre_span
+    right_bases = (reach.fetch_end - tss - 1) + np.where(included_right, delta, 0).sum(axis=0) - centre_span
+    short_left = (left_bases < reach.left) | (included & (edit_start < reach.fetch_start)).any(axis=0)
+    short_right = (right_bases < reach.right) | (included & (edit_end > reach.fetch_end)).any(axis=0)
+    if (reach.fetch_start > 0 and short_left.any()) or (reach.fetch_end < reach.chrom_length and short_right.any()):
+        return None
+    return included, (centre & (delta != 0)).any(axis=0)
+
+
+def _place_around_tss(table: _AlleleTable, applied: np.ndarray, kept: np.ndarray, slot: np.ndarray, hap: int,
+                      reach: _Reach, gene_id: str) -> None:
+    """Haplotype ``hap`` has a length change over the TSS: its window alleles, from its laid-out edits, into
+    ``kept[:, hap]``."""
+    records = np.flatnonzero(applied[:, hap]).tolist()
+    edits = [table.edit(j, int(applied[j, hap])) for j in records]
+    in_window = _included(edits, _layout(edits, reach.tss, reach.strand), reach.left, reach.right)
+    kept[:, hap] = 0
+    for j, inside in zip(records, in_window, strict=True):
+        if inside:
+            if slot[j] < 0:
+                raise AssertionError(f"row {j} of {gene_id} was classified outside the window")
+            kept[slot[j], hap] = applied[j, hap]
+
+
+def _haplotype_keys(table: _AlleleTable, in_reach: np.ndarray, kept: np.ndarray,
+                    n_hap: int) -> tuple[list[str], dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """(hap_key per haplotype, key -> (carried record, allele index) arrays of its alleles).
+
+    Keys: sha1 over each haplotype's allele digests in sorted order. Alleles (record, k) are laid out in digest
+    order; the non-zeros of the [alleles, haplotypes] indicator, stably sorted by haplotype, come out grouped by
+    haplotype and already in digest order."""
+    allele_row, allele_k = np.nonzero(table.valid[in_reach])
+    digests = table.digest[in_reach[allele_row], allele_k]
+    order = np.argsort(digests, kind="stable")
+    allele_row, allele_k, digests = allele_row[order], allele_k[order], digests[order]
+    carries = kept[allele_row] == allele_k.astype(kept.dtype)[:, None]  # [alleles, haplotypes]
+    allele_idx, hap_idx = np.nonzero(carries)
+    by_hap = np.argsort(hap_idx.astype(np.uint16) if n_hap < 65536 else hap_idx, kind="stable")  # radix for uint16
+    allele_idx, hap_idx = allele_idx[by_hap], hap_idx[by_hap]
+    records, ks = in_reach[allele_row[allele_idx]], allele_k[allele_idx]
+    buf = memoryview(digests[allele_idx].tobytes())
+    bounds = np.searchsorted(hap_idx, np.arange(n_hap + 1)).tolist()
     keys = [
         hashlib.sha1(buf[8 * a : 8 * b]).hexdigest()[:12] if b > a else REF_KEY
         for a, b in zip(bounds[:-1], bounds[1:], strict=True)
     ]
     members: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for h, key in enumerate(keys):
+    for hap, key in enumerate(keys):
         if key != REF_KEY and key not in members:
-            a, b = bounds[h], bounds[h + 1]
-            members[key] = (ridx[a:b], ks[a:b])
-    return keys, _KeyEdits(table, members), skipped
+            a, b = bounds[hap], bounds[hap + 1]
+            members[key] = (records[a:b], ks[a:b])
+    return keys, members
 
 
 # -- inspection (``gta sequence``, ``gta variants``) -----------------------------------------------------------
