@@ -23,7 +23,6 @@ import torch
 from torch import Tensor, nn
 
 from gta.errors import GtaInputError
-from gta.llm_loader import load_llm
 from gta.model.align import (
     BinStem,
     LinearAlignment,
@@ -186,7 +185,7 @@ class Head(nn.Module):
 class GTA(nn.Module):
     """Genetic sequence Token Alignment. The frozen LLM is held but is not part of ``state_dict``/``parameters``."""
 
-    def __init__(self, cfg: GTAConfig, d_feat: int, n_bins: int, llm: FrozenLLM | None = None) -> None:
+    def __init__(self, cfg: GTAConfig, d_feat: int, n_bins: int, llm: FrozenLLM) -> None:
         super().__init__()
         self.cfg, self.d_feat, self.n_bins = cfg, d_feat, n_bins
         self.llm = _resolve_llm(cfg, llm)
@@ -282,16 +281,18 @@ class GTA(nn.Module):
         return torch.stack([start, start + self.cfg.patch_len], dim=1)
 
 
-def _resolve_llm(cfg: GTAConfig, llm: FrozenLLM | None) -> FrozenLLM:
+def _resolve_llm(cfg: GTAConfig, llm: FrozenLLM) -> FrozenLLM:
+    """The frozen LLM the model runs (loading one is the caller's job: ``gta.llm_loader.load_llm``); its random
+    twin for ``backbone="random"``."""
     if llm is None:
-        llm = load_llm(cfg.llm, num_layers=1 if cfg.backbone == "none" else cfg.llm_layers)
-    elif cfg.backbone != "none" and cfg.llm_layers is not None and llm.n_layers != cfg.llm_layers:
+        raise ValueError("GTA needs a loaded FrozenLLM (gta.llm_loader.load_llm); model/ reads no files")
+    if cfg.backbone != "none" and cfg.llm_layers is not None and llm.n_layers != cfg.llm_layers:
         raise ValueError(f"the given LLM has {llm.n_layers} layers but cfg.llm_layers={cfg.llm_layers}")
     return random_twin(llm) if cfg.backbone == "random" else llm
 
 
-def build_model(cfg: GTAConfig, d_feat: int, n_bins: int, llm: FrozenLLM | None = None) -> GTA:
-    """The GTA model for features [*, n_bins, d_feat]; loads the LLM named by ``cfg`` unless one is given."""
+def build_model(cfg: GTAConfig, d_feat: int, n_bins: int, llm: FrozenLLM) -> GTA:
+    """The GTA model for features [*, n_bins, d_feat] around a loaded frozen LLM (``gta.llm_loader.load_llm``)."""
     return GTA(cfg, d_feat, n_bins, llm)
 
 
