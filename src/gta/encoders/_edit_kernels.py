@@ -184,3 +184,15 @@ def pool(mx, hits, x0, bs, out_max, out_cnt):
                     cnt += 1
             out_max[i, j] = best
             out_cnt[i, j] = cnt
+
+
+@numba.njit(cache=True, nogil=True)
+def gc_counts(idx, first, bs):
+    """int64 [n]: the C and G bases (codes 1, 2) of idx[first[i] : first[i] + bs]."""
+    out = np.zeros(len(first), dtype=np.int64)
+    for i in range(len(first)):
+        c = 0
+        for p in range(first[i], first[i] + bs):
+            c += (idx[p] == 1) | (idx[p] == 2)
+        out[i] = c
+    return out

@@ -158,9 +158,10 @@ class MotifEdits:
                   nbins.astype(np.int64), pairs, npairs, (enc.widths // 2).astype(np.int64),
                   enc.thresholds, bs, mx, cnt)
         out[:, :M], out[:, M : 2 * M] = mx, cnt
-        if enc.gc:
-            sub = idx[first[:, None] + np.arange(bs)[None, :]]
-            out[:, 2 * M] = ((sub == 1) | (sub == 2)).mean(axis=-1)
+        if enc.gc:  # an exact count divided as mean() divides it: the same float64, then float32
+            from gta.encoders._edit_kernels import gc_counts
+
+            out[:, 2 * M] = gc_counts(idx, first, bs) / bs
         return out
 
 def _distinct_rows(regions: np.ndarray, dbins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
