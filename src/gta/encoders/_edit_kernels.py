@@ -253,3 +253,23 @@ def gc_counts(idx, first, bs):
             c += (idx[p] == 1) | (idx[p] == 2)
         out[i] = c
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def flat_codes(codes):
+    """(the codes != -1 of ``codes`` [keys, bins] in row order, offsets [keys + 1] of each key's)."""
+    nk, nb = codes.shape
+    offsets = np.zeros(nk + 1, dtype=np.int64)
+    for k in range(nk):
+        n = 0
+        for b in range(nb):
+            n += codes[k, b] != -1
+        offsets[k + 1] = offsets[k] + n
+    flat = np.empty(offsets[nk], dtype=np.int64)
+    i = 0
+    for k in range(nk):
+        for b in range(nb):
+            if codes[k, b] != -1:
+                flat[i] = codes[k, b]
+                i += 1
+    return flat, offsets

@@ -89,10 +89,10 @@ class MotifEdits:
     def _assemble(self, keys: list[str], ref: np.ndarray, codes: np.ndarray, shifts: np.ndarray,
                   regions: np.ndarray, dbins: np.ndarray, idx: np.ndarray, e0: int) -> GeneFeatures:
         """One value table (distinct shifted bins, then distinct dirty bins) and each key's rows into it."""
+        from gta.encoders._edit_kernels import flat_codes
+
         nout = self.nout
-        touched = codes != -1
-        flat = codes[touched]
-        offsets = np.concatenate([[0], np.cumsum(touched.sum(axis=1))]).astype(np.int64)
+        flat, offsets = flat_codes(codes)
         shifted = flat >= 0
         used = np.zeros(len(shifts) * nout, dtype=bool)
         used[flat[shifted]] = True
