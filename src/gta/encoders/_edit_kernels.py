@@ -115,6 +115,46 @@ def _shift_id(shifts, nsh, s):
 
 
 @numba.njit(cache=True, nogil=True)
+def _describe(desc, bb, lo, hi, s0, n, r_lo, r_hi, r_shift, r_alt, r_alt0, alt_off, alt_len):
+    """desc[:m] = bin bb and each run's part in [lo, hi) relative to s0 (reference: its shift; ALT: its allele's
+    bases and their start), all that ``_fill`` reads for that range; returns m. Equal descriptions, equal bases."""
+    desc[0] = bb
+    m = 1
+    for i in range(n):
+        a, b = max(r_lo[i], lo), min(r_hi[i], hi)
+        if a >= b:
+            continue
+        e = r_alt[i]
+        desc[m], desc[m + 1] = a - s0, b - s0
+        if e < 0:
+            desc[m + 2], desc[m + 3], desc[m + 4], desc[m + 5] = 0, r_shift[i], 0, 0
+        else:
+            desc[m + 2], desc[m + 3], desc[m + 4], desc[m + 5] = 1, alt_off[e], alt_len[e], r_alt0[i] - s0
+        m += 6
+    return m
+
+
+@numba.njit(cache=True, nogil=True)
+def _hash(desc, m):
+    """FNV-1a of desc[:m] (a collision only costs a region scanned twice: _same decides)."""
+    h = np.uint64(1469598103934665603)
+    for i in range(m):
+        h = (h ^ np.uint64(desc[i] & 0xFFFFFFFFFFFF)) * np.uint64(1099511628211)
+    return np.int64(h >> np.uint64(1))
+
+
+@numba.njit(cache=True, nogil=True)
+def _same(store, a, b, desc, m):
+    """store[a:b] == desc[:m]."""
+    if b - a != m:
+        return False
+    for i in range(m):  # noqa: SIM110 (a plain loop compiles; all() over a generator does not)
+        if store[a + i] != desc[i]:
+            return False
+    return True
+
+
+@numba.njit(cache=True, nogil=True)
 def touched_rows(offsets, start, end, delta, alt_off, alt_len, alt, tss, plus, nl, L, bs, crop, nout, W, pad,
                  idx, e0, r_lo, r_hi, r_shift, r_alt, r_alt0):
     """codes [keys, nout]: -1 the reference bin; >= 0 ``sid * nout + bin``, the bin shifted by shifts[sid];
@@ -128,6 +168,9 @@ def touched_rows(offsets, start, end, delta, alt_off, alt_len, alt, tss, plus, n
     dbins = np.empty(1024, dtype=np.int64)
     stamp = np.full(nout, -1, dtype=np.int64)  # stamp[b] == k: bin b is already in key k's dirty list
     todo = np.empty(nout, dtype=np.int64)
+    desc = np.empty(1 + 6 * len(r_lo), dtype=np.int64)  # a dirty bin's runs, which decide its bases (_describe)
+    dstore, doff = np.empty(1 << 14, dtype=np.int64), np.zeros(1025, dtype=np.int64)  # each region's description
+    seen = numba.typed.Dict.empty(numba.types.int64, numba.types.int64)  # description hash -> its first region
     for k in range(nk):
         n = key_runs(k, offsets, start, end, delta, alt_len, tss, plus, nl, L, r_lo, r_hi, r_shift, r_alt, r_alt0)
         nt = 0
@@ -155,10 +198,24 @@ def touched_rows(offsets, start, end, delta, alt_off, alt_len, alt, tss, plus, n
                 nt = _mark(stamp, k, todo, nt, (L - W) // bs - crop, (L + W - 1) // bs - crop)
         for t in range(nt):
             bb = todo[t]
+            s0 = (crop + bb) * bs
+            m = _describe(desc, bb, s0 - W, s0 + bs + W, s0, n, r_lo, r_hi, r_shift, r_alt, r_alt0, alt_off,
+                          alt_len)
+            h = _hash(desc, m)
+            hit = seen[h] if h in seen else -1  # noqa: SIM401 (numba types get() as Optional)
+            if hit >= 0 and _same(dstore, doff[hit], doff[hit + 1], desc, m):  # the same bases: one region
+                codes[k, bb] = -2 - hit
+                continue
             if nd == len(dbins):
                 regions = np.concatenate((regions, np.empty_like(regions)))
                 dbins = np.concatenate((dbins, np.empty_like(dbins)))
-            s0 = (crop + bb) * bs
+                doff = np.concatenate((doff, np.empty(len(dbins) + 1 - len(doff), dtype=np.int64)))
+            if doff[nd] + m > len(dstore):
+                dstore = np.concatenate((dstore, np.empty(len(dstore) + m, dtype=np.int64)))
+            dstore[doff[nd] : doff[nd] + m] = desc[:m]
+            doff[nd + 1] = doff[nd] + m
+            if hit < 0:
+                seen[h] = nd
             regions[nd, :] = 4
             _fill(regions[nd], s0 - W, s0 + bs + W, s0 - pad, n, r_lo, r_hi, r_shift, r_alt, r_alt0, idx, e0,
                   alt, alt_off, alt_len, plus)
@@ -184,3 +241,35 @@ def pool(mx, hits, x0, bs, out_max, out_cnt):
                     cnt += 1
             out_max[i, j] = best
             out_cnt[i, j] = cnt
+
+
+@numba.njit(cache=True, nogil=True)
+def gc_counts(idx, first, bs):
+    """int64 [n]: the C and G bases (codes 1, 2) of idx[first[i] : first[i] + bs]."""
+    out = np.zeros(len(first), dtype=np.int64)
+    for i in range(len(first)):
+        c = 0
+        for p in range(first[i], first[i] + bs):
+            c += (idx[p] == 1) | (idx[p] == 2)
+        out[i] = c
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def flat_codes(codes):
+    """(the codes != -1 of ``codes`` [keys, bins] in row order, offsets [keys + 1] of each key's)."""
+    nk, nb = codes.shape
+    offsets = np.zeros(nk + 1, dtype=np.int64)
+    for k in range(nk):
+        n = 0
+        for b in range(nb):
+            n += codes[k, b] != -1
+        offsets[k + 1] = offsets[k] + n
+    flat = np.empty(offsets[nk], dtype=np.int64)
+    i = 0
+    for k in range(nk):
+        for b in range(nb):
+            if codes[k, b] != -1:
+                flat[i] = codes[k, b]
+                i += 1
+    return flat, offsets

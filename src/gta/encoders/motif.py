@@ -361,9 +361,8 @@ class MotifEncoder(BaseEncoder):
         )
         return mx.reshape(B, nb, M), cnt.reshape(B, nb, M)
 
-    def _scan_simd(self, idx: np.ndarray, origin: int, bins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The AVX-512 kernel over work items of up to SIMD_BINS consecutive bins (``bins`` is one run);
-        ``idx[:, j]`` holds window position ``origin + j``."""
+    def _simd_tables(self) -> tuple[np.ndarray, np.ndarray]:
+        """The simd kernel's (pair tables, pairs per motif), built on first use; sets numba's threads."""
         from gta.encoders import _motif_simd as simd
 
         if self._pairs is None:
@@ -374,6 +373,14 @@ class MotifEncoder(BaseEncoder):
                 pairs[m, : npairs[m], 1] = simd.pair_tables(lo[::-1, ::-1])
             self._pairs, self._npairs = pairs, npairs.astype(np.int64)
         _set_numba_threads(self.threads)
+        return self._pairs, self._npairs
+
+    def _scan_simd(self, idx: np.ndarray, origin: int, bins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The AVX-512 kernel over work items of up to SIMD_BINS consecutive bins (``bins`` is one run);
+        ``idx[:, j]`` holds window position ``origin + j``."""
+        from gta.encoders import _motif_simd as simd
+
+        self._simd_tables()
         g, B, nb, M = self.geometry, idx.shape[0], len(bins), len(self.motifs)
         q0 = np.arange(0, nb, SIMD_BINS, dtype=np.int64)
         seq_of = np.repeat(np.arange(B, dtype=np.int64), len(q0))

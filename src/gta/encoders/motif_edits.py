@@ -89,10 +89,10 @@ class MotifEdits:
     def _assemble(self, keys: list[str], ref: np.ndarray, codes: np.ndarray, shifts: np.ndarray,
                   regions: np.ndarray, dbins: np.ndarray, idx: np.ndarray, e0: int) -> GeneFeatures:
         """One value table (distinct shifted bins, then distinct dirty bins) and each key's rows into it."""
+        from gta.encoders._edit_kernels import flat_codes
+
         nout = self.nout
-        touched = codes != -1
-        flat = codes[touched]
-        offsets = np.concatenate([[0], np.cumsum(touched.sum(axis=1))]).astype(np.int64)
+        flat, offsets = flat_codes(codes)
         shifted = flat >= 0
         used = np.zeros(len(shifts) * nout, dtype=bool)
         used[flat[shifted]] = True
@@ -123,9 +123,11 @@ class MotifEdits:
 
     def scan_shifted(self, idx: np.ndarray, e0: int, shift: np.ndarray, bins: np.ndarray) -> np.ndarray:
         """float32 [n, d]: output bin ``bins[i]`` of the reference window moved by ``shift[i]`` (its centres
-        ``[start + shift, end + shift)``), ``idx`` holding window indices from ``e0``; one encoder call per
-        distinct shift, scanned where it lies like any bin (the kernel only sees a shifted origin)."""
+        ``[start + shift, end + shift)``), ``idx`` holding window indices from ``e0``; every (shift, bin) in one
+        call of the simd kernel (it only sees bins whose first centre sits elsewhere in ``idx``)."""
         enc, bs, pad = self.enc, self.bs, self.pad
+        if enc.kernel == "simd":
+            return self._scan_at(idx, self.starts[bins] + shift - e0)
         out = np.empty((len(bins), enc.n_features), dtype=np.float32)
         for s in np.unique(shift).tolist():
             at = np.flatnonzero(shift == s)
@@ -135,6 +137,32 @@ class MotifEdits:
             out[at] = enc._features(idx[None, lo - e0 : hi - e0], lo - s, b)[0]
         return out
 
+    def _scan_at(self, idx: np.ndarray, first: np.ndarray) -> np.ndarray:
+        """float32 [n, d]: the features of the bins whose first centre is ``idx[first[i]]`` (the encoder's simd
+        kernel, as ``_features`` runs it: runs of consecutive bins in work items of up to SIMD_BINS bins)."""
+        from gta.encoders import _motif_simd as simd
+        from gta.encoders.motif import SIMD_BINS
+
+        enc, bs, M, n = self.enc, self.bs, self.M, len(first)
+        out = np.zeros((n, enc.n_features), dtype=np.float32)
+        if not n:
+            return out
+        first = first.astype(np.int64)
+        pairs, npairs = enc._simd_tables()
+        new_run = np.concatenate([[True], np.diff(first) != bs])
+        run_start = np.maximum.accumulate(np.where(new_run, np.arange(n), 0))
+        q = np.flatnonzero((np.arange(n) - run_start) % SIMD_BINS == 0)  # each work item's first row
+        nbins = np.diff(np.append(q, n))  # up to the next item's first row: at most SIMD_BINS
+        mx, cnt = np.empty((n, M), dtype=np.float32), np.empty((n, M), dtype=np.float32)
+        simd.scan(idx[None, :], np.zeros(len(q), dtype=np.int64), first[q], q.astype(np.int64),
+                  nbins.astype(np.int64), pairs, npairs, (enc.widths // 2).astype(np.int64),
+                  enc.thresholds, bs, mx, cnt)
+        out[:, :M], out[:, M : 2 * M] = mx, cnt
+        if enc.gc:  # an exact count divided as mean() divides it: the same float64, then float32
+            from gta.encoders._edit_kernels import gc_counts
+
+            out[:, 2 * M] = gc_counts(idx, first, bs) / bs
+        return out
 
 def _distinct_rows(regions: np.ndarray, dbins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(first index of each distinct (bin, region), index of each row's distinct one)."""

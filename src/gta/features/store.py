@@ -277,7 +277,10 @@ class FeatureStore:
             arr[...] = raw
         arr.update_attributes({"done": True})
         self.__dict__.pop("samples", None)
-        self.__dict__.pop("_sample_tables", None)
+        loaded = self.__dict__.get("_sample_tables")
+        if loaded is not None:  # merged into the tables already read, not read back (json of every gene again)
+            for g, t in payload.items():
+                loaded.setdefault(g, {}).update({s: (k[0], k[1]) for s, k in t.items()})
 
     @functools.cached_property
     def _sample_tables(self) -> dict[str, dict[str, tuple[str, str]]]:

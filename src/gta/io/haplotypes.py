@@ -9,6 +9,7 @@ window edges need per-haplotype placement), and a sequence is built only when as
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections import Counter
 from collections.abc import Mapping
@@ -318,16 +319,11 @@ class GeneHaplotypes:
         start, end = table.estart[j, k], table.eend[j, k]
         order = np.lexsort((end, start, kid_a))  # stable, like sorted(key=(start, end)) per key
         j, k, kid_a = j[order], k[order], kid_a[order]
-        width = table.estart.shape[1]
-        allele, inv = np.unique(j * width + k, return_inverse=True)
-        alts = [table.alt_eff[int(a) // width][int(a) % width].encode("ascii") for a in allele]
-        alt_len = np.array([len(a) for a in alts], dtype=np.int64)
-        alt_off = np.concatenate([[0], np.cumsum(alt_len)[:-1]]).astype(np.int64)
+        alt_off, alt_len, alt = table.alt_arrays
         return EditArrays(
             offsets=np.searchsorted(kid_a, np.arange(len(keys) + 1)).astype(np.int64),
             start=table.estart[j, k].astype(np.int64), end=table.eend[j, k].astype(np.int64),
-            delta=table.delta[j, k].astype(np.int64), alt_off=alt_off[inv.ravel()], alt_len=alt_len[inv.ravel()],
-            alt=np.frombuffer(b"".join(alts), dtype=np.uint8).copy(),
+            delta=table.delta[j, k].astype(np.int64), alt_off=alt_off[j, k], alt_len=alt_len[j, k], alt=alt,
         )
 
     def ref_extended(self, lo: int, hi: int) -> str:
@@ -441,6 +437,16 @@ class _AlleleTable:
         for j, r in enumerate(rows.tolist()):
             self.valid[j, 1 : 1 + len(calls.alts[r])] = True
         self.indel_row = (self.delta != 0).any(axis=1) if n else np.zeros(0, bool)
+
+    @functools.cached_property
+    def alt_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(offset [rows, k1], length [rows, k1], ASCII bytes) of every allele's effective ALT bases in one buffer
+        (what :meth:`GeneHaplotypes.edit_arrays` hands out, built once per gene)."""
+        flat = [a.encode("ascii") for row in self.alt_eff for a in row]
+        lens = np.array([len(a) for a in flat], dtype=np.int64)
+        off = np.cumsum(lens) - lens
+        shape = self.estart.shape
+        return off.reshape(shape), lens.reshape(shape), np.frombuffer(b"".join(flat), dtype=np.uint8).copy()
 
     def edit(self, j: int, k: int) -> Edit:
         hit = self._edits.get((j, k))

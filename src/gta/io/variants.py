@@ -837,14 +837,15 @@ class VariantReader:
                             self.path.name, ", ".join(shown), more)
 
     def _check_ref(self, records, starts, ends, refs, status, chrom, vchrom) -> None:
+        """REF of every record against the genome, read a span of nearby records at a time (_ref_spans)."""
         if self.genome is None or chrom not in self.genome.lengths:
             return
-        lo, hi = int(starts.min()), int(ends.max())
-        seq = self.genome.fetch(chrom, lo, hi)
-        for i, ref in enumerate(refs):
+        group, lo, hi = _ref_spans(starts, ends)
+        seqs = [self.genome.fetch(chrom, a, b) for a, b in zip(lo, hi, strict=True)]
+        for i, (ref, g, a, b) in enumerate(zip(refs, group, starts.tolist(), ends.tolist(), strict=True)):
             if status[i] != "ok":
                 continue
-            want = seq[starts[i] - lo : ends[i] - lo]
+            want = seqs[g][a - lo[g] : b - lo[g]]
             got = clean_sequence(ref)
             if got == want or all(a == b or a == "N" or b == "N" for a, b in zip(got, want, strict=True)):
                 continue
@@ -922,6 +923,21 @@ class VariantReader:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+_REF_GAP = 2048  # records closer than this share one genome read (a read costs about 2 kb of bases in time)
+
+
+def _ref_spans(starts: np.ndarray, ends: np.ndarray) -> tuple[list[int], list[int], list[int]]:
+    """(span of each record, span starts, span ends): records grouped into spans of the genome, one read each,
+    a new span wherever a record starts more than _REF_GAP bases past the ends of those before it."""
+    order = np.argsort(starts, kind="stable")
+    s, e = starts[order], np.maximum.accumulate(ends[order])
+    new = np.concatenate([[True], s[1:] - e[:-1] > _REF_GAP])
+    first = np.flatnonzero(new)
+    group = np.empty(len(starts), dtype=np.int64)
+    group[order] = np.cumsum(new) - 1
+    return group.tolist(), s[first].tolist(), e[np.append(first[1:], len(s)) - 1].tolist()
 
 
 def _gt_array(rec, s: int) -> np.ndarray:
