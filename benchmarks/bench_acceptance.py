@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from gta.provenance import source_commit
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -26,13 +28,6 @@ def gta(*args: str) -> None:
     cmd = [sys.executable, "-m", "gta", *args]
     print("+", " ".join(cmd), flush=True)
     subprocess.run(cmd, check=True)
-
-
-def commit() -> str:
-    out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
-                           capture_output=True, text=True).stdout.strip()
-    return out.stdout.strip() + ("+dirty" if dirty else "")
 
 
 def _model(res: dict, name: str) -> dict | None:
@@ -171,7 +166,7 @@ def main() -> int:
         gta("extract", "-d", str(data / "dataset.yaml"), "-o", str(feats), "--threads", str(args.threads))
     started = args.work / "acceptance_started.json"  # the code that ran, kept across a resume
     if not started.exists():
-        started.write_text(json.dumps({"commit": commit(), "t0": time.time()}))
+        started.write_text(json.dumps({"commit": source_commit(dirty=True), "t0": time.time()}))
     if not (bench / "results.json").exists():
         gta("benchmark", "-d", str(data / "dataset.yaml"), "-f", str(feats), "-o", str(bench),
             "--threads", str(args.threads))

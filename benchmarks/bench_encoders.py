@@ -23,6 +23,8 @@ import sys
 import time
 from pathlib import Path
 
+from gta.provenance import source_commit
+
 OUT = Path(__file__).parent / "results"
 
 
@@ -73,7 +75,7 @@ def main() -> None:
             "memelite": getattr(memelite, "__version__", "?"),
             "lightmotif": importlib.metadata.version("lightmotif"),
             "date": time.strftime("%Y-%m-%d %H:%M"),
-            "commit": git_commit(),
+            "commit": source_commit(dirty=True, missing="?"),
             "load_average_1min": os.getloadavg()[0],  # shared machine: a high load depresses every row
         },
         "motif": motif,
@@ -128,17 +130,6 @@ def main() -> None:
     (out_dir / "encoders.json").write_text(json.dumps(result, indent=2) + "\n")
     (out_dir / "encoders.md").write_text(render(result))
     print(render(result))
-
-
-def git_commit() -> str:
-    """The checkout's commit, with ``+dirty`` when tracked files differ from it ("?" outside git)."""
-    import subprocess
-
-    def git(*a: str) -> str:
-        return subprocess.run(["git", *a], capture_output=True, text=True, cwd=Path(__file__).parent).stdout.strip()
-
-    head = git("rev-parse", "--short", "HEAD") or "?"
-    return head + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
 ROWS = {  # key: label in the table

@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import time
 from pathlib import Path
 
@@ -26,19 +25,12 @@ import numpy as np
 import yaml
 
 from gta.atomic import atomic_write_bytes, atomic_write_text
+from gta.provenance import source_commit
 
 OUT = Path(__file__).resolve().parent / "results"
 SEEDED = ["GTA", "GTA no LLM"]  # trained with every seed
 ONCE = ["GTA random LLM", "GTA no prompt", "Ridge (promoter bins)", "Ridge (all bins)", "Ridge (distance bands)",
         "Annotation only"]
-
-
-def commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).parent, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def data_set(work: Path, preset: str, n_genes: int, sim_seed: int) -> tuple[Path, Path]:
@@ -114,7 +106,7 @@ def main() -> None:
             "models": {k: {"seeds": v, "mean": float(np.mean(v)), "min": float(np.min(v)), "max": float(np.max(v)),
                            "ci_seed0": ci0.get(k)} for k, v in per_model.items()},
         })
-    record = {"benchmark": "learning_curve", "commit": commit(), "date": time.strftime("%Y-%m-%d %H:%M"),
+    record = {"benchmark": "learning_curve", "commit": source_commit(), "date": time.strftime("%Y-%m-%d %H:%M"),
               "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
               "preset": args.preset, "sim_seed": args.sim_seed, "seeds": args.seeds,
               "gta_settings": "gta.demo.demo_benchmark_config (the demo's GTA)", "points": points,

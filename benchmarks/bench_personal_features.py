@@ -20,10 +20,11 @@ import os
 import platform
 import resource
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from gta.provenance import source_commit
 
 OUT = Path(__file__).parent / "results"
 
@@ -111,14 +112,6 @@ def _full_window_baseline(manifest: Path, work: Path, n_genes: int) -> dict:
     return res
 
 
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).parent, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "?"
-
-
 def _du_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6
 
@@ -156,7 +149,7 @@ def main() -> None:
     best = {m: {k: min(r[k] for r in rs) for k in ("wall_s", "cpu_s")} for m, rs in runs.items()}
     p = runs["personal"][0]
     result = {
-        "commit": _commit(),
+        "commit": source_commit(missing="?"),
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                     "threads": args.threads, "python": sys.version.split()[0], "numba": numba.__version__},

@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import time
 from pathlib import Path
 
@@ -22,14 +21,9 @@ import numpy as np
 import yaml
 
 from gta.atomic import atomic_write_text
+from gta.provenance import source_commit
 
 OUT = Path(__file__).resolve().parent / "results"
-
-
-def commit() -> str:
-    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                         cwd=Path(__file__).parent)
-    return out.stdout.strip() or "unknown"
 
 
 def run_row(folder: Path) -> dict:
@@ -74,7 +68,7 @@ def main() -> None:
     folders = sorted(p for p in args.runs.iterdir() if (p / "summary.json").exists() and (p / "config.yaml").exists())
     if not folders:
         raise SystemExit(f"no finished training runs under {args.runs}")
-    record = {"benchmark": "training_throughput", "commit": commit(), "date": time.strftime("%Y-%m-%d %H:%M"),
+    record = {"benchmark": "training_throughput", "commit": source_commit(), "date": time.strftime("%Y-%m-%d %H:%M"),
               "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                           "load_average_1min": round(os.getloadavg()[0], 2)},
               "runs": str(args.runs), "rows": [run_row(p) for p in folders]}

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
+
+from gta.provenance import source_commit
 
 ROOT = Path(__file__).resolve().parents[1]
 # an insulated element's effect is its free effect times the product of (1 - eta) over the pairs in the way
@@ -58,8 +59,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = ap.parse_args()
     res = ceilings(args.data)
-    res["commit"] = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                                   text=True).stdout.strip()
+    res["commit"] = source_commit()
     res["date"] = time.strftime("%Y-%m-%d %H:%M %Z")
     cfg = (args.data / "dataset.yaml").read_text()
     res["dataset"] = next((ln.split(":", 1)[1].strip() for ln in cfg.splitlines() if ln.startswith("name:")), "")

@@ -12,20 +12,15 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import subprocess
 import time
 from pathlib import Path
 
 from gta.atomic import atomic_write_text
+from gta.provenance import source_commit
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "demo.md"
 BEGIN, END = "<!-- BEGIN generated", "<!-- END generated -->"
-
-
-def git_commit() -> str:
-    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
-    return out.stdout.strip() or "unknown"
 
 
 def section(run: Path, seeds: Path | None) -> str:
@@ -34,7 +29,7 @@ def section(run: Path, seeds: Path | None) -> str:
     table = [line for line in table if not line.startswith("# ")]  # the page title stays docs/demo.md's
     stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime((run / "benchmark" / "results.json").stat().st_mtime))
     lines = [f"{BEGIN} by scripts/update_demo_doc.py from {run}/benchmark/results.json "
-             f"(run finished {stamp}; gta {res.get('gta_version', '?')}; doc written at commit {git_commit()}) -->",
+             f"(run finished {stamp}; gta {res.get('gta_version', '?')}; doc written at commit {source_commit()}) -->",
              "", *table, ""]
     if seeds is not None and seeds.exists():
         rec = json.loads(seeds.read_text())
