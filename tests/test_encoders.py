@@ -113,6 +113,15 @@ def masked_seq_with_sites(rng: np.random.Generator, motifs) -> str:
     return "".join(s)
 
 
+def _simd_matches_table_and_slow_scan(geom, motifs, seqs, table_atol: float, slow_atol: float) -> None:
+    """The simd kernel's features of ``seqs`` equal the table kernel's and the slow scan's, within the tolerances."""
+    simd = MotifEncoder(geom, motifs=motifs, kernel="simd")
+    got = simd.encode(seqs)
+    np.testing.assert_allclose(got, MotifEncoder(geom, motifs=motifs, kernel="table").encode(seqs), atol=table_atol)
+    for i, seq in enumerate(seqs):
+        np.testing.assert_allclose(got[i], slow_scan(simd, seq), atol=slow_atol)
+
+
 @needs_simd
 def test_simd_kernel_equals_table_kernel_and_slow_scan():
     """The AVX-512 kernel against the portable one and the direct definition, on all default motifs (widths 7 to
@@ -139,11 +148,7 @@ def test_simd_kernel_on_wide_motifs():
     rng = np.random.default_rng(13)
     wide = [Motif(f"W{w}", f"X{w}", rng.dirichlet(np.ones(4) * 0.5, size=w).T) for w in (41, 64)]
     seqs = [random_seq(rng, GEOM.input_len) for _ in range(2)]
-    simd = MotifEncoder(GEOM, motifs=wide, kernel="simd")
-    got = simd.encode(seqs)
-    np.testing.assert_allclose(got, MotifEncoder(GEOM, motifs=wide, kernel="table").encode(seqs), atol=1e-4)
-    for i, seq in enumerate(seqs):
-        np.testing.assert_allclose(got[i], slow_scan(simd, seq), atol=1e-3)
+    _simd_matches_table_and_slow_scan(GEOM, wide, seqs, table_atol=1e-4, slow_atol=1e-3)
 
 
 @needs_simd
@@ -183,11 +188,7 @@ def test_simd_kernel_at_window_edges(motifs):
     edge = Geometry(input_len=1536, bin_size=128, output_bins=12)
     rng = np.random.default_rng(14)
     seqs = [random_seq(rng, edge.input_len) for _ in range(2)]
-    simd = MotifEncoder(edge, motifs=motifs, kernel="simd")
-    got = simd.encode(seqs)
-    np.testing.assert_allclose(got, MotifEncoder(edge, motifs=motifs, kernel="table").encode(seqs), atol=1e-5)
-    for i, seq in enumerate(seqs):
-        np.testing.assert_allclose(got[i], slow_scan(simd, seq), atol=1e-4)
+    _simd_matches_table_and_slow_scan(edge, motifs, seqs, table_atol=1e-5, slow_atol=1e-4)
 
 
 def test_pvalue_threshold_matches_enumeration():
