@@ -95,19 +95,18 @@ PAIRS = (("GTA", "GTA random LLM"), ("GTA", "GTA no LLM"), ("GTA", "GTA no promp
 def _cross_gene_predictions(bench_dir: Path, res: dict, name: str):
     import pandas as pd
 
+    from gta.evaluate.metrics import gene_rows
+
     m = _model(res, name)
     if m is None or not m.get("predictions"):
         return None
-    df = pd.read_parquet(bench_dir / "predictions" / m["predictions"])
-    df = df[(df["sample"] == "") & (df["split"] == "test")]
-    return df.set_index("gene_id")[["y_true", "y_pred"]]
+    return gene_rows(pd.read_parquet(bench_dir / "predictions" / m["predictions"]), split="test")
 
 
 def paired_differences(bench_dir: Path, res: dict, n_boot: int = 1000, seed: int = 0) -> list[dict]:
-    """Spearman(A) - Spearman(B) on the same test genes, with a paired bootstrap interval over genes: the test of a
-    difference between two models that separate intervals are not."""
-    import numpy as np
-    from scipy.stats import spearmanr
+    """For each pair of PAIRS with predictions: Spearman(A) - Spearman(B) on the test genes both predict, with a
+    paired bootstrap interval over genes (``gta.evaluate.metrics.paired_spearman_difference``)."""
+    from gta.evaluate.metrics import paired_spearman_difference
 
     out = []
     for a, b in PAIRS:
@@ -115,15 +114,8 @@ def paired_differences(bench_dir: Path, res: dict, n_boot: int = 1000, seed: int
         if pa is None or pb is None:
             continue
         joined = pa.join(pb["y_pred"].rename("y_pred_b"), how="inner")
-        y, ya, yb = (joined[c].to_numpy() for c in ("y_true", "y_pred", "y_pred_b"))
-        rng = np.random.default_rng(seed)
-        diffs = []
-        for _ in range(n_boot):
-            i = rng.integers(0, len(y), len(y))
-            diffs.append(spearmanr(ya[i], y[i])[0] - spearmanr(yb[i], y[i])[0])
-        lo, hi = np.nanpercentile(diffs, [2.5, 97.5])
-        out.append({"a": a, "b": b, "n_genes": len(y), "difference": float(spearmanr(ya, y)[0] - spearmanr(yb, y)[0]),
-                    "ci": [float(lo), float(hi)], "n_boot": n_boot})
+        d = paired_spearman_difference(joined["y_true"], joined["y_pred"], joined["y_pred_b"], n_boot, seed)
+        out.append({"a": a, "b": b, **d})
     return out
 
 
