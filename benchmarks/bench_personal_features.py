@@ -70,6 +70,7 @@ def _extract_rounds(manifest: Path, work: Path, rounds: int) -> dict:
 def _read_back(store_path: Path) -> dict:
     """Every personal haplotype of the store, a gene at a time (FeatureSource.get_many, as the baselines read)."""
     from gta.features import FeatureStore
+    from gta.io.alleles import REF_KEY
     from gta.train.data import FeatureSource
 
     store = FeatureStore.open(store_path)
@@ -79,7 +80,7 @@ def _read_back(store_path: Path) -> dict:
     def read_all() -> None:
         nonlocal n
         for g in store.gene_ids:
-            keys = sorted({k for pair in source.haps(g).values() for k in pair} - {"ref"})
+            keys = sorted({k for pair in source.haps(g).values() for k in pair} - {REF_KEY})
             if keys:
                 n += len(source.get_many(g, keys))
 

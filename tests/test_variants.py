@@ -14,8 +14,9 @@ import pytest
 from fixtures import random_sequence, write_fasta
 from gta.errors import GtaInputError
 from gta.geometry import Geometry
+from gta.io.alleles import REF_KEY
 from gta.io.genome import Genome, reverse_complement
-from gta.io.haplotypes import REF_KEY, allele_edit, gene_haplotypes, hap_key, is_anchored_indel
+from gta.io.haplotypes import allele_edit, gene_haplotypes, hap_key, is_anchored_indel
 from gta.io.types import Gene
 from gta.io.variants import HaplotypePolicy, VariantReader, locate_bad_line
 

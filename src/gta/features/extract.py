@@ -31,6 +31,7 @@ import numpy as np
 from gta.encoders import get_encoder
 from gta.errors import GtaInputError
 from gta.features.store import FeatureStore, PartWriter
+from gta.io.alleles import REF_KEY
 from gta.memory import peak_rss_mb
 
 
@@ -326,13 +327,13 @@ class _Writer:
 
     def window(self, gene: Any, key: str) -> str:
         """The sequence of a gene's reference window or of one of its personal haplotypes."""
-        if key == "ref":
+        if key == REF_KEY:
             return self.dataset.genome.gene_window(gene, self.geometry)
         return self.gene_haps[gene.gene_id].sequence(key)
 
     def write(self, gene: Any, key: str, feats: np.ndarray, ref: np.ndarray | None = None) -> None:
         """One item's features into the store."""
-        if key == "ref":
+        if key == REF_KEY:
             self.store.write_ref(gene.gene_id, feats)
         else:
             self.summary.bins_stored += self.store.write_hap(gene.gene_id, key, feats, ref=ref)
@@ -347,7 +348,7 @@ class _Writer:
             if self.store.has_ref(gid):
                 self.ref_cache[gid] = self.store.read_ref(gid)
             else:
-                self.ref_cache[gid] = self.enc.encode([self.window(gene, "ref")])[0]
+                self.ref_cache[gid] = self.enc.encode([self.window(gene, REF_KEY)])[0]
         return self.ref_cache[gid]
 
     def encode_batches(self, items: list[tuple[Any, str]], batch_size: int) -> None:
@@ -367,11 +368,11 @@ class _Writer:
         by_gene: dict[str, tuple[Any, list[str]]] = {}
         for g, k in todo:
             by_gene.setdefault(g.gene_id, (g, []))[1].append(k)
-        self.encode_batches([(g, "ref") for g, ks in by_gene.values() if ks == ["ref"]], batch_size)
+        self.encode_batches([(g, REF_KEY) for g, ks in by_gene.values() if ks == [REF_KEY]], batch_size)
         for g, ks in by_gene.values():
-            keys = [k for k in ks if k != "ref"]
+            keys = [k for k in ks if k != REF_KEY]
             if keys:
-                self.write_gene(g, keys, with_ref="ref" in ks)
+                self.write_gene(g, keys, with_ref=REF_KEY in ks)
 
     def write_gene(self, gene: Any, keys: list[str], with_ref: bool) -> None:
         """A gene's personal haplotypes ``keys`` (and its reference) in one write."""
@@ -386,7 +387,7 @@ class _Writer:
             n = self.geometry.output_bins
             rows, offsets, value_bins = np.arange(len(values)), np.arange(len(keys) + 1) * n, np.arange(len(values)) % n
         if with_ref:
-            self.write(gene, "ref", ref)
+            self.write(gene, REF_KEY, ref)
         self.summary.bins_stored += self.parts.add(gene.gene_id, keys, rows, offsets, values, value_bins, ref=ref)
         self.summary.computed += len(keys)
         self.bar.update(len(keys))
@@ -417,11 +418,11 @@ def _plan(selected: list[Any], hap_source: Callable[[Any], Any] | None, store: F
     try:
         for gene in selected:
             owner_of_ref = len(items) % n_workers == worker
-            items.append((gene, "ref"))
+            items.append((gene, REF_KEY))
             if hap_source is None:
                 continue
             haps = hap_source(gene)
-            keys = sorted({k for pair in haps.sample_keys.values() for k in pair if k != "ref"})
+            keys = sorted({k for pair in haps.sample_keys.values() for k in pair if k != REF_KEY})
             samples.update(haps.sample_keys)
             summary.unique_haplotypes += len(keys)
             first = len(items)

@@ -45,6 +45,7 @@ import zarr
 
 from gta.errors import GtaInputError
 from gta.geometry import Geometry
+from gta.io.alleles import REF_KEY
 
 FORMAT = 1
 CHECKED = ("encoder", "encoder_config", "weights_hash", "dataset_hash", "geometry", "dtype")
@@ -364,7 +365,7 @@ class FeatureStore:
         return hit
 
     def hap_done(self, gene_id: str, key: str) -> bool:
-        if key == "ref":
+        if key == REF_KEY:
             return self.has_ref(gene_id)
         if key in self._parts(gene_id):
             return True
@@ -372,7 +373,7 @@ class FeatureStore:
         return bool(arr is not None and arr.attrs.get("done"))
 
     def done_keys(self, gene_ids: list[str]) -> dict[str, set[str]]:
-        """Per gene, the hap_keys that can be read now ("ref" included once the reference is written)."""
+        """Per gene, the hap_keys that can be read now (``REF_KEY`` included once the reference is written)."""
         self._part_blocks(refresh=True)
         self._groups = None
         refs = self.ref_done_mask()
@@ -382,18 +383,18 @@ class FeatureStore:
             grp = self._gene_group(g)
             if grp is not None:  # full haplotypes (and sparse ones of stores written before parts)
                 keys |= {n for n in grp.array_keys() if grp[n].attrs.get("done")}
-            out[g] = keys | ({"ref"} if refs[self.gene_index(g)] else set())
+            out[g] = keys | ({REF_KEY} if refs[self.gene_index(g)] else set())
         return out
 
     def hap_keys(self, gene_id: str) -> list[str]:
-        """The distinct hap_keys the gene's samples carry that can be read now ("ref" included)."""
+        """The distinct hap_keys the gene's samples carry that can be read now (``REF_KEY`` included)."""
         keys = sorted({k for pair in self.sample_haps(gene_id).values() for k in pair})
         return [k for k in keys if self.hap_done(gene_id, k)]
 
     def write_hap(self, gene_id: str, key: str, features: np.ndarray, ref: np.ndarray | None = None) -> int:
         """Write one haplotype's features [bins, d]; sparse stores keep only bins that differ from the stored
         reference (``ref``: the reference to diff against when it is not stored yet). Returns bins stored."""
-        if key == "ref":
+        if key == REF_KEY:
             raise ValueError("write the reference with write_ref")
         self._check_shape(features)
         if self.sparse:
@@ -418,20 +419,20 @@ class FeatureStore:
         return n
 
     def read_hap(self, gene_id: str, key: str) -> np.ndarray:
-        """float32 [bins, d] of one haplotype ("ref" = the reference)."""
+        """float32 [bins, d] of one haplotype (``REF_KEY`` = the reference)."""
         return self.read_haps(gene_id, [key])[0]
 
     def read_haps(self, gene_id: str, keys: list[str]) -> np.ndarray:
-        """float32 [len(keys), bins, d] of haplotypes of one gene ("ref" = the reference), one read per part."""
+        """float32 [len(keys), bins, d] of haplotypes of one gene (``REF_KEY`` = the reference), one read per part."""
         out = np.empty((len(keys), self.n_bins, self.n_features), dtype=np.float32)
         if not keys:
             return out
-        ref = self.read_ref(gene_id) if self.sparse or "ref" in keys else None
+        ref = self.read_ref(gene_id) if self.sparse or REF_KEY in keys else None
         parts = self._parts(gene_id)
-        if any(k not in parts and k != "ref" for k in keys):
+        if any(k not in parts and k != REF_KEY for k in keys):
             parts = self._parts(gene_id, refresh=True)
         for i, key in enumerate(keys):
-            if key == "ref":
+            if key == REF_KEY:
                 out[i] = ref
             elif key in parts:
                 name, first, n = parts[key]
@@ -495,7 +496,7 @@ class PartWriter:
         key has no row for equal the reference. Rows equal to the stored reference (in the store dtype) are
         dropped. ``ref``: the reference to diff against when it is not stored yet. Returns the bins kept."""
         st = self.store
-        if "ref" in keys:
+        if REF_KEY in keys:
             raise ValueError("write the reference with write_ref")
         st.gene_index(gene_id)
         if any(item[0] == gene_id for item in self._items):  # a part holds one block per gene

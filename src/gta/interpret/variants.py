@@ -33,7 +33,8 @@ from tqdm.auto import tqdm
 from gta.atomic import atomic_path, atomic_write_text
 from gta.errors import GtaInputError
 from gta.geometry import Geometry
-from gta.io.haplotypes import REF_KEY, AppliedAllele, Edit, GeneHaplotypes, allele_edit, hap_key
+from gta.io.alleles import REF_KEY, allele_label
+from gta.io.haplotypes import AppliedAllele, Edit, GeneHaplotypes, allele_edit, hap_key
 from gta.io.types import Gene
 from gta.io.variants import HaplotypePolicy, VariantReader
 
@@ -247,7 +248,7 @@ class VariantScorer:
                     summary.alleles += len(alts)
                     genes = self.windows.overlapping(chrom, start, end) if known else []
                     for alt in alts:
-                        label = f"{vchrom}:{start + 1}:{ref}:{alt}"
+                        label = allele_label(vchrom, start + 1, ref, alt)
                         if not known:
                             skip(label, NO_CHROM, f"{vchrom} is not a chromosome of {genome.path.name}")
                         elif calls.status[i] == "ref_mismatch":

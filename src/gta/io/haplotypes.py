@@ -1,5 +1,5 @@
 """Personal haplotype windows: which ALT alleles each sample's two haplotypes carry in a gene's input window,
-grouped by ``hap_key`` (see :func:`hap_key`; ``"ref"`` when none), and the fixed-length, TSS-anchored sequence
+grouped by ``hap_key`` (see :func:`hap_key`; ``REF_KEY`` when none), and the fixed-length, TSS-anchored sequence
 of each distinct key. The rules (overlaps, indels, the TSS base, chromosome ends, minus strand) are spelled out
 with examples in ``docs/haplotypes.md``.
 
@@ -20,11 +20,11 @@ import numpy as np
 
 from gta.errors import GtaInputError
 from gta.geometry import Geometry
+from gta.io.alleles import REF_KEY, allele_label
 from gta.io.genome import Genome, reverse_complement
 from gta.io.types import Gene
 from gta.io.variants import HaplotypePolicy, RegionCalls, VariantReader
 
-REF_KEY = "ref"
 _NONE = np.zeros(0, dtype=np.int64)
 _MARGIN = 2048  # extra bases fetched on each side of the window (grown when indels need more)
 
@@ -43,7 +43,7 @@ class AppliedAllele:
 
     @property
     def label(self) -> str:
-        return f"{self.chrom}:{self.pos}:{self.ref}:{self.alt}"
+        return allele_label(self.chrom, self.pos, self.ref, self.alt)
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,7 @@ def _digest(label: str) -> bytes:
 
 
 def hap_key(alleles) -> str:
-    """``"ref"`` for no allele, else 12 hex digits of sha1 over the sorted 8-byte sha1 digests of the allele
+    """``REF_KEY`` for no allele, else 12 hex digits of sha1 over the sorted 8-byte sha1 digests of the allele
     labels (``chrom:pos:REF:ALT``, chrom as in the genome): a set hash, independent of file order."""
     labels = {a.label if isinstance(a, AppliedAllele) else str(a) for a in alleles}
     if not labels:
@@ -432,7 +432,7 @@ class _AlleleTable:
                 self.alt_eff[j][k] = a
                 self.anchored[j][k] = is_anchored_indel(ref, alt_u)
                 self.inserts[j][k] = len(alt_u) > len(ref)
-                self.digest[j, k] = int.from_bytes(_digest(f"{chrom}:{start + 1}:{ref}:{alt_u}"), "big")
+                self.digest[j, k] = int.from_bytes(_digest(allele_label(chrom, start + 1, ref, alt_u)), "big")
         self.valid = np.zeros((n, k1), bool)  # (row, k) is an ALT allele of the row
         for j, r in enumerate(rows.tolist()):
             self.valid[j, 1 : 1 + len(calls.alts[r])] = True
@@ -839,7 +839,8 @@ def variants(data, gene: str, sample: str | None = None, policy: HaplotypePolicy
                 cell += " (missing: reference)"
             on = [f"h{h + 1}" for h in (0, 1)
                   for k in [int(calls.gt[i, j, h])]
-                  if k and f"{gh.chrom}:{pos}:{calls.refs[i].upper()}:{calls.alts[i][k - 1].upper()}" in carried[s][h]]
+                  if k and allele_label(gh.chrom, pos, calls.refs[i].upper(), calls.alts[i][k - 1].upper())
+                  in carried[s][h]]
             cell += " -> " + ("+".join(on) if on else "-")
             row.append(cell)
         rows.append(row)

@@ -27,10 +27,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from gta.errors import GtaInputError
+from gta.io.alleles import REF_KEY
 from gta.train.config import TrainConfig
 
 log = logging.getLogger(__name__)
-REF = "ref"
 
 
 @dataclass
@@ -156,7 +156,7 @@ class FeatureSource:
         self._bytes = 0
         self._haps: dict[str, dict[str, tuple[str, str]]] = {}
 
-    def get(self, gene_id: str, key: str = REF) -> np.ndarray:
+    def get(self, gene_id: str, key: str = REF_KEY) -> np.ndarray:
         return self.get_many(gene_id, [key])[0]
 
     def get_many(self, gene_id: str, keys: list[str]) -> np.ndarray:
@@ -166,7 +166,8 @@ class FeatureSource:
             if hasattr(self.store, "read_haps"):
                 got = self.store.read_haps(gene_id, missing)
             else:
-                got = [self.store.read_ref(gene_id) if k == REF else self.store.read_hap(gene_id, k) for k in missing]
+                got = [self.store.read_ref(gene_id) if k == REF_KEY else self.store.read_hap(gene_id, k)
+                       for k in missing]
             for k, arr in zip(missing, got, strict=True):
                 self._put((gene_id, k), np.ascontiguousarray(arr, dtype=np.float32))
             if missing == keys and isinstance(got, np.ndarray):  # nothing was cached: no second copy
@@ -247,7 +248,7 @@ class GeneItems(Dataset):
         pos, epoch = item if isinstance(item, tuple) else (item, 0)
         g = self.genes[pos]
         gid = self.data.gene_ids[g]
-        keys: list[str] = [REF] if self.ref else []
+        keys: list[str] = [REF_KEY] if self.ref else []
         ind_sample, ind_r1, ind_r2, ind_y = [], [], [], []
         if self.individuals is not None:
             haps = self.source.haps(gid)
