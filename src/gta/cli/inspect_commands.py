@@ -43,7 +43,7 @@ def sequence_command(
 ) -> None:
     """Print the exact input window the encoder sees for a gene, as FASTA (TSS at index input_len // 2)."""
     from gta.atomic import atomic_write_text
-    from gta.io.haplotypes import sequence
+    from gta.inspect import sequence
 
     text = sequence(data, gene, sample, haplotype, flank,
                     overrides=_overrides(unphased, missing, multiallelic, pass_only))
@@ -65,7 +65,7 @@ def variants_command(
     pass_only: bool | None = _PASS,
 ) -> None:
     """List the variants in a gene's window: offset from the TSS, genotypes, and what the policy did."""
-    from gta.io.haplotypes import variants
+    from gta.inspect import variants
 
     text = variants(data, gene, sample, overrides=_overrides(unphased, missing, multiallelic, pass_only))
     typer.echo(text, nl=False)
