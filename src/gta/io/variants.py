@@ -605,6 +605,25 @@ class VariantReader:
             self.stats.update(self._cache.skipped)
         return self._cache.overlapping(start, end)
 
+    def count_records(self, chrom: str, start: int, end: int) -> int | None:
+        """Records htslib returns for [start, end) (0-based, ``start`` clipped at 0) on a genome chromosome, every
+        record counted (no policy, no genotypes, no REF check), through the file's own index only: None when the
+        file has no .tbi/.csi (a count never indexes or copies the file), 0 when the VCF lacks the chromosome."""
+        if self.kind not in ("bgzf-vcf", "bgzf-bcf") or not _has_index(self.path):
+            return None
+        try:
+            vcf = self._reader()
+        except GtaInputError:
+            if self._to_vcf is None:  # the file could not be opened
+                raise
+            vcf = self._vcf  # no chromosome of the VCF is in the genome: only the aliases below can match
+        vchrom = self.vcf_name(chrom)
+        if vchrom is None:
+            return 0 if self.vcf_contigs else None
+        with warnings.catch_warnings(), self._htslib(strict=False):  # an empty region warns: zero is the answer
+            warnings.simplefilter("ignore")
+            return sum(1 for _ in vcf(f"{vchrom}:{max(start, 0) + 1}-{end}"))
+
     def _fetch(self, chrom: str, start: int, end: int) -> RegionCalls:
         vcf = self._reader()
         vchrom = self.vcf_name(chrom)

@@ -3,7 +3,8 @@
 ``gene_prompt(dataset, gene)`` is exactly the text the model reads for a gene (and what ``gta prompt`` prints):
 :func:`gta.model.prompt.build_prompt` of the gene's annotation row, ``dataset.manifest.description`` and the
 window statistics GC content (of the reference input window) and, when the manifest names a VCF, the number of
-variant records in that window (a cyvcf2 region query; skipped if the VCF has no index or lacks the contig).
+variant records in that window (``VariantReader.count_records``: an index query; left out if the VCF has no
+index, 0 if it lacks the chromosome).
 A run keeps the prompts of all its genes in ``runs/NAME/prompts.json`` so they are computed once.
 """
 
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,8 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from gta.atomic import atomic_write_text
-from gta.io.genome import canonical_chrom_aliases
+from gta.errors import GtaInputError
+from gta.io.variants import VariantReader
 from gta.model.prompt import PROMPT_TEMPLATE_VERSION, build_prompt, shuffle_annotations
 
 log = logging.getLogger(__name__)
@@ -36,39 +37,31 @@ def gc_fraction(seq: str) -> float | None:
     return None if acgt == 0 else (seq.count("G") + seq.count("C")) / acgt
 
 
-class _VariantCounter:
-    """Counts VCF records in a genome interval through the index (cyvcf2); silent no-op when that is impossible."""
+class VariantCounter:
+    """Counts VCF records in a genome interval (:meth:`gta.io.variants.VariantReader.count_records`, through the
+    file's index); ``count`` is None, silently, when that is impossible (no file, unreadable, no index)."""
 
-    def __init__(self, path: str | Path | None) -> None:
-        self.vcf = None
+    def __init__(self, path: str | Path | None, genome=None) -> None:
+        self.reader: VariantReader | None = None
         if path is None:
             return
         try:
-            from cyvcf2 import VCF
-
-            self.vcf = VCF(str(path), lazy=True, threads=1)
-            self.seqnames = set(self.vcf.seqnames)
-        except Exception as e:  # noqa: BLE001 - an unreadable VCF is reported by `gta validate`, not here
+            self.reader = VariantReader(path, genome)
+        except (GtaInputError, OSError) as e:  # an unreadable VCF is reported by `gta validate`, not here
             log.info("variant counts left out of prompts: %s", e)
-            self.vcf = None
 
     def count(self, chrom: str, start: int, end: int) -> int | None:
-        if self.vcf is None:
+        if self.reader is None:
             return None
-        name = next((c for c in [chrom, *canonical_chrom_aliases(chrom)] if c in self.seqnames), None)
-        if name is None:
-            return 0 if self.seqnames else None
         try:
-            with warnings.catch_warnings():  # cyvcf2 warns on an empty region: zero is the answer
-                warnings.simplefilter("ignore")
-                return sum(1 for _ in self.vcf(f"{name}:{max(start, 0) + 1}-{end}"))
-        except Exception as e:  # noqa: BLE001 - no index: cheap counting is impossible, leave the statistic out
+            return self.reader.count_records(chrom, start, end)
+        except Exception as e:  # noqa: BLE001 - cheap counting is impossible: leave the statistic out
             log.info("variant counts left out of prompts: %s", e)
-            self.vcf = None
+            self.reader = None
             return None
 
 
-def window_stats(dataset, gene, counter: _VariantCounter | None = None) -> dict[str, float | int]:
+def window_stats(dataset, gene, counter: VariantCounter | None = None) -> dict[str, float | int]:
     """``{"gc": fraction, "n_variants": count}`` of a gene's input window (keys left out when unknown)."""
     gene = _gene(dataset, gene)
     geometry = dataset.manifest.geometry
@@ -77,7 +70,7 @@ def window_stats(dataset, gene, counter: _VariantCounter | None = None) -> dict[
     if gc is not None:
         stats["gc"] = gc
     if counter is None:
-        counter = _VariantCounter(getattr(dataset, "variants_path", None))
+        counter = VariantCounter(getattr(dataset, "variants_path", None), dataset.genome)
     start, end = geometry.window(gene.tss, gene.strand)
     n = counter.count(gene.chrom, start, end)
     if n is not None:
@@ -91,7 +84,7 @@ def _fallback_row(gene) -> dict[str, str]:
 
 
 def gene_prompt(dataset, gene, annotations: dict[str, dict] | None = None,
-                counter: _VariantCounter | None = None, template: str | None = None) -> str:
+                counter: VariantCounter | None = None, template: str | None = None) -> str:
     """The prompt for one gene (a ``Gene`` or an id/symbol ``dataset.gene`` resolves), as the model sees it.
 
     ``annotations`` overrides ``dataset.annotations`` (the shuffled-prompt control passes a shuffled mapping);
@@ -119,7 +112,7 @@ def run_prompts(dataset, gene_ids: Iterable[str], folder: str | Path | None = No
     if shuffle:
         annotations = shuffle_annotations(
             {g: (annotations or {}).get(g) or _fallback_row(dataset.gene(g)) for g in gene_ids}, seed)
-    counter = _VariantCounter(getattr(dataset, "variants_path", None))
+    counter = VariantCounter(getattr(dataset, "variants_path", None), dataset.genome)
     prompts = {g: gene_prompt(dataset, g, annotations, counter, template)
                for g in tqdm(gene_ids, desc="prompts", unit="gene", disable=not progress or len(gene_ids) < 50)}
     if path is not None and save:
