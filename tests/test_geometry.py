@@ -20,11 +20,11 @@ def test_bins_tile_the_output_span_and_contain_the_tss(strand):
     spans = [g.bin_to_genome(b, tss, strand) for b in range(g.output_bins)]
     assert all(hi - lo == g.bin_size for lo, hi in spans)
     ordered = sorted(spans)
-    assert all(a[1] == b[0] for a, b in zip(ordered, ordered[1:], strict=False))
+    assert all(a.end == b.start for a, b in zip(ordered, ordered[1:], strict=False))
     lo, hi = spans[g.tss_bin]
     assert lo <= tss < hi
     # upstream is left: bin 0 lies upstream of the TSS on either strand
-    first = spans[0][0]
+    first = spans[0].start
     assert (first < tss) if strand == "+" else (first > tss)
 
 

@@ -1,4 +1,5 @@
-"""Window geometry: one frozen dataclass used by every stage.
+"""Window geometry: one frozen dataclass used by every stage, and :class:`Interval`, the genome interval its
+windows and bins are.
 
 Index order inside a window is always the direction of transcription: minus-strand windows are
 reverse-complemented, so "upstream" is always left and the TSS sits at index ``input_len // 2``.
@@ -6,7 +7,26 @@ reverse-complemented, so "upstream" is always left and the TSS sits at index ``i
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True, order=True)
+class Interval:
+    """A genome interval, 0-based half-open ``[start, end)`` (as kipoiseq's ``Interval``, BED and Python slices;
+    VCF/GTF positions are 1-based: ``pos = start + 1``). Unpacks as ``start, end = interval``; sorts as
+    ``(start, end)``."""
+
+    start: int
+    end: int
+
+    @property
+    def width(self) -> int:
+        return self.end - self.start
+
+    def __iter__(self) -> Iterator[int]:
+        yield self.start
+        yield self.end
 
 
 @dataclass(frozen=True)
@@ -49,7 +69,7 @@ class Geometry:
     def output_span(self) -> int:
         return self.output_bins * self.bin_size
 
-    def window(self, tss: int, strand: str) -> tuple[int, int]:
+    def window(self, tss: int, strand: str) -> Interval:
         """0-based half-open genome interval of the input window for a TSS (0-based) on a strand.
 
         Plus strand: window index i is genome position start + i. Minus strand: the window is the reverse
@@ -61,7 +81,7 @@ class Geometry:
             start = tss + self.tss_index + 1 - self.input_len
         else:
             raise ValueError(f"strand must be '+' or '-', got {strand!r}")
-        return start, start + self.input_len
+        return Interval(start, start + self.input_len)
 
     def index_to_genome(self, index: int, tss: int, strand: str) -> int:
         """Genome position (0-based) of window index ``index``."""
@@ -73,13 +93,13 @@ class Geometry:
         start, end = self.window(tss, strand)
         return pos - start if strand == "+" else end - 1 - pos
 
-    def bin_to_genome(self, out_bin: int, tss: int, strand: str) -> tuple[int, int]:
+    def bin_to_genome(self, out_bin: int, tss: int, strand: str) -> Interval:
         """0-based half-open genome interval covered by output bin ``out_bin``."""
         lo = (self.crop_bins + out_bin) * self.bin_size  # window index of the bin's first base
         hi = lo + self.bin_size
         a = self.index_to_genome(lo, tss, strand)
         b = self.index_to_genome(hi - 1, tss, strand)
-        return (min(a, b), max(a, b) + 1)
+        return Interval(min(a, b), max(a, b) + 1)
 
     def bin_distance_to_tss(self, out_bin: int) -> int:
         """Signed distance (bp, direction of transcription) from the TSS to the centre of an output bin."""

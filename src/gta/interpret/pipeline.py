@@ -112,7 +112,7 @@ def top_sections(ctx: RunContext, genes, importances: dict[str, dict[str, np.nda
                 hi = geometry.bin_to_genome(b - 1, gene.tss, gene.strand)
                 centre = (geometry.bin_distance_to_tss(a) + geometry.bin_distance_to_tss(b - 1)) // 2
                 row = {"gene_id": gene.gene_id, "symbol": gene.symbol, "method": m, "rank": rank,
-                       "chrom": gene.chrom, "start": min(lo[0], hi[0]), "end": max(lo[1], hi[1]),
+                       "chrom": gene.chrom, "start": min(lo.start, hi.start), "end": max(lo.end, hi.end),
                        "bin_start": a, "bin_end": b, "distance_to_tss": int(centre), "score": float(scores[k])}
                 if elements is not None:
                     hit = els[(els["bin_start"] < b) & (els["bin_end"] > a)] if els is not None else []

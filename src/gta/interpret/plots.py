@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from gta.atomic import atomic_path
-from gta.geometry import Geometry
+from gta.geometry import Geometry, Interval
 from gta.interpret.tracks import bin_intervals
 from gta.io.types import Gene
 
@@ -17,12 +17,12 @@ KIND_COLOURS = {"promoter": "#d62728", "enhancer": "#2ca02c", "repressor": "#946
                 "decoy": "#bbbbbb"}
 
 
-def gene_body(gene: Gene) -> tuple[int, int] | None:
+def gene_body(gene: Gene) -> Interval | None:
     """Genome interval of the gene body when the gene table gives one (``Gene.end`` beyond the TSS)."""
     if gene.end is None:
         return None
     a, b = (gene.tss, gene.end) if gene.strand == "+" else (gene.end, gene.tss + 1)
-    return (a, b) if b - a > 1 else None
+    return Interval(a, b) if b - a > 1 else None
 
 
 def plot_gene(path: str | Path, gene: Gene, geometry: Geometry, importances: Mapping[str, np.ndarray],
@@ -54,7 +54,7 @@ def plot_gene(path: str | Path, gene: Gene, geometry: Geometry, importances: Map
     track.axvline(tss_kb, color="k", lw=0.8, ls="--")
     body = gene_body(gene)
     if body is not None:
-        track.plot([body[0] / 1e3, body[1] / 1e3], [0.8, 0.8], color="k", lw=4, solid_capstyle="butt")
+        track.plot([body.start / 1e3, body.end / 1e3], [0.8, 0.8], color="k", lw=4, solid_capstyle="butt")
     arrow = width * 8 * (1 if gene.strand == "+" else -1)
     track.annotate("", xy=(tss_kb + arrow, 0.8), xytext=(tss_kb, 0.8),
                    arrowprops={"arrowstyle": "->", "color": "k", "lw": 1.2})

@@ -17,21 +17,21 @@ from gta.atomic import atomic_path
 from gta.geometry import Geometry
 from gta.io.types import Gene
 
-Interval = tuple[str, int, int, float]
+TrackRow = tuple[str, int, int, float]  # (chrom, start, end, value) of a bedGraph line, 0-based half-open
 
 
 def bin_intervals(gene: Gene, geometry: Geometry, n_bins: int | None = None) -> np.ndarray:
     """int64 [n, 2]: genome interval [start, end) of each output bin (index order = bin order)."""
     n = geometry.output_bins if n_bins is None else n_bins
-    return np.array([geometry.bin_to_genome(b, gene.tss, gene.strand) for b in range(n)], dtype=np.int64)
+    return np.array([tuple(geometry.bin_to_genome(b, gene.tss, gene.strand)) for b in range(n)], dtype=np.int64)
 
 
 def importance_track(values: Sequence[float], gene: Gene, geometry: Geometry,
-                     chrom_length: int | None = None) -> list[Interval]:
+                     chrom_length: int | None = None) -> list[TrackRow]:
     """(chrom, start, end, value) of every bin, sorted by start, clipped to [0, chrom_length)."""
     values = np.asarray(values, dtype=np.float64)
     spans = bin_intervals(gene, geometry, len(values))
-    rows: list[Interval] = []
+    rows: list[TrackRow] = []
     for (a, b), v in zip(spans.tolist(), values.tolist(), strict=True):
         a, b = max(a, 0), (b if chrom_length is None else min(b, chrom_length))
         if b > a and math.isfinite(v):
@@ -40,7 +40,7 @@ def importance_track(values: Sequence[float], gene: Gene, geometry: Geometry,
     return rows
 
 
-def write_bedgraph(path: str | Path, rows: Sequence[Interval], name: str | None = None,
+def write_bedgraph(path: str | Path, rows: Sequence[TrackRow], name: str | None = None,
                    description: str | None = None) -> Path:
     """A bedGraph (0-based half-open, with a ``track`` line when ``name`` is given), written atomically."""
     path = Path(path)
@@ -54,7 +54,7 @@ def write_bedgraph(path: str | Path, rows: Sequence[Interval], name: str | None 
     return path
 
 
-def write_bigwig(path: str | Path, rows: Sequence[Interval], chrom_sizes: Mapping[str, int]) -> Path:
+def write_bigwig(path: str | Path, rows: Sequence[TrackRow], chrom_sizes: Mapping[str, int]) -> Path:
     """A bigWig with a header of all ``chrom_sizes`` (genome order) and the given intervals, written atomically."""
     import pyBigWig
 

@@ -120,7 +120,7 @@ class _Windows:
         self.length = geometry.input_len
         by_chrom: dict[str, list[tuple[int, Gene]]] = {}
         for g in genes:
-            by_chrom.setdefault(g.chrom, []).append((geometry.window(g.tss, g.strand)[0], g))
+            by_chrom.setdefault(g.chrom, []).append((geometry.window(g.tss, g.strand).start, g))
         self.starts: dict[str, np.ndarray] = {}
         self.genes: dict[str, list[Gene]] = {}
         for c, items in by_chrom.items():
@@ -267,7 +267,7 @@ class VariantScorer:
                                 pending.setdefault(g.gene_id, (g, []))[1].append(task)
                     bar.update(1)
                 position = last[1]
-                flush(lambda g, p=position: self.geometry.window(g.tss, g.strand)[1] > p)
+                flush(lambda g, p=position: self.geometry.window(g.tss, g.strand).end > p)
             flush(lambda g: False)
         bar.close()
         if summary.skipped[REF_MISMATCH]:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gta.errors import GtaInputError
-from gta.geometry import Geometry
+from gta.geometry import Geometry, Interval
 from gta.io.dataset import Dataset, open_dataset, vcf_header
 from gta.io.expression import match_report
 from gta.io.genome import file_compression
@@ -234,7 +234,7 @@ def _check_variants(rep: ValidationReport, ds, expr_samples: list[str]) -> list[
 def gene_regions(genes: list[Gene], geometry: Geometry, chunk_bp: int) -> Iterator[tuple[str, int, int]]:
     """The union of the genes' input windows as (chrom, start, end) pieces of at most ``chunk_bp`` bases, in
     genome order (chromosomes in first-gene order)."""
-    by_chrom: dict[str, list[tuple[int, int]]] = {}
+    by_chrom: dict[str, list[Interval]] = {}
     for g in genes:
         by_chrom.setdefault(g.chrom, []).append(geometry.window(g.tss, g.strand))
     for chrom, windows in by_chrom.items():
