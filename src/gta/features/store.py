@@ -531,16 +531,16 @@ class PartWriter:
         haps = st._haps_group()
         name = f"{PART}{uuid.uuid4().hex[:12]}"
         attrs = {"genes": list(genes), "keys": list(keys), "counts": list(counts), "values": [len(v) for v in vals],
-                 "done": False}
+                 "done": True}
         arr = haps.create_array(name, shape=values.shape, chunks=(max(min(len(values), self.chunk_rows), 1),
                                                                    st.n_features),
-                                dtype=st.dtype, attributes=attrs, compressors=_FAST)
+                                dtype=st.dtype, attributes={"done": False}, compressors=_FAST)
         rarr = haps.create_array(name + ".rows", shape=rows.shape, chunks=(max(min(len(rows), self.chunk_rows), 1), 2),
                                  dtype="int32", compressors=_FAST)
         if len(values):
             arr[...] = values
         if len(rows):
             rarr[...] = rows
-        arr.update_attributes({"done": True})  # after the data
+        arr.update_attributes(attrs)  # after the data, with done (the large key lists are written once)
         st._blocks = None
         self._reset()
