@@ -486,6 +486,7 @@ class PartWriter:
 
     def _reset(self) -> None:
         self._items: list[tuple[str, list[str], list[int], np.ndarray, np.ndarray]] = []  # one append per gene
+        self._genes: set[str] = set()  # the genes of _items
         self._waiting = 0
 
     def add(self, gene_id: str, keys: list[str], rows: np.ndarray, offsets: np.ndarray, values: np.ndarray,
@@ -498,13 +499,16 @@ class PartWriter:
         if "ref" in keys:
             raise ValueError("write the reference with write_ref")
         st.gene_index(gene_id)
-        if any(item[0] == gene_id for item in self._items):  # a part holds one block per gene
+        if gene_id in self._genes:  # a part holds one block per gene
             self.flush()
-        base = (st.read_ref(gene_id) if ref is None else np.asarray(ref)).astype(st.dtype)
-        new = np.asarray(values).astype(st.dtype)
         value_bins = np.asarray(value_bins, dtype=np.int64)
-        old = base[value_bins]
-        differs = ((new != old) & ~(np.isnan(new) & np.isnan(old))).any(axis=1)
+        old = (st.read_ref(gene_id) if ref is None else np.asarray(ref))[value_bins].astype(st.dtype)
+        new = np.asarray(values).astype(st.dtype)
+        ne = new != old
+        nan = np.isnan(new)
+        if nan.any():  # NaN in both: the same stored value
+            ne &= ~(nan & np.isnan(old))
+        differs = ne.any(axis=1)
         rows, offsets = np.asarray(rows, dtype=np.int64), np.asarray(offsets, dtype=np.int64)
         keep = differs[rows]
         take = rows[keep]
@@ -515,7 +519,8 @@ class PartWriter:
         inv = (np.cumsum(used) - 1)[take]  # row -> its index among the distinct rows kept
         used = np.flatnonzero(used)
         rowtab = np.stack([value_bins[take], inv], axis=1).astype(np.int32)
-        self._items.append((gene_id, list(keys), [int(c) for c in counts], new[used], rowtab))
+        self._items.append((gene_id, list(keys), counts.tolist(), new[used], rowtab))
+        self._genes.add(gene_id)
         self._waiting += len(take)
         if self._waiting >= self.max_rows:
             self.flush()
