@@ -268,7 +268,10 @@ class FeatureStore:
         """Record (merge) the sample -> hap_key tables of many genes in one write (a ``_samples.*`` array)."""
         for g in tables:
             self.gene_index(g)
-        payload = {g: {s: [str(k[0]), str(k[1])] for s, k in t.items()} for g, t in tables.items()}
+        plain = all(type(k) is tuple and len(k) == 2 and type(k[0]) is str and type(k[1]) is str
+                    for t in tables.values() for k in t.values())  # as extract passes them: json writes them as is
+        payload = tables if plain else {g: {s: (str(k[0]), str(k[1])) for s, k in t.items()}
+                                        for g, t in tables.items()}
         raw = np.frombuffer(json.dumps(payload, separators=(",", ":")).encode(), dtype=np.uint8)
         name = f"{SAMPLES}{time.time_ns():020d}.{uuid.uuid4().hex[:8]}"  # names sort in write order
         arr = self._haps_group().create_array(name, shape=raw.shape, chunks=(max(len(raw), 1),), dtype="uint8",
