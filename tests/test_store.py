@@ -87,6 +87,30 @@ def test_sparse_delta_is_exact_in_float16(tmp_path):
     np.testing.assert_array_equal(got, alt.astype(np.float16).astype(np.float32))
 
 
+def test_sparse_delta_treats_nan_as_equal_to_nan(tmp_path):
+    """A bin is stored when its value differs from the reference's; NaN in both is the same value."""
+    store = make(tmp_path / "f.zarr", dtype="float32")
+    ref = np.zeros((8, 3), np.float32)
+    ref[2, 1] = np.nan
+    alt = ref.copy()
+    alt[5, 0] = np.nan  # differs from 0
+    store.write_ref("ENSG1", ref)
+    assert store.write_hap("ENSG1", "k1", alt) == 1  # bin 2 (NaN in both) is not stored, bin 5 is
+    np.testing.assert_array_equal(store.read_hap("ENSG1", "k1"), alt)
+
+
+def test_half_written_part_is_not_read(tmp_path):
+    """A part cut off before its done flag (which comes with its key lists) is skipped."""
+    store = make(tmp_path / "f.zarr")
+    store.write_ref("ENSG1", np.zeros((8, 3), np.float32))
+    store.set_sample_haps("ENSG1", {"S1": ("ref", "k1")})
+    store._haps_group().create_array("_part.cut", shape=(1, 3), chunks=(1, 3), dtype="float16",
+                                     attributes={"done": False})  # crash here
+    reopened = FeatureStore.open(tmp_path / "f.zarr")
+    assert reopened.hap_keys("ENSG1") == ["ref"]
+    assert not reopened.hap_done("ENSG1", "k1")
+
+
 def test_half_written_item_is_not_readable(tmp_path):
     store = make(tmp_path / "f.zarr", hap_storage="full")
     store.write_ref("ENSG1", np.zeros((8, 3), np.float32))

@@ -157,11 +157,13 @@ def _same(store, a, b, desc, m):
 @numba.njit(cache=True, nogil=True)
 def touched_rows(offsets, start, end, delta, alt_off, alt_len, alt, tss, plus, nl, L, bs, crop, nout, W, pad,
                  idx, e0, r_lo, r_hi, r_shift, r_alt, r_alt0):
-    """codes [keys, nout]: -1 the reference bin; >= 0 ``sid * nout + bin``, the bin shifted by shifts[sid];
-    <= -2 a dirty bin, whose bases (with pad bases each side, N outside its reach) are regions[-2 - code].
-    Returns codes, shifts, regions, dbins (the bin of each region)."""
+    """Each key's bins that differ from the reference, in bin order, as codes: >= 0 ``sid * nout + bin``, the bin
+    shifted by shifts[sid]; <= -2 a dirty bin, whose bases (with pad bases each side, N outside its reach) are
+    regions[-2 - code]. Returns (flat codes, offsets [keys + 1] of each key's, shifts, regions, dbins (the bin of
+    each region))."""
     nk = len(offsets) - 1
-    codes = np.full((nk, nout), -1, dtype=np.int64)
+    codes = np.full(nout, -1, dtype=np.int64)  # the current key's codes (-1: the reference bin), reset per key
+    flat, fo = np.empty(max(nk, 1) * 64, dtype=np.int64), np.zeros(nk + 1, dtype=np.int64)
     shifts = np.empty(max(nk, 1) * 4 + 64, dtype=np.int64)
     nsh, nd, width = 0, 0, bs + 2 * pad
     regions = np.empty((1024, width), dtype=np.uint8)
@@ -191,7 +193,7 @@ def touched_rows(offsets, start, end, delta, alt_off, alt_len, alt, tss, plus, n
                 sid = nsh
                 nsh += 1
             for bb in range(max((a - W) // bs - crop, 0), min((b + W - 1) // bs - crop + 1, nout)):
-                codes[k, bb] = sid * nout + bb
+                codes[bb] = sid * nout + bb
             if a == 0:  # a shifted run at the window edge: bins whose reach leaves the window
                 nt = _mark(stamp, k, todo, nt, (-W) // bs - crop, (W - 1) // bs - crop)
             if b == L:
@@ -204,7 +206,7 @@ def touched_rows(offsets, start, end, delta, alt_off, alt_len, alt, tss, plus, n
             h = _hash(desc, m)
             hit = seen[h] if h in seen else -1  # noqa: SIM401 (numba types get() as Optional)
             if hit >= 0 and _same(dstore, doff[hit], doff[hit + 1], desc, m):  # the same bases: one region
-                codes[k, bb] = -2 - hit
+                codes[bb] = -2 - hit
                 continue
             if nd == len(dbins):
                 regions = np.concatenate((regions, np.empty_like(regions)))
@@ -220,9 +222,18 @@ def touched_rows(offsets, start, end, delta, alt_off, alt_len, alt, tss, plus, n
             _fill(regions[nd], s0 - W, s0 + bs + W, s0 - pad, n, r_lo, r_hi, r_shift, r_alt, r_alt0, idx, e0,
                   alt, alt_off, alt_len, plus)
             dbins[nd] = bb
-            codes[k, bb] = -2 - nd
+            codes[bb] = -2 - nd
             nd += 1
-    return codes, shifts[:nsh].copy(), regions[:nd].copy(), dbins[:nd].copy()
+        if fo[k] + nout > len(flat):
+            flat = np.concatenate((flat, np.empty(len(flat) + nout, dtype=np.int64)))
+        n = fo[k]
+        for bb in range(nout):  # this key's codes in bin order into flat, and reset
+            if codes[bb] != -1:
+                flat[n] = codes[bb]
+                codes[bb] = -1
+                n += 1
+        fo[k + 1] = n
+    return flat[: fo[nk]].copy(), fo, shifts[:nsh].copy(), regions[:nd].copy(), dbins[:nd].copy()
 
 
 @numba.njit(cache=True, nogil=True)
@@ -253,23 +264,3 @@ def gc_counts(idx, first, bs):
             c += (idx[p] == 1) | (idx[p] == 2)
         out[i] = c
     return out
-
-
-@numba.njit(cache=True, nogil=True)
-def flat_codes(codes):
-    """(the codes != -1 of ``codes`` [keys, bins] in row order, offsets [keys + 1] of each key's)."""
-    nk, nb = codes.shape
-    offsets = np.zeros(nk + 1, dtype=np.int64)
-    for k in range(nk):
-        n = 0
-        for b in range(nb):
-            n += codes[k, b] != -1
-        offsets[k + 1] = offsets[k] + n
-    flat = np.empty(offsets[nk], dtype=np.int64)
-    i = 0
-    for k in range(nk):
-        for b in range(nb):
-            if codes[k, b] != -1:
-                flat[i] = codes[k, b]
-                i += 1
-    return flat, offsets

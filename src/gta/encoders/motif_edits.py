@@ -80,19 +80,18 @@ class MotifEdits:
         e0 = min(self.crop * self.bs - smax - self.pad, 0)
         e1 = max((self.crop + self.nout) * self.bs + smax + self.pad, L)
         idx = seq_to_index([haps.ref_extended(e0, e1)])[0]
-        codes, shifts, regions, dbins = K.touched_rows(
+        flat, offsets, shifts, regions, dbins = K.touched_rows(
             *layout, ed.alt_off, ed.alt_len, _LOOKUP[ed.alt], tss, plus, nl, L, self.bs, self.crop, self.nout,
             self.W, self.pad, idx, e0, *runs)
         ref = self.enc._features(idx[None, -e0 : L - e0], 0, np.arange(self.nout))[0]
-        return self._assemble(list(keys), ref, codes, shifts, regions, dbins, idx, e0)
+        return self._assemble(list(keys), ref, flat, offsets, shifts, regions, dbins, idx, e0)
 
-    def _assemble(self, keys: list[str], ref: np.ndarray, codes: np.ndarray, shifts: np.ndarray,
-                  regions: np.ndarray, dbins: np.ndarray, idx: np.ndarray, e0: int) -> GeneFeatures:
-        """One value table (distinct shifted bins, then distinct dirty bins) and each key's rows into it."""
-        from gta.encoders._edit_kernels import flat_codes
-
+    def _assemble(self, keys: list[str], ref: np.ndarray, flat: np.ndarray, offsets: np.ndarray,
+                  shifts: np.ndarray, regions: np.ndarray, dbins: np.ndarray, idx: np.ndarray,
+                  e0: int) -> GeneFeatures:
+        """One value table (distinct shifted bins, then distinct dirty bins) and each key's rows into it
+        (``flat[offsets[j]:offsets[j + 1]]``: key j's codes, as :func:`_edit_kernels.touched_rows` gives them)."""
         nout = self.nout
-        flat, offsets = flat_codes(codes)
         shifted = flat >= 0
         used = np.zeros(len(shifts) * nout, dtype=bool)
         used[flat[shifted]] = True

@@ -18,6 +18,8 @@ samples carry them.
 
 from __future__ import annotations
 
+import functools
+import gc
 import os
 import sys
 import time
@@ -126,6 +128,26 @@ def _default_haplotypes(dataset: Any, geometry: Any, samples: list[str] | None) 
     return source
 
 
+def _gc_frozen(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Run ``fn`` with the objects alive at its start moved out of the cyclic collector's reach (``gc.freeze``),
+    undone at its end: planning keeps many haplotype objects alive, and each full collection they trigger would
+    otherwise rescan every object of the process (numba's included), about 0.15 s each on the bench preset.
+    Nested calls leave an outer freeze alone."""
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        if gc.get_freeze_count():
+            return fn(*args, **kwargs)
+        gc.freeze()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            gc.unfreeze()
+
+    return run
+
+
+@_gc_frozen
 def extract(
     data: str | Path | Any,
     encoder: str | Any = "motif",

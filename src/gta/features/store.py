@@ -269,7 +269,10 @@ class FeatureStore:
         """Record (merge) the sample -> hap_key tables of many genes in one write (a ``_samples.*`` array)."""
         for g in tables:
             self.gene_index(g)
-        payload = {g: {s: [str(k[0]), str(k[1])] for s, k in t.items()} for g, t in tables.items()}
+        plain = all(type(k) is tuple and len(k) == 2 and type(k[0]) is str and type(k[1]) is str
+                    for t in tables.values() for k in t.values())  # as extract passes them: json writes them as is
+        payload = tables if plain else {g: {s: (str(k[0]), str(k[1])) for s, k in t.items()}
+                                        for g, t in tables.items()}
         raw = np.frombuffer(json.dumps(payload, separators=(",", ":")).encode(), dtype=np.uint8)
         name = f"{SAMPLES}{time.time_ns():020d}.{uuid.uuid4().hex[:8]}"  # names sort in write order
         arr = self._haps_group().create_array(name, shape=raw.shape, chunks=(max(len(raw), 1),), dtype="uint8",
@@ -487,6 +490,7 @@ class PartWriter:
 
     def _reset(self) -> None:
         self._items: list[tuple[str, list[str], list[int], np.ndarray, np.ndarray]] = []  # one append per gene
+        self._genes: set[str] = set()  # the genes of _items
         self._waiting = 0
 
     def add(self, gene_id: str, keys: list[str], rows: np.ndarray, offsets: np.ndarray, values: np.ndarray,
@@ -499,13 +503,16 @@ class PartWriter:
         if REF_KEY in keys:
             raise ValueError("write the reference with write_ref")
         st.gene_index(gene_id)
-        if any(item[0] == gene_id for item in self._items):  # a part holds one block per gene
+        if gene_id in self._genes:  # a part holds one block per gene
             self.flush()
-        base = (st.read_ref(gene_id) if ref is None else np.asarray(ref)).astype(st.dtype)
-        new = np.asarray(values).astype(st.dtype)
         value_bins = np.asarray(value_bins, dtype=np.int64)
-        old = base[value_bins]
-        differs = ((new != old) & ~(np.isnan(new) & np.isnan(old))).any(axis=1)
+        old = (st.read_ref(gene_id) if ref is None else np.asarray(ref))[value_bins].astype(st.dtype)
+        new = np.asarray(values).astype(st.dtype)
+        ne = new != old
+        nan = np.isnan(new)
+        if nan.any():  # NaN in both: the same stored value
+            ne &= ~(nan & np.isnan(old))
+        differs = ne.any(axis=1)
         rows, offsets = np.asarray(rows, dtype=np.int64), np.asarray(offsets, dtype=np.int64)
         keep = differs[rows]
         take = rows[keep]
@@ -516,7 +523,8 @@ class PartWriter:
         inv = (np.cumsum(used) - 1)[take]  # row -> its index among the distinct rows kept
         used = np.flatnonzero(used)
         rowtab = np.stack([value_bins[take], inv], axis=1).astype(np.int32)
-        self._items.append((gene_id, list(keys), [int(c) for c in counts], new[used], rowtab))
+        self._items.append((gene_id, list(keys), counts.tolist(), new[used], rowtab))
+        self._genes.add(gene_id)
         self._waiting += len(take)
         if self._waiting >= self.max_rows:
             self.flush()
@@ -532,16 +540,16 @@ class PartWriter:
         haps = st._haps_group()
         name = f"{PART}{uuid.uuid4().hex[:12]}"
         attrs = {"genes": list(genes), "keys": list(keys), "counts": list(counts), "values": [len(v) for v in vals],
-                 "done": False}
+                 "done": True}
         arr = haps.create_array(name, shape=values.shape, chunks=(max(min(len(values), self.chunk_rows), 1),
                                                                    st.n_features),
-                                dtype=st.dtype, attributes=attrs, compressors=_FAST)
+                                dtype=st.dtype, attributes={"done": False}, compressors=_FAST)
         rarr = haps.create_array(name + ".rows", shape=rows.shape, chunks=(max(min(len(rows), self.chunk_rows), 1), 2),
                                  dtype="int32", compressors=_FAST)
         if len(values):
             arr[...] = values
         if len(rows):
             rarr[...] = rows
-        arr.update_attributes({"done": True})  # after the data
+        arr.update_attributes(attrs)  # after the data, with done (the large key lists are written once)
         st._blocks = None
         self._reset()

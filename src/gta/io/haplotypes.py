@@ -310,19 +310,21 @@ class GeneHaplotypes:
         if table is None or members is None:  # a hand-made edits mapping
             return EditArrays.from_edits([list(self.edits[k]) for k in keys])
         pairs = [members[k] if k != REF_KEY else (_NONE, _NONE) for k in keys]
-        lens = np.array([len(j) for j, _ in pairs], dtype=np.int64)
+        lens = np.fromiter((len(j) for j, _ in pairs), np.int64, len(pairs))
         if not lens.sum():
             return EditArrays.from_edits([[] for _ in keys])
         j, k = np.concatenate([j for j, _ in pairs]), np.concatenate([k for _, k in pairs])
         kid_a = np.repeat(np.arange(len(keys)), lens)
-        start, end = table.estart[j, k], table.eend[j, k]
+        flat = j * table.estart.shape[1] + k  # (record, allele) as an index into the tables' flat views
+        start, end = table.estart.ravel()[flat], table.eend.ravel()[flat]
         order = np.lexsort((end, start, kid_a))  # stable, like sorted(key=(start, end)) per key
-        j, k, kid_a = j[order], k[order], kid_a[order]
+        flat = flat[order]
         alt_off, alt_len, alt = table.alt_arrays
         return EditArrays(
-            offsets=np.searchsorted(kid_a, np.arange(len(keys) + 1)).astype(np.int64),
-            start=table.estart[j, k].astype(np.int64), end=table.eend[j, k].astype(np.int64),
-            delta=table.delta[j, k].astype(np.int64), alt_off=alt_off[j, k], alt_len=alt_len[j, k], alt=alt,
+            offsets=np.concatenate([[0], np.cumsum(lens)]).astype(np.int64),
+            start=start[order].astype(np.int64), end=end[order].astype(np.int64),
+            delta=table.delta.ravel()[flat].astype(np.int64), alt_off=alt_off.ravel()[flat],
+            alt_len=alt_len.ravel()[flat], alt=alt,
         )
 
     def ref_extended(self, lo: int, hi: int) -> str:

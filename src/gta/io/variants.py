@@ -784,11 +784,7 @@ class VariantReader:
         ends = starts + np.fromiter((len(x) for x in refs), np.int64, len(records))
         alts = [tuple(r.ALT) for r in records]
         ids = [r.ID or "." for r in records]
-        if s:
-            raw = np.stack([self._gt_row(r, s, vchrom) for r in records])
-            raw = raw.astype(np.int16, copy=False)
-        else:
-            raw = np.zeros((len(records), 0, 3), np.int16)
+        raw = self._gt_rows(records, s, vchrom) if s else np.zeros((len(records), 0, 3), np.int16)
         status = ["ok"] * len(records)
         if pol.filter_pass:
             for i, r in enumerate(records):
@@ -802,6 +798,17 @@ class VariantReader:
             raw = raw.astype(np.int8)
         return RegionCalls(chrom, start, end, self.samples, starts, ends, refs, alts, ids, status, gt, raw,
                            row_skips, vchrom)
+
+    def _gt_rows(self, records: list, s: int, vchrom: str) -> np.ndarray:
+        """int16 ``[records, samples, 3]``: :meth:`_gt_row` of each record, in one step when every record is
+        diploid-shaped (cyvcf2's usual [samples, 3])."""
+        arrays = [_gt_array(r, s) for r in records]
+        if all(g.shape[1] == 3 for g in arrays):
+            raw = np.stack(arrays)
+            raw[..., 2][raw[..., 1] == -2] = 1  # haploid calls count as phased (see _gt_row)
+        else:
+            raw = np.stack([self._gt_row(r, s, vchrom) for r in records])
+        return raw.astype(np.int16, copy=False)
 
     def _gt_row(self, rec, s: int, vchrom: str) -> np.ndarray:
         """``[samples, 3]`` (allele, allele, phased) for any ploidy cyvcf2 returns; a genotype of more than two
