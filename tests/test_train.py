@@ -84,7 +84,7 @@ def test_default_config_is_for_the_embedded_llm_and_names_its_levers():
     assert cfg.model.llm == "embedded" and cfg.accelerator == "cpu" and cfg.precision == "auto"
     assert resolve_precision(cfg) == "32" and llm_dtype(cfg) == torch.float32
     levers = " | ".join(speed_levers(cfg, 30))
-    assert "first 6 layers of 30" in levers and "prefix KV cache" in levers and "early stopping" in levers
+    assert "first 2 layers of 30" in levers and "prefix KV cache" in levers and "early stopping" in levers
     assert "256 text prototypes" in levers
 
 

@@ -27,7 +27,7 @@ def train_command(
     features: Path = features_option(help="Feature store of the data set (gta extract)."),
     out: Path = out_option(..., "Run folder, e.g. runs/NAME (created)."),
     config: Path | None = typer.Option(None, "--config", "-c", help="Training config YAML (TrainConfig); default: "
-                                       "the embedded LLM cut to 6 layers, sized for a CPU."),
+                                       "the embedded LLM cut to 2 layers, sized for a CPU."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last saved epoch."),
     task: str | None = typer.Option(None, "--task", help="cross-gene, cross-individual or both (overrides config)."),
     devices: int | None = typer.Option(None, "--devices", help="Devices (processes) per node."),

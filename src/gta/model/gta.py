@@ -43,7 +43,7 @@ BACKBONES = ("llm", "random", "none")
 @dataclass
 class GTAConfig:
     llm: str = "embedded"  # "embedded" | path to HF folder | path to .gguf | "tiny-random"
-    llm_layers: int | None = 6  # first L layers (None = all)
+    llm_layers: int | None = 2  # first L layers (None = all); 2 of 30 by default (docs/learning.md, entry 9)
     patch_len: int = 32
     patch_stride: int = 32
     d_model: int = 64

@@ -182,7 +182,8 @@ RUN_CONFIG_BEFORE_KEYS = {"stem_channels": 0, "head_standardise": False, "align_
 
 
 def default_config(**overrides: Any) -> TrainConfig:
-    """The default for ``gta train`` without ``--config``: embedded LLM, first 6 of its 30 layers, patches of 32
+    """The default for ``gta train`` without ``--config``: embedded LLM, first 2 of its 30 layers (as good as 6
+    in 2 seeds on bench at a quarter of the time; docs/learning.md, entry 9), patches of 32
     bins, 256 text prototypes mixed from the commonest 8,192 tokens (the whole 49,152-token vocabulary made a
     prototype map 6x larger and an epoch ~7x slower on 2 cores; issue #13), batches of 8 genes, early stopping
     after 3 epochs without improvement."""
