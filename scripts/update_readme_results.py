@@ -4,7 +4,8 @@
 
 Replaces the text between ``<!-- BEGIN generated: results -->`` and ``<!-- END generated: results -->`` with the
 cross-gene table (Spearman with its bootstrap interval, and as a fraction of the noise ceiling) and the verdict on
-the LLM read from the same numbers: a difference counts only when the intervals do not overlap.
+the LLM read from the same numbers (a difference counts only when its paired interval excludes 0), and the verdict
+over model seeds from ``benchmarks/results/llm_verdict.json`` when ``benchmarks/bench_llm_verdict.py`` has run.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from gta.atomic import atomic_write_text
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 BEGIN, END = "<!-- BEGIN generated: results", "<!-- END generated: results -->"
+VERDICT = ROOT / "benchmarks" / "results" / "llm_verdict.json"
 LLM_QUESTIONS = (("GTA", "GTA random LLM", "a pretrained LLM vs a random one of the same architecture"),
                  ("GTA", "GTA no LLM", "the frozen LLM vs a small transformer trained from scratch"),
                  ("GTA", "GTA no prompt", "with the annotation prompt vs without"),
@@ -63,9 +65,23 @@ def block(res: dict, source: str) -> str:
         if a in cross and b in cross:
             lines.append(f"- {question}: {cross[a]['spearman']:.3f} vs {cross[b]['spearman']:.3f}, "
                          f"{verdict(a, b, cross, paired)}.")
-    lines += ["", "Single seed: the three-seed comparison the issue asks for is not yet run (docs/learning.md).",
-              "", END]
+    lines += ["", *seed_lines(VERDICT), "", END]
     return "\n".join(lines)
+
+
+def seed_lines(path: Path) -> list[str]:
+    """The verdict over model seeds from ``benchmarks/bench_llm_verdict.py``'s JSON, when it has been run."""
+    if not path.exists():
+        return ["Single seed: the comparison over model seeds (`benchmarks/bench_llm_verdict.py`) is not yet run."]
+    v = json.loads(path.read_text())
+    lines = [f"Over {len(v['seeds'])} model seeds (`{path.relative_to(ROOT)}`, commit {v['commit']}): mean "
+             "Spearman [min, max] over seeds, and per seed the paired bootstrap call on the same test genes:", ""]
+    for q in v["summary"]["questions"]:
+        a, b = (v["summary"]["models"][n] for n in (q["a"], q["b"]))
+        calls = ", ".join(f"{q['calls'].count(c)} {c}" for c in ("better", "worse", "no difference") if c in q["calls"])
+        lines.append(f"- {q['question']}: {a['mean']:.3f} [{a['min']:.3f}, {a['max']:.3f}] vs {b['mean']:.3f} "
+                     f"[{b['min']:.3f}, {b['max']:.3f}], mean difference {q['mean_difference']:+.3f}; seeds: {calls}.")
+    return lines
 
 
 def main() -> None:

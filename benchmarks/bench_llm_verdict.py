@@ -1,0 +1,144 @@
+"""Does the LLM help? GTA against its LLM and prompt ablations at `bench` scale, with several model seeds.
+
+    python benchmarks/bench_llm_verdict.py --work W [--seeds 0 1 2] [--threads 2] [--out benchmarks/results]
+
+W is a `benchmarks/bench_acceptance.py` folder (its `data/` and `features.zarr`). For each model seed, `gta
+benchmark` trains GTA, GTA no prompt, GTA no LLM and GTA random LLM with the benchmark's defaults (only the training
+seed changes) on the same held-out chromosomes; seed 0 reuses the acceptance run's `benchmark/` when it holds
+them. Each seed's comparison is the paired bootstrap of the Spearman difference on the same test genes
+(`gta.evaluate.metrics.paired_spearman_difference`). Writes `llm_verdict.json` and `llm_verdict.md`: every seed's
+score, mean and range, and per question how many seeds say better / worse / no difference. Each seed's benchmark
+resumes model by model, so an interrupted run continues.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from gta.atomic import atomic_write_text
+from gta.provenance import source_commit
+
+OUT = Path(__file__).resolve().parent / "results"
+MODELS = ["GTA", "GTA no prompt", "GTA no LLM", "GTA random LLM"]
+QUESTIONS = (("GTA", "GTA random LLM", "a pretrained LLM vs a random one of the same architecture"),
+             ("GTA", "GTA no LLM", "the frozen LLM vs a small transformer trained from scratch"),
+             ("GTA", "GTA no prompt", "with the annotation prompt vs without"),
+             ("GTA no prompt", "GTA no LLM", "without the prompt: the frozen LLM vs the small transformer"))
+
+
+def _has(bench: Path) -> bool:
+    res = bench / "results.json"
+    return res.exists() and set(MODELS) <= {m["name"] for m in json.loads(res.read_text())["models"]}
+
+
+def run_seed(work: Path, seed: int, threads: int) -> Path:
+    """The benchmark folder holding MODELS trained with ``seed`` (run here unless it exists)."""
+    if seed == 0 and _has(work / "benchmark"):
+        return work / "benchmark"
+    bench = work / "verdict" / f"seed{seed}"
+    if not _has(bench):
+        bench.mkdir(parents=True, exist_ok=True)
+        cfg = bench / "benchmark.yaml"
+        settings = {"gta": {"seed": seed}, "models": MODELS, "interpret": {"n_genes": 0, "variant_genes": 0}}
+        cfg.write_text(yaml.safe_dump(settings))
+        cmd = [sys.executable, "-m", "gta", "benchmark", "-d", str(work / "data" / "dataset.yaml"), "-f",
+               str(work / "features.zarr"), "-o", str(bench), "--config", str(cfg), "--threads", str(threads),
+               "--quiet"]
+        print("+", " ".join(cmd), flush=True)
+        subprocess.run(cmd, check=True)
+    return bench
+
+
+def test_predictions(bench: Path, res: dict, name: str) -> pd.DataFrame:
+    """The model's cross-gene predictions of the test genes (y_true, y_pred), indexed by gene."""
+    from gta.evaluate.metrics import gene_rows
+
+    m = next(m for m in res["models"] if m["name"] == name and m["status"] == "ok")
+    return gene_rows(pd.read_parquet(bench / "predictions" / m["predictions"]), split="test")
+
+
+def seed_row(bench: Path, n_boot: int) -> dict:
+    """One seed: each model's cross-gene Spearman and interval, and the paired difference of each question."""
+    from gta.evaluate.metrics import paired_spearman_difference
+
+    res = json.loads((bench / "results.json").read_text())
+    scores = {m["name"]: {"spearman": m["metrics"]["cross_gene"]["spearman"],
+                          "ci": m["metrics"]["cross_gene"]["spearman_ci"]}
+              for m in res["models"] if m["name"] in MODELS and m["status"] == "ok"}
+    pairs = []
+    for a, b, _ in QUESTIONS:
+        pa, pb = test_predictions(bench, res, a), test_predictions(bench, res, b)
+        j = pa.join(pb["y_pred"].rename("y_pred_b"), how="inner")
+        pairs.append({"a": a, "b": b, **paired_spearman_difference(j["y_true"], j["y_pred"], j["y_pred_b"], n_boot)})
+    return {"bench": str(bench), "scores": scores, "pairs": pairs, "noise_ceiling": res["noise_ceiling"]}
+
+
+def summarise(rows: dict[int, dict]) -> dict:
+    models = {n: [r["scores"][n]["spearman"] for r in rows.values()] for n in MODELS}
+    questions = []
+    for a, b, text in QUESTIONS:
+        ds = [next(p for p in r["pairs"] if (p["a"], p["b"]) == (a, b)) for r in rows.values()]
+        calls = ["better" if d["ci"][0] > 0 else "worse" if d["ci"][1] < 0 else "no difference" for d in ds]
+        questions.append({"a": a, "b": b, "question": text, "differences": [d["difference"] for d in ds],
+                          "mean_difference": float(np.mean([d["difference"] for d in ds])), "calls": calls})
+    return {"models": {n: {"seeds": v, "mean": float(np.mean(v)), "min": float(np.min(v)), "max": float(np.max(v))}
+                       for n, v in models.items()}, "questions": questions}
+
+
+def markdown(out: dict) -> str:
+    seeds = out["seeds"]
+    head = [f"# Does the LLM help? ({len(seeds)} model seeds, `bench` preset)", "",
+            f"Commit {out['commit']}, {out['date']}, {out['machine']}; written by `benchmarks/bench_llm_verdict.py` "
+            f"from the benchmark folders in `--work` ({out['work']}). `gta benchmark` defaults, only the training "
+            f"seed changes; the same {out['n_test_genes']} test-chromosome genes; noise ceiling "
+            f"{out['noise_ceiling']:.3f}.", "",
+            "| model | " + " | ".join(f"seed {s}" for s in seeds) + " | mean [min, max] |",
+            "|---|" + "---|" * (len(seeds) + 1)]
+    for n, m in out["summary"]["models"].items():
+        cells = " | ".join(f"{v:.3f}" for v in m["seeds"])
+        head.append(f"| {n} | {cells} | {m['mean']:.3f} [{m['min']:.3f}, {m['max']:.3f}] |")
+    head += ["", "Each question: A - B per seed (paired bootstrap over the test genes, 95% CI), and how many seeds "
+             "call it better / worse / no difference (a call needs the paired CI to exclude 0).", "",
+             "| question | A - B per seed | mean | calls |", "|---|---|---|---|"]
+    for q in out["summary"]["questions"]:
+        per = ", ".join(f"{d:+.3f}" for d in q["differences"])
+        calls = ", ".join(f"{q['calls'].count(c)} {c}" for c in ("better", "worse", "no difference") if c in q["calls"])
+        head.append(f"| {q['question']} ({q['a']} vs {q['b']}) | {per} | {q['mean_difference']:+.3f} | {calls} |")
+    return "\n".join(head) + "\n"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--work", type=Path, required=True, help="a bench_acceptance.py folder (data/, features.zarr)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--n-boot", type=int, default=1000)
+    ap.add_argument("--out", type=Path, default=OUT)
+    args = ap.parse_args()
+    commit, t0 = source_commit(dirty=True), time.time()
+    rows = {s: seed_row(run_seed(args.work, s, args.threads), args.n_boot) for s in args.seeds}
+    first = rows[args.seeds[0]]
+    out = {"commit": commit, "date": time.strftime("%Y-%m-%d %H:%M %Z"), "work": str(args.work),
+           "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {args.threads} threads",
+           "seeds": args.seeds, "noise_ceiling": first["noise_ceiling"].get("cross_gene_spearman"),
+           "n_test_genes": first["pairs"][0]["n_genes"], "wall_s": round(time.time() - t0, 1),
+           "per_seed": {str(s): r for s, r in rows.items()}, "summary": summarise(rows)}
+    args.out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(args.out / "llm_verdict.json", json.dumps(out, indent=1) + "\n")
+    atomic_write_text(args.out / "llm_verdict.md", markdown(out))
+    print(markdown(out))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
