@@ -103,13 +103,14 @@ def _cross_gene_predictions(bench_dir: Path, res: dict, name: str):
     return gene_rows(pd.read_parquet(bench_dir / "predictions" / m["predictions"]), split="test")
 
 
-def paired_differences(bench_dir: Path, res: dict, n_boot: int = 1000, seed: int = 0) -> list[dict]:
-    """For each pair of PAIRS with predictions: Spearman(A) - Spearman(B) on the test genes both predict, with a
-    paired bootstrap interval over genes (``gta.evaluate.metrics.paired_spearman_difference``)."""
+def paired_differences(bench_dir: Path, res: dict, n_boot: int = 1000, seed: int = 0,
+                       pairs: tuple[tuple[str, str], ...] = PAIRS) -> list[dict]:
+    """For each (A, B) of ``pairs`` with predictions: Spearman(A) - Spearman(B) on the test genes both predict, with
+    a paired bootstrap interval over genes (``gta.evaluate.metrics.paired_spearman_difference``)."""
     from gta.evaluate.metrics import paired_spearman_difference
 
     out = []
-    for a, b in PAIRS:
+    for a, b in pairs:
         pa, pb = _cross_gene_predictions(bench_dir, res, a), _cross_gene_predictions(bench_dir, res, b)
         if pa is None or pb is None:
             continue

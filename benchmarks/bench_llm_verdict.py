@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import yaml
 
 from gta.atomic import atomic_write_text
@@ -59,27 +58,15 @@ def run_seed(work: Path, seed: int, threads: int) -> Path:
     return bench
 
 
-def test_predictions(bench: Path, res: dict, name: str) -> pd.DataFrame:
-    """The model's cross-gene predictions of the test genes (y_true, y_pred), indexed by gene."""
-    from gta.evaluate.metrics import gene_rows
-
-    m = next(m for m in res["models"] if m["name"] == name and m["status"] == "ok")
-    return gene_rows(pd.read_parquet(bench / "predictions" / m["predictions"]), split="test")
-
-
 def seed_row(bench: Path, n_boot: int) -> dict:
     """One seed: each model's cross-gene Spearman and interval, and the paired difference of each question."""
-    from gta.evaluate.metrics import paired_spearman_difference
+    from bench_acceptance import paired_differences  # beside this script
 
     res = json.loads((bench / "results.json").read_text())
     scores = {m["name"]: {"spearman": m["metrics"]["cross_gene"]["spearman"],
                           "ci": m["metrics"]["cross_gene"]["spearman_ci"]}
               for m in res["models"] if m["name"] in MODELS and m["status"] == "ok"}
-    pairs = []
-    for a, b, _ in QUESTIONS:
-        pa, pb = test_predictions(bench, res, a), test_predictions(bench, res, b)
-        j = pa.join(pb["y_pred"].rename("y_pred_b"), how="inner")
-        pairs.append({"a": a, "b": b, **paired_spearman_difference(j["y_true"], j["y_pred"], j["y_pred_b"], n_boot)})
+    pairs = paired_differences(bench, res, n_boot, pairs=tuple((a, b) for a, b, _ in QUESTIONS))
     return {"bench": str(bench), "scores": scores, "pairs": pairs, "noise_ceiling": res["noise_ceiling"]}
 
 
