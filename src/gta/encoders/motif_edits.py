@@ -91,20 +91,16 @@ class MotifEdits:
                   e0: int) -> GeneFeatures:
         """One value table (distinct shifted bins, then distinct dirty bins) and each key's rows into it
         (``flat[offsets[j]:offsets[j + 1]]``: key j's codes, as :func:`_edit_kernels.touched_rows` gives them)."""
+        from gta.encoders._edit_kernels import code_rows
+
         nout = self.nout
-        shifted = flat >= 0
-        used = np.zeros(len(shifts) * nout, dtype=bool)
-        used[flat[shifted]] = True
-        pairs = np.flatnonzero(used)  # distinct (shift, bin) codes, sorted
         ctx_first, ctx_inv = _distinct_rows(regions, dbins)
+        pairs, rows = code_rows(flat, len(shifts) * nout, ctx_inv)  # distinct (shift, bin) codes, sorted
         values = [np.zeros((0, self.enc.n_features), dtype=np.float32)]
         if len(pairs):
             values.append(self.scan_shifted(idx, e0, shifts[pairs // nout], pairs % nout))
         if len(ctx_first):
             values.append(self.scan_bins(regions[ctx_first]))
-        rows = np.empty(len(flat), dtype=np.int64)
-        rows[shifted] = (np.cumsum(used) - 1)[flat[shifted]]
-        rows[~shifted] = len(pairs) + ctx_inv[-2 - flat[~shifted]]
         value_bins = np.concatenate([pairs % nout, dbins[ctx_first]]).astype(np.int64)
         return GeneFeatures(ref, keys, rows, offsets, np.concatenate(values), value_bins)
 
