@@ -218,3 +218,21 @@ def test_compiled_helpers_equal_their_numpy_forms():
         pairs, got = code_rows(flat, n_codes, ctx_inv)
         np.testing.assert_array_equal(pairs, np.flatnonzero(used))
         np.testing.assert_array_equal(got, rows)
+
+
+def test_pooled_scan_equals_the_simd_kernel_bit_for_bit():
+    """MotifEdits.scan_windows (each centre scored once, windows pooled from the scores) gives _scan_at's
+    features for any bins, overlapping or not, in any order, their motif windows reaching past the ends of the
+    bases (N) (a bin's own bases, which its GC counts, lie inside them)."""
+    enc = MotifEncoder(geometry=CROPPED)
+    if enc.kernel != "simd":
+        pytest.skip("the pooled scan is the simd kernel's")
+    me = MotifEdits(enc)
+    rng = np.random.default_rng(7)
+    idx = rng.integers(0, 5, 3000).astype(np.uint8)
+    for block_bins in (1, 3, 16):
+        first = rng.integers(0, len(idx) - 128 + 1, 300)
+        first[:20] = np.arange(20) * 128  # a run of consecutive bins
+        first[20:23] = 0, 1, len(idx) - 128
+        np.testing.assert_array_equal(me.scan_windows(idx, first, block_bins).view(np.uint32),
+                                      me._scan_at(idx, first).view(np.uint32))
