@@ -470,8 +470,8 @@ class _AlleleTable:
 
 class _Members(Mapping):
     """hap_key -> (carried record, allele index) arrays of its alleles, as slices of two arrays grouped by
-    haplotype (:func:`_haplotype_keys`): key -> a haplotype carrying it, whose alleles are
-    ``[bounds[h], bounds[h + 1])`` (haplotypes of one key carry the same alleles in the same order)."""
+    haplotype (:func:`_haplotype_keys`): key -> the first haplotype carrying it, whose alleles are
+    ``[bounds[h], bounds[h + 1])``."""
 
     def __init__(self, records: np.ndarray, ks: np.ndarray, bounds: np.ndarray, hap: dict[str, int]) -> None:
         self._records, self._ks, self._bounds, self._hap = records, ks, bounds, hap
@@ -774,7 +774,9 @@ def _haplotype_keys(table: _AlleleTable, in_reach: np.ndarray, kept: np.ndarray,
         hashlib.sha1(buf[8 * a : 8 * b]).hexdigest()[:12] if b > a else REF_KEY
         for a, b in zip(edges[:-1], edges[1:], strict=True)
     ]
-    hap = {key: h for h, key in enumerate(keys)}  # keys in order of first haplotype; any of its haplotypes
+    hap: dict[str, int] = {}  # key -> its first haplotype, keys in that order
+    for h, key in enumerate(keys):
+        hap.setdefault(key, h)
     hap.pop(REF_KEY, None)
     return keys, _Members(records, ks, bounds, hap)
 
