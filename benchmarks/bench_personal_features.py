@@ -212,12 +212,12 @@ def _markdown(r: dict) -> str:
     lines += [
         "",
         "What the personal run adds to the reference-only one, per gene: reading the VCF and resolving the "
-        "haplotypes (planning); one compiled pass over all haplotypes' edits; one scan per distinct (shift, bin) "
-        "of an indel-shifted stretch and per distinct edited bin, with the encoder's own kernel (the reference "
-        "window is scanned once either way); and one store part per batch of genes. Scanning the distinct "
-        "shifted bins is the largest of these (about as many bins as half a reference window per gene on this "
-        "data). Before (issue #15, same preset): about 160x the reference-only time, one zarr array per "
-        "haplotype, each haplotype's whole window built and scanned.",
+        "haplotypes (planning); one compiled pass over all haplotypes' edits; the distinct (shift, bin) pairs "
+        "of indel-shifted stretches (about as many bins as half a reference window per gene on this data), "
+        "pooled with the reference bins from one scoring of each centre of the extended reference (simd "
+        "kernel), and one scan per distinct edited bin, with the encoder's own kernel; and one store part per "
+        "batch of genes. Before (issue #15, same preset): about 160x the reference-only time, one zarr array "
+        "per haplotype, each haplotype's whole window built and scanned.",
         "",
         "Every round: see `personal_features.json`.",
         "",

@@ -192,3 +192,47 @@ def test_other_local_encoders_take_the_full_window_path(motif_geometry_sets, tmp
         keys = sorted({k for pair in haps.sample_keys.values() for k in pair})
         direct = torch_enc.encode([haps.sequence(k) for k in keys])
         np.testing.assert_allclose(store.read_haps(gene.gene_id, keys), direct, atol=1e-5)
+
+
+def test_compiled_helpers_equal_their_numpy_forms():
+    """segment_order is a stable per-segment sort by (start, end) (np.lexsort); code_rows maps codes to value
+    rows as the numpy form of MotifEdits._assemble did."""
+    from gta.encoders._edit_kernels import code_rows, segment_order
+
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        lens = rng.integers(0, 6, int(rng.integers(0, 20)))
+        offsets = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
+        start = rng.integers(0, 4, int(offsets[-1]))
+        end = start + rng.integers(0, 3, len(start))
+        seg = np.repeat(np.arange(len(lens)), lens)
+        np.testing.assert_array_equal(segment_order(offsets, start, end), np.lexsort((end, start, seg)))
+        n_codes, ctx_inv = int(rng.integers(1, 30)), rng.integers(0, 5, 8)
+        flat = np.where(rng.random(40) < 0.5, rng.integers(0, n_codes, 40), -2 - rng.integers(0, 8, 40))
+        shifted = flat >= 0
+        used = np.zeros(n_codes, dtype=bool)
+        used[flat[shifted]] = True
+        rows = np.empty(len(flat), dtype=np.int64)
+        rows[shifted] = (np.cumsum(used) - 1)[flat[shifted]]
+        rows[~shifted] = used.sum() + ctx_inv[-2 - flat[~shifted]]
+        pairs, got = code_rows(flat, n_codes, ctx_inv)
+        np.testing.assert_array_equal(pairs, np.flatnonzero(used))
+        np.testing.assert_array_equal(got, rows)
+
+
+def test_pooled_scan_equals_the_simd_kernel_bit_for_bit():
+    """MotifEdits.scan_windows (each centre scored once, windows pooled from the scores) gives _scan_at's
+    features for any bins, overlapping or not, in any order, their motif windows reaching past the ends of the
+    bases (N) (a bin's own bases, which its GC counts, lie inside them)."""
+    enc = MotifEncoder(geometry=CROPPED)
+    if enc.kernel != "simd":
+        pytest.skip("the pooled scan is the simd kernel's")
+    me = MotifEdits(enc)
+    rng = np.random.default_rng(7)
+    idx = rng.integers(0, 5, 3000).astype(np.uint8)
+    for block_bins in (1, 3, 16):
+        first = rng.integers(0, len(idx) - 128 + 1, 300)
+        first[:20] = np.arange(20) * 128  # a run of consecutive bins
+        first[20:23] = 0, 1, len(idx) - 128
+        np.testing.assert_array_equal(me.scan_windows(idx, first, block_bins).view(np.uint32),
+                                      me._scan_at(idx, first).view(np.uint32))

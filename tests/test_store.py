@@ -99,6 +99,37 @@ def test_sparse_delta_treats_nan_as_equal_to_nan(tmp_path):
     np.testing.assert_array_equal(store.read_hap("ENSG1", "k1"), alt)
 
 
+
+@pytest.mark.parametrize("dtype", ["float16", "float32"])
+def test_part_kernels_follow_the_float_rule(dtype):
+    """PartWriter's compiled row selection equals the numpy rule on zeros of both signs, NaNs, infinities, and
+    key row lists that do not tile the rows."""
+    from gta.features._part_kernels import FLOAT_BITS, changed_rows, kept_rows
+
+    rng = np.random.default_rng(5)
+    pool = np.array([0.0, -0.0, np.nan, -np.nan, 1.0, 2.5, np.inf, -np.inf, 1.0001], np.float32)
+    view, mag, inf = FLOAT_BITS[np.dtype(dtype)]
+    for _ in range(100):
+        n, d = int(rng.integers(0, 30)), int(rng.integers(1, 5))
+        ref = rng.choice(pool, (8, d)).astype(dtype)
+        new = rng.choice(pool, (n, d)).astype(dtype)
+        bins = rng.integers(0, 8, n)
+        old = ref[bins]
+        want = ((new != old) & ~(np.isnan(new) & np.isnan(old))).any(axis=1)
+        got = changed_rows(new.view(view), ref.view(view), bins, mag, inf)
+        np.testing.assert_array_equal(got, want)
+        rows = rng.integers(0, n, int(rng.integers(0, 40))) if n else np.zeros(0, np.int64)
+        for offsets in (np.array([0, len(rows) // 3, len(rows)]), np.array([len(rows) // 2, len(rows)])):
+            counts, used, rowtab = kept_rows(rows, offsets, want, bins)
+            keep = want[rows]
+            kept = np.concatenate([[0], np.cumsum(keep)])
+            np.testing.assert_array_equal(counts, kept[offsets[1:]] - kept[offsets[:-1]])
+            mark = np.zeros(n, bool)
+            mark[rows[keep]] = True
+            np.testing.assert_array_equal(used, np.flatnonzero(mark))
+            inv = (np.cumsum(mark) - 1)[rows[keep]]
+            np.testing.assert_array_equal(rowtab, np.stack([bins[rows[keep]], inv], axis=1).astype(np.int32))
+
 def test_half_written_part_is_not_read(tmp_path):
     """A part cut off before its done flag (which comes with its key lists) is skipped."""
     store = make(tmp_path / "f.zarr")

@@ -264,3 +264,48 @@ def gc_counts(idx, first, bs):
             c += (idx[p] == 1) | (idx[p] == 2)
         out[i] = c
     return out
+
+
+
+@numba.njit(cache=True, nogil=True)
+def code_rows(flat, n_codes, ctx_inv):
+    """(the distinct shifted codes of ``flat``, sorted; each entry's row in the value table of
+    :meth:`MotifEdits._assemble`): a shifted code (>= 0) its index among the distinct shifted codes, a dirty one
+    (<= -2) the number of those plus ``ctx_inv`` of its region."""
+    used = np.zeros(n_codes, dtype=np.bool_)
+    for c in flat:
+        if c >= 0:
+            used[c] = True
+    rank = np.empty(n_codes, dtype=np.int64)
+    n = 0
+    for c in range(n_codes):
+        rank[c] = n
+        n += used[c]
+    pairs = np.empty(n, dtype=np.int64)
+    for c in range(n_codes):
+        if used[c]:
+            pairs[rank[c]] = c
+    rows = np.empty(len(flat), dtype=np.int64)
+    for i in range(len(flat)):
+        c = flat[i]
+        rows[i] = rank[c] if c >= 0 else n + ctx_inv[-2 - c]
+    return pairs, rows
+
+
+@numba.njit(cache=True, nogil=True)
+def segment_order(offsets, start, end):
+    """The permutation that sorts each segment ``[offsets[i], offsets[i + 1])`` by (start, end), stably (as
+    ``np.lexsort((end, start, segment))``): an insertion sort per segment (a haplotype's few edits)."""
+    order = np.arange(len(start))
+    for i in range(len(offsets) - 1):
+        for p in range(offsets[i] + 1, offsets[i + 1]):
+            x = order[p]
+            q = p
+            while q > offsets[i]:
+                y = order[q - 1]
+                if start[y] < start[x] or (start[y] == start[x] and end[y] <= end[x]):
+                    break
+                order[q] = y
+                q -= 1
+            order[q] = x
+    return order

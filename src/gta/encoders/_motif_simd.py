@@ -6,6 +6,12 @@ at once, keyed by the dinucleotide code ``5 * x[p] + x[p + 1]``. A window's scor
 added in column order. Per bin, max over strands, then max and count >= threshold over the bin, are reduced 16 lanes
 at a time. LLVM does not emit the permute from plain loops (it would gather), hence the numba intrinsic ``_bin_score``.
 
+``scan_windows`` serves bins that overlap (a gene's reference bins and its haplotypes' indel-shifted copies of
+them): ``_centre_scores`` stores each centre's best strand score once (the same sums), and ``_pool`` reduces
+each bin's centres from them as ``_bin_score`` does. The scores are sums from +0.0 of finite or -inf table
+entries, never NaN nor -0.0, so the lanes a score is reduced in cannot change a max: the features are equal bit
+for bit.
+
 Only for x86-64 CPUs with AVX-512F (``available``); the encoder falls back to its portable table kernel elsewhere.
 """
 
@@ -157,3 +163,126 @@ def scan(idx, seq_of, start_of, row_of, nbins, tables, npairs, half, thr, bin_si
                 mx, ct = _bin_score(code, s0 + q * bin_size, tables[m], npairs[m], bin_size, thr[m])
                 out_max[row_of[k] + q, m] = mx
                 out_cnt[row_of[k] + q, m] = ct
+
+
+@intrinsic
+def _centre_scores(typingctx, code, start, tables, npairs, n, out):  # pragma: no cover - compiled
+    """out[i] = the best strand score of the window starting at code[start + i], for i < n (a multiple of STEP):
+    :func:`_bin_score`'s sums and strand choice, stored instead of pooled."""
+    if not (_contiguous(code, types.int32) and _contiguous(tables, types.float32) and tables.ndim == 3
+            and _contiguous(out, types.float32) and out.ndim == 1 and start == n == npairs == types.int64):
+        return None
+    sig = types.void(code, start, tables, npairs, n, out)
+
+    def codegen(context, builder, signature, args):
+        code_p = _data(context, builder, signature.args[0], args[0])
+        tab_p = _data(context, builder, signature.args[2], args[2])
+        out_p = _data(context, builder, signature.args[5], args[5])
+        start, npairs, n = args[1], args[3], args[4]
+        perm = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(_F, [_F, _I, _F]), "llvm.x86.avx512.vpermi2var.ps.512"
+        )
+        zero = ir.Constant(_F, [0.0] * LANES)
+        accs = [[cgutils.alloca_once_value(builder, zero) for _ in range(2)] for _ in range(UNROLL)]
+        lanes = ir.Constant(_I64, LANES)
+        with cgutils.for_range_slice(builder, ir.Constant(_I64, 0), n, ir.Constant(_I64, STEP), _I64) as (j, _):
+            i = builder.add(start, j)
+            for acc in accs:
+                builder.store(zero, acc[0])
+                builder.store(zero, acc[1])
+            with cgutils.for_range(builder, npairs) as loop:
+                p = loop.index
+                row = builder.mul(p, ir.Constant(_I64, 4 * LANES))  # tables[p]: [strand, 32]
+                tabs = []
+                for k in range(2):
+                    base = builder.add(row, ir.Constant(_I64, 2 * LANES * k))
+                    tabs.append((builder.load(_vec(builder, tab_p, base, _F), align=4),
+                                 builder.load(_vec(builder, tab_p, builder.add(base, lanes), _F), align=4)))
+                for u, acc in enumerate(accs):
+                    at = builder.add(builder.add(i, ir.Constant(_I64, u * LANES)), builder.add(p, p))
+                    x = builder.load(_vec(builder, code_p, at, _I), align=4)
+                    for (lo, hi), a in zip(tabs, acc, strict=True):
+                        builder.store(builder.fadd(builder.load(a), builder.call(perm, [lo, x, hi])), a)
+            for u, acc in enumerate(accs):
+                f, r = builder.load(acc[0]), builder.load(acc[1])
+                s = builder.select(builder.fcmp_ordered(">", f, r), f, r)
+                builder.store(s, _vec(builder, out_p, builder.add(j, ir.Constant(_I64, u * LANES)), _F), align=4)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def _pool(typingctx, t, a, n, thr):  # pragma: no cover - compiled
+    """(max, count of >= thr) of t[a : a + n] (n a multiple of LANES), reduced as :func:`_bin_score` reduces
+    its windows' scores (which are never NaN nor -0.0, so the lanes a score lands in cannot change the max)."""
+    if not (_contiguous(t, types.float32) and t.ndim == 1 and a == n == types.int64 and thr == types.float32):
+        return None
+    sig = types.UniTuple(types.float32, 2)(t, a, n, thr)
+
+    def codegen(context, builder, signature, args):
+        t_p = _data(context, builder, signature.args[0], args[0])
+        a, n = args[1], args[2]
+        best = cgutils.alloca_once_value(builder, ir.Constant(_F, [float("-inf")] * LANES))
+        cnt = cgutils.alloca_once_value(builder, ir.Constant(_I, [0] * LANES))
+        thv = _splat(builder, args[3], _F)
+        with cgutils.for_range_slice(builder, a, builder.add(a, n), ir.Constant(_I64, LANES), _I64) as (i, _):
+            s = builder.load(_vec(builder, t_p, i, _F), align=4)
+            b = builder.load(best)
+            builder.store(builder.select(builder.fcmp_ordered(">", s, b), s, b), best)
+            hit = builder.zext(builder.fcmp_ordered(">=", s, thv), _I)
+            builder.store(builder.add(builder.load(cnt), hit), cnt)
+        fmax = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.FloatType(), [_F]), "llvm.vector.reduce.fmax.v16f32"
+        )
+        add = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.IntType(32), [_I]), "llvm.vector.reduce.add.v16i32"
+        )
+        mx = builder.call(fmax, [builder.load(best)])
+        ct = builder.sitofp(builder.call(add, [builder.load(cnt)]), ir.FloatType())
+        return context.make_tuple(builder, signature.return_type, [mx, ct])
+
+    return sig, codegen
+
+
+@numba.njit(cache=True, nogil=True)
+def _blocks(first, bin_size, block):  # pragma: no cover - compiled
+    """Index of the first window of each block (and the end): a block starts at a window's first centre and
+    takes the windows that end within ``block`` centres of it (``first`` sorted)."""
+    out = np.empty(len(first) + 1, np.int64)
+    nb, w = 0, 0
+    while w < len(first):
+        out[nb] = w
+        nb += 1
+        c0 = first[w]
+        while w < len(first) and first[w] + bin_size <= c0 + block:
+            w += 1
+    out[nb] = len(first)
+    return out[: nb + 1]
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def scan_windows(idx, first, tables, npairs, half, thr, bin_size, block, out_max, out_cnt):  # pragma: no cover
+    """Row w of out_max/out_cnt [rows, motifs]: the max and count of the ``bin_size`` centres from ``first[w]``
+    (``first`` sorted, positions in the base indices ``idx`` [L], outside it N), as :func:`scan` gives them for
+    a bin starting there; every centre's scores computed once for all windows over it, ``block`` (>= bin_size)
+    centres at a time, one block per work item (:func:`_blocks`)."""
+    M = len(npairs)
+    hmax = half.max()
+    reach = 2 * (hmax + 1) + STEP
+    bounds = _blocks(first, bin_size, block)
+    for k in numba.prange(len(bounds) - 1):
+        w, e = bounds[k], bounds[k + 1]
+        c0 = first[w]
+        n = -(-(first[e - 1] + bin_size - c0) // STEP) * STEP
+        code = np.empty(n + reach, np.int32)
+        track = np.empty((M, n), np.float32)
+        _codes_into(code, idx, c0 - hmax)
+        for m in range(M):
+            _centre_scores(code, hmax - half[m], tables[m], npairs[m], n, track[m])
+        for q in range(w, e):
+            a = first[q] - c0
+            for m in range(M):
+                mx, ct = _pool(track[m], a, bin_size, thr[m])
+                out_max[q, m] = mx
+                out_cnt[q, m] = ct

@@ -6,7 +6,9 @@ bin depend only on the bases within ``max_width`` bp of it (its *reach*), so:
 
 - a bin whose reach lies in one reference run of shift 0 is the reference's bin (nothing to compute or store);
 - one whose reach lies in a run of shift ``s != 0`` is the reference's bin moved by ``s`` (centres
-  ``[start + s, end + s)`` of the extended reference), scanned once per distinct (shift, bin) of the gene;
+  ``[start + s, end + s)`` of the extended reference), computed once per distinct (shift, bin) of the gene; with
+  the simd kernel the reference bins and these come from one pass that scores each centre of the extended
+  reference once (``_motif_simd.scan_windows``), as most shifted bins' centres are reference centres too;
 - every other bin ("dirty": within reach of an ALT base or a deletion junction, or of the window edge in a
   shifted run) is scanned from its own short sequence, once per distinct (bin, sequence) over all of the
   gene's haplotypes, in one batched kernel call.
@@ -83,32 +85,65 @@ class MotifEdits:
         flat, offsets, shifts, regions, dbins = K.touched_rows(
             *layout, ed.alt_off, ed.alt_len, _LOOKUP[ed.alt], tss, plus, nl, L, self.bs, self.crop, self.nout,
             self.W, self.pad, idx, e0, *runs)
-        ref = self.enc._features(idx[None, -e0 : L - e0], 0, np.arange(self.nout))[0]
+        ref = None if self._pooled else self.enc._features(idx[None, -e0 : L - e0], 0, np.arange(self.nout))[0]
         return self._assemble(list(keys), ref, flat, offsets, shifts, regions, dbins, idx, e0)
 
-    def _assemble(self, keys: list[str], ref: np.ndarray, flat: np.ndarray, offsets: np.ndarray,
+    def _assemble(self, keys: list[str], ref: np.ndarray | None, flat: np.ndarray, offsets: np.ndarray,
                   shifts: np.ndarray, regions: np.ndarray, dbins: np.ndarray, idx: np.ndarray,
                   e0: int) -> GeneFeatures:
         """One value table (distinct shifted bins, then distinct dirty bins) and each key's rows into it
-        (``flat[offsets[j]:offsets[j + 1]]``: key j's codes, as :func:`_edit_kernels.touched_rows` gives them)."""
+        (``flat[offsets[j]:offsets[j + 1]]``: key j's codes, as :func:`_edit_kernels.touched_rows` gives them).
+        ``ref`` None: the reference bins are scanned here, with the shifted ones (:meth:`scan_windows`)."""
+        from gta.encoders._edit_kernels import code_rows
+
         nout = self.nout
-        shifted = flat >= 0
-        used = np.zeros(len(shifts) * nout, dtype=bool)
-        used[flat[shifted]] = True
-        pairs = np.flatnonzero(used)  # distinct (shift, bin) codes, sorted
         ctx_first, ctx_inv = _distinct_rows(regions, dbins)
+        pairs, rows = code_rows(flat, len(shifts) * nout, ctx_inv)  # distinct (shift, bin) codes, sorted
         values = [np.zeros((0, self.enc.n_features), dtype=np.float32)]
-        if len(pairs):
+        if ref is None:
+            first = self.starts[pairs % nout] + shifts[pairs // nout] - e0
+            both = self.scan_windows(idx, np.concatenate([self.starts - e0, first]))
+            ref = both[:nout]
+            values.append(both[nout:])
+        elif len(pairs):
             values.append(self.scan_shifted(idx, e0, shifts[pairs // nout], pairs % nout))
         if len(ctx_first):
             values.append(self.scan_bins(regions[ctx_first]))
-        rows = np.empty(len(flat), dtype=np.int64)
-        rows[shifted] = (np.cumsum(used) - 1)[flat[shifted]]
-        rows[~shifted] = len(pairs) + ctx_inv[-2 - flat[~shifted]]
         value_bins = np.concatenate([pairs % nout, dbins[ctx_first]]).astype(np.int64)
         return GeneFeatures(ref, keys, rows, offsets, np.concatenate(values), value_bins)
 
     # -- kernels ----------------------------------------------------------------------------------------------
+    @property
+    def _pooled(self) -> bool:
+        """Whether the reference bins are scanned with the shifted ones from the extended reference
+        (:meth:`scan_windows`): the simd kernel, and no reference bin reads past the window (where the
+        reference window has N and the extended reference has bases)."""
+        return (self.enc.kernel == "simd" and self.crop * self.bs >= self.pad
+                and (self.crop + self.nout) * self.bs + self.pad <= self.L)
+
+    def scan_windows(self, idx: np.ndarray, first: np.ndarray, block_bins: int = 16) -> np.ndarray:
+        """float32 [n, d]: the features of the bins whose first centre is ``idx[first[i]]`` (as :meth:`_scan_at`
+        gives them), each centre's scores computed once however many of the bins hold it
+        (:func:`_motif_simd.scan_windows`, ``block_bins`` bins of centres at a time)."""
+        from gta.encoders import _motif_simd as simd
+
+        enc, bs, M, n = self.enc, self.bs, self.M, len(first)
+        out = np.zeros((n, enc.n_features), dtype=np.float32)
+        if not n:
+            return out
+        first = first.astype(np.int64)
+        order = np.argsort(first, kind="stable")
+        pairs, npairs = enc._simd_tables()
+        mx, cnt = np.empty((n, M), dtype=np.float32), np.empty((n, M), dtype=np.float32)
+        simd.scan_windows(idx, first[order], pairs, npairs, (enc.widths // 2).astype(np.int64), enc.thresholds,
+                          bs, block_bins * bs, mx, cnt)
+        out[order, :M], out[order, M : 2 * M] = mx, cnt
+        if enc.gc:  # an exact count divided as mean() divides it: the same float64, then float32
+            from gta.encoders._edit_kernels import gc_counts
+
+            out[:, 2 * M] = gc_counts(idx, first, bs) / bs
+        return out
+
     def scan_bins(self, regions: np.ndarray) -> np.ndarray:
         """float32 [B, d]: the features of one bin per region, region = the bin's bases with ``pad`` bases on
         each side ([B, bin_size + 2 pad] indices); the encoder's own kernel, as ``encode`` runs it."""

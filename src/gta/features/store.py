@@ -505,30 +505,30 @@ class PartWriter:
         st.gene_index(gene_id)
         if gene_id in self._genes:  # a part holds one block per gene
             self.flush()
+        from gta.features._part_kernels import FLOAT_BITS, changed_rows, kept_rows
+
         value_bins = np.asarray(value_bins, dtype=np.int64)
-        old = (st.read_ref(gene_id) if ref is None else np.asarray(ref))[value_bins].astype(st.dtype)
+        base = (st.read_ref(gene_id) if ref is None else np.asarray(ref)).astype(st.dtype)
         new = np.asarray(values).astype(st.dtype)
-        ne = new != old
-        nan = np.isnan(new)
-        if nan.any():  # NaN in both: the same stored value
-            ne &= ~(nan & np.isnan(old))
-        differs = ne.any(axis=1)
+        bits = FLOAT_BITS.get(st.dtype)
+        if bits is not None:  # compared as the floats' bits, NaN == NaN (changed_rows)
+            view, mag, inf = bits
+            differs = changed_rows(new.view(view), base.view(view), value_bins, mag, inf)
+        else:
+            old = base[value_bins]
+            ne = new != old
+            nan = np.isnan(new)
+            if nan.any():  # NaN in both: the same stored value
+                ne &= ~(nan & np.isnan(old))
+            differs = ne.any(axis=1)
         rows, offsets = np.asarray(rows, dtype=np.int64), np.asarray(offsets, dtype=np.int64)
-        keep = differs[rows]
-        take = rows[keep]
-        kept = np.concatenate([[0], np.cumsum(keep)])
-        counts = kept[offsets[1:]] - kept[offsets[:-1]]
-        used = np.zeros(len(new), dtype=bool)
-        used[take] = True
-        inv = (np.cumsum(used) - 1)[take]  # row -> its index among the distinct rows kept
-        used = np.flatnonzero(used)
-        rowtab = np.stack([value_bins[take], inv], axis=1).astype(np.int32)
+        counts, used, rowtab = kept_rows(rows, offsets, differs, value_bins)
         self._items.append((gene_id, list(keys), counts.tolist(), new[used], rowtab))
         self._genes.add(gene_id)
-        self._waiting += len(take)
+        self._waiting += len(rowtab)
         if self._waiting >= self.max_rows:
             self.flush()
-        return int(len(take))
+        return int(len(rowtab))
 
     def flush(self) -> None:
         """Write the waiting genes as one part (nothing when none wait)."""

@@ -309,19 +309,25 @@ class GeneHaplotypes:
         members = getattr(self.edits, "_members", None)
         if table is None or members is None:  # a hand-made edits mapping
             return EditArrays.from_edits([list(self.edits[k]) for k in keys])
-        pairs = [members[k] if k != REF_KEY else (_NONE, _NONE) for k in keys]
-        lens = np.fromiter((len(j) for j, _ in pairs), np.int64, len(pairs))
+        if isinstance(members, _Members):
+            j, k, lens = members.gather(keys)
+        else:
+            pairs = [members[k] if k != REF_KEY else (_NONE, _NONE) for k in keys]
+            lens = np.fromiter((len(j) for j, _ in pairs), np.int64, len(pairs))
+            if lens.sum():
+                j, k = np.concatenate([j for j, _ in pairs]), np.concatenate([k for _, k in pairs])
         if not lens.sum():
             return EditArrays.from_edits([[] for _ in keys])
-        j, k = np.concatenate([j for j, _ in pairs]), np.concatenate([k for _, k in pairs])
-        kid_a = np.repeat(np.arange(len(keys)), lens)
+        from gta.encoders._edit_kernels import segment_order
+
+        offsets = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
         flat = j * table.estart.shape[1] + k  # (record, allele) as an index into the tables' flat views
         start, end = table.estart.ravel()[flat], table.eend.ravel()[flat]
-        order = np.lexsort((end, start, kid_a))  # stable, like sorted(key=(start, end)) per key
+        order = segment_order(offsets, start, end)  # stable, like sorted(key=(start, end)) per key
         flat = flat[order]
         alt_off, alt_len, alt = table.alt_arrays
         return EditArrays(
-            offsets=np.concatenate([[0], np.cumsum(lens)]).astype(np.int64),
+            offsets=offsets,
             start=start[order].astype(np.int64), end=end[order].astype(np.int64),
             delta=table.delta.ravel()[flat].astype(np.int64), alt_off=alt_off.ravel()[flat],
             alt_len=alt_len.ravel()[flat], alt=alt,
@@ -462,10 +468,43 @@ class _AlleleTable:
         return hit
 
 
+class _Members(Mapping):
+    """hap_key -> (carried record, allele index) arrays of its alleles, as slices of two arrays grouped by
+    haplotype (:func:`_haplotype_keys`): key -> the first haplotype carrying it, whose alleles are
+    ``[bounds[h], bounds[h + 1])``."""
+
+    def __init__(self, records: np.ndarray, ks: np.ndarray, bounds: np.ndarray, hap: dict[str, int]) -> None:
+        self._records, self._ks, self._bounds, self._hap = records, ks, bounds, hap
+
+    def __getitem__(self, key: str) -> tuple[np.ndarray, np.ndarray]:
+        h = self._hap[key]
+        a, b = int(self._bounds[h]), int(self._bounds[h + 1])
+        return self._records[a:b], self._ks[a:b]
+
+    def __iter__(self):
+        return iter(self._hap)
+
+    def __len__(self) -> int:
+        return len(self._hap)
+
+    def __contains__(self, key) -> bool:
+        return key in self._hap
+
+    def gather(self, keys: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(records, allele indices, count per key) of ``keys`` one after another (``REF_KEY``: none)."""
+        hap, n = self._hap, len(self._bounds) - 1  # index n: an empty span (the reference)
+        h = np.fromiter((hap[k] if k != REF_KEY else n for k in keys), np.int64, len(keys))
+        bounds = np.append(self._bounds, self._bounds[-1])
+        a, lens = bounds[h], bounds[h + 1] - bounds[h]
+        ends = np.cumsum(lens)
+        at = np.arange(int(ends[-1]) if len(ends) else 0) + np.repeat(a - (ends - lens), lens)
+        return self._records[at], self._ks[at], lens
+
+
 class _KeyEdits(Mapping):
     """hap_key -> edits (sorted by position), built on first access from (row, allele) index arrays."""
 
-    def __init__(self, table: _AlleleTable | None, members: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+    def __init__(self, table: _AlleleTable | None, members: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> None:
         self._table, self._members = table, members
         self._done: dict[str, tuple[Edit, ...]] = {REF_KEY: ()}
 
@@ -713,7 +752,7 @@ def _place_around_tss(table: _AlleleTable, applied: np.ndarray, kept: np.ndarray
 
 
 def _haplotype_keys(table: _AlleleTable, in_reach: np.ndarray, kept: np.ndarray,
-                    n_hap: int) -> tuple[list[str], dict[str, tuple[np.ndarray, np.ndarray]]]:
+                    n_hap: int) -> tuple[list[str], _Members]:
     """(hap_key per haplotype, key -> (carried record, allele index) arrays of its alleles).
 
     Keys: sha1 over each haplotype's allele digests in sorted order. Alleles (record, k) are laid out in digest
@@ -729,15 +768,15 @@ def _haplotype_keys(table: _AlleleTable, in_reach: np.ndarray, kept: np.ndarray,
     allele_idx, hap_idx = allele_idx[by_hap], hap_idx[by_hap]
     records, ks = in_reach[allele_row[allele_idx]], allele_k[allele_idx]
     buf = memoryview(digests[allele_idx].tobytes())
-    bounds = np.searchsorted(hap_idx, np.arange(n_hap + 1)).tolist()
+    bounds = np.searchsorted(hap_idx, np.arange(n_hap + 1))
+    edges = bounds.tolist()
     keys = [
         hashlib.sha1(buf[8 * a : 8 * b]).hexdigest()[:12] if b > a else REF_KEY
-        for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+        for a, b in zip(edges[:-1], edges[1:], strict=True)
     ]
-    members: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for hap, key in enumerate(keys):
-        if key != REF_KEY and key not in members:
-            a, b = bounds[hap], bounds[hap + 1]
-            members[key] = (records[a:b], ks[a:b])
-    return keys, members
+    hap: dict[str, int] = {}  # key -> its first haplotype, keys in that order
+    for h, key in enumerate(keys):
+        hap.setdefault(key, h)
+    hap.pop(REF_KEY, None)
+    return keys, _Members(records, ks, bounds, hap)
 
