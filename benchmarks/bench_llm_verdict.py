@@ -40,11 +40,26 @@ def _has(bench: Path) -> bool:
     return res.exists() and set(MODELS) <= {m["name"] for m in json.loads(res.read_text())["models"]}
 
 
-def run_seed(work: Path, seed: int, threads: int) -> Path:
-    """The benchmark folder holding MODELS trained with ``seed`` (run here unless it exists)."""
-    if seed == 0 and _has(work / "benchmark"):
+TRAINING = ("lr", "batch_size", "weight_decay", "max_epochs", "patience", "lr_schedule", "warmup_frac",
+            "gradient_clip", "model")
+
+
+def _current(bench: Path) -> bool:
+    """Whether the GTA run in ``bench`` was trained with today's training defaults (a run from before a change of
+    the defaults is not mixed into a verdict about the current model)."""
+    from gta.train.config import TrainConfig
+
+    stored = yaml.safe_load((bench / "runs" / "GTA" / "config.yaml").read_text())
+    now = TrainConfig().to_dict()
+    return all(stored.get(k) == now[k] for k in TRAINING)
+
+
+def run_seed(work: Path, seed: int, threads: int, runs: str = "verdict") -> Path:
+    """The benchmark folder holding MODELS trained with ``seed`` (run here unless it exists); seed 0 reuses the
+    acceptance run's when that was trained with the current defaults."""
+    if seed == 0 and _has(work / "benchmark") and _current(work / "benchmark"):
         return work / "benchmark"
-    bench = work / "verdict" / f"seed{seed}"
+    bench = work / runs / f"seed{seed}"
     if not _has(bench):
         bench.mkdir(parents=True, exist_ok=True)
         cfg = bench / "benchmark.yaml"
@@ -110,10 +125,11 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--n-boot", type=int, default=1000)
+    ap.add_argument("--runs", default="verdict", help="subfolder of --work for the seeds' benchmarks")
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
     commit, t0 = source_commit(dirty=True), time.time()
-    rows = {s: seed_row(run_seed(args.work, s, args.threads), args.n_boot) for s in args.seeds}
+    rows = {s: seed_row(run_seed(args.work, s, args.threads, args.runs), args.n_boot) for s in args.seeds}
     first = rows[args.seeds[0]]
     out = {"commit": commit, "date": time.strftime("%Y-%m-%d %H:%M %Z"), "work": str(args.work),
            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {args.threads} threads",

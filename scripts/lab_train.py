@@ -177,7 +177,8 @@ def make_model(args, llm, f, n):
                     n_prototypes=args.protos, prototype_vocab=8192, d_model=args.d_model, use_prompt=args.prompt,
                     backbone=args.backbone, alignment=args.alignment, dropout=args.dropout,
                     stem_channels=args.stem_c if args.stem else 0, stem_kernel=args.kernel,
-                    head_standardise=bool(args.head_standardise), prompt_readout=bool(args.readout))
+                    head_standardise=bool(args.head_standardise), prompt_readout=bool(args.readout),
+                    align_residual=bool(args.align_residual))
     model = build_model(cfg, f, n, llm=llm)
     if args.stem and args.stem_arch != "k3":
         model.stem.net = make_stem_conv(f, args.stem_c, args.kernel, args.stem_arch)
@@ -202,6 +203,42 @@ def make_model(args, llm, f, n):
             model.align.fixed_scale = nn.Parameter(torch.tensor(scale))
         model.align.forward = types.MethodType(centred_forward, model.align)
     return model
+
+
+def _spread(x) -> float:
+    """Across-gene sd over mean |x| (rows = genes of the batch), averaged over the other axes."""
+    x = x.detach().float()
+    return round(float(x.std(0).mean() / x.abs().mean().clamp(min=1e-12)), 5)
+
+
+def attach_diagnostics(model) -> dict:
+    """Forward hooks that keep, for the last batch: across-gene spread of the patch embeddings, aligned tokens, LLM
+    output and the head's standardised input; alignment attention entropy (fraction of the maximum) and the number
+    of distinct argmax prototypes (learning.md, entries 2 and 12)."""
+    probe: dict = {}
+
+    def on_embed(_m, _i, out):
+        probe["patch"] = _spread(out)
+
+    def on_align(_m, _i, out):
+        tokens, attn = out if isinstance(out, tuple) else (out, None)
+        probe["tokens"] = _spread(tokens)
+        if attn is not None:
+            a = attn.detach().float().clamp(min=1e-12)
+            probe["entropy"] = round(float((-(a * a.log()).sum(-1)).mean() / math.log(a.shape[-1])), 4)
+            probe["argmax_distinct"] = int(a.argmax(-1).unique().numel())
+
+    def on_head(_m, inp, _out):
+        probe["hidden"] = _spread(inp[0])
+
+    def on_proj(_m, _i, out):
+        probe["head_h"] = _spread(out)
+
+    model.embed.register_forward_hook(on_embed)
+    model.align.register_forward_hook(on_align)
+    model.head.register_forward_hook(on_head)
+    model.head.proj.register_forward_hook(on_proj)
+    return probe
 
 
 def transform(X, args):
@@ -249,6 +286,9 @@ def main():
     ap.add_argument("--warmup", type=float, default=0.0)
     ap.add_argument("--cosine", type=int, default=0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--diag", type=int, default=0, help="every N steps print per-stage across-gene spread (0 = off)")
+    ap.add_argument("--scratch-lr", type=float, default=1.0, help="learning-rate factor of the scratch backbone")
+    ap.add_argument("--align-residual", type=int, default=0, help="GTAConfig.align_residual")
     ap.add_argument("--tag", default="")
     ap.add_argument("--log", type=Path, default=Path("lab_results.jsonl"), help="JSON lines, one per run")
     args = ap.parse_args()
@@ -279,7 +319,10 @@ def main():
     if args.freeze_protos and getattr(model, "prototypes", None) is not None:
         model.prototypes.mapping.weight.requires_grad_(False)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=args.wd)
+    scratch = [p for n, p in model.named_parameters() if p.requires_grad and n.startswith("scratch.")]
+    rest = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("scratch.")]
+    groups = [{"params": rest}] + ([{"params": scratch, "lr": args.lr * args.scratch_lr}] if scratch else [])
+    opt = torch.optim.AdamW(groups, lr=args.lr, weight_decay=args.wd)
     steps_per_epoch = math.ceil(len(tr) / args.batch)
     total = steps_per_epoch * args.epochs
     warm = int(args.warmup * total)
@@ -330,6 +373,8 @@ def main():
         model.train()
         return torch.cat(out).numpy()
 
+    probe = attach_diagnostics(model) if args.diag else None
+    step = 0
     hist = []
     t0 = time.time()
     for ep in range(args.epochs):
@@ -349,6 +394,10 @@ def main():
                     for n, q in named:
                         shadow[n].lerp_(q.detach(), 1 - args.ema)
             losses.append(loss.item())
+            step += 1
+            if probe is not None and step % args.diag == 0:
+                print(json.dumps({"step": step, "loss": round(loss.item(), 3),
+                                  "pred_sd": round(float(pred.detach().std()), 4)} | probe), flush=True)
         pv, pt = predict(va), predict(te)
         rv, rt = spearmanr(pv, y[va])[0], spearmanr(pt, y[te])[0]
         rtr = spearmanr(predict(tr[:200]), y[tr[:200]])[0]

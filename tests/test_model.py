@@ -319,3 +319,23 @@ def test_gta_learns_what_the_annotation_says(llm):
         pred = model(x, prompts)[:, 0]
     rho = torch.corrcoef(torch.stack([pred.argsort().argsort().float(), y.argsort().argsort().float()]))[0, 1]
     assert rho > 0.8, f"held-out rank correlation {rho:.3f}"
+
+
+def test_scratch_backbone_starts_as_the_identity_and_trains_at_its_own_rate(llm):
+    """backbone="none": the stack starts as the identity on the unit-RMS stream (the head first sees the patch
+    tokens), and the optimiser gives its weights TrainConfig.scratch_lr of the rate (docs/learning.md, entry 12)."""
+    from gta.train.config import TrainConfig
+    from gta.train.module import optimiser_groups
+
+    model = GTA(_cfg(backbone="none"), D_FEAT, N_BINS, llm=llm).train()
+    seen = {}
+    model.align.register_forward_hook(lambda _m, _i, out: seen.__setitem__("tokens", out[0]))
+    model.scratch.register_forward_hook(lambda _m, _i, out: seen.__setitem__("hidden", out))
+    model(_features(), PROMPTS)
+    torch.testing.assert_close(seen["hidden"], seen["tokens"] / model.scratch.embed_rms)
+    groups = optimiser_groups(model, TrainConfig(lr=1e-3, scratch_lr=0.1))
+    assert len(groups) == 2 and groups[1]["lr"] == pytest.approx(1e-4)
+    scratch_ids = {id(p) for p in model.scratch.parameters()}
+    assert {id(p) for p in groups[1]["params"]} == scratch_ids
+    assert not scratch_ids & {id(p) for p in groups[0]["params"]}
+    assert len(optimiser_groups(GTA(_cfg(), D_FEAT, N_BINS, llm=llm), TrainConfig())) == 1

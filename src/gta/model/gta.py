@@ -80,17 +80,29 @@ class GTAConfig:
 
 
 class ScratchBackbone(nn.Module):
-    """backbone="none": a pre-norm transformer of the LLM's width trained from scratch (prompt tokens = frozen E)."""
+    """backbone="none": a pre-norm transformer of the LLM's width trained from scratch (prompt tokens = frozen E).
 
-    def __init__(self, d_llm: int, n_heads: int, n_layers: int, n_patch: int, dropout: float) -> None:
+    Its stream is the LLM's input divided by the word embeddings' RMS (unit RMS, as transformers trained from scratch
+    expect; the relative scale of prompt and patch tokens is kept), and each residual branch starts at zero, so the
+    stack starts as the identity and the head first sees the patch tokens themselves. It trains at a tenth of the
+    learning rate (``TrainConfig.scratch_lr``; docs/learning.md, entry 12)."""
+
+    def __init__(self, d_llm: int, n_heads: int, n_layers: int, n_patch: int, dropout: float,
+                 embed_rms: float = 1.0) -> None:
         super().__init__()
+        self.embed_rms = float(embed_rms)
         layer = nn.TransformerEncoderLayer(d_llm, n_heads, 2 * d_llm, dropout, activation="gelu", batch_first=True,
                                            norm_first=True)
         self.encoder = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
         self.position = nn.Parameter(torch.zeros(n_patch, d_llm))
+        for block in self.encoder.layers:  # each residual branch starts at zero: the stack starts as the identity
+            for last in (block.self_attn.out_proj, block.linear2):
+                nn.init.zeros_(last.weight)
+                nn.init.zeros_(last.bias)
 
     def forward(self, tokens: Tensor, llm: FrozenLLM, prefixes: list[str] | None) -> Tensor:
-        x = tokens + self.position  # [b, p, m]
+        x = tokens / self.embed_rms + self.position  # [b, p, m], unit RMS
+
         if not prefixes:
             return self.encoder(x)
         ids = [llm.tokenize(p) for p in prefixes]
@@ -98,7 +110,7 @@ class ScratchBackbone(nn.Module):
         prompt = x.new_zeros(len(ids), width, x.shape[-1])
         pad = torch.ones(len(ids), width + x.shape[1], dtype=torch.bool, device=x.device)
         for b, i in enumerate(ids):
-            prompt[b, : len(i)] = llm.embed(i).to(x.dtype)
+            prompt[b, : len(i)] = llm.embed(i).to(x.dtype) / self.embed_rms
             pad[b, : len(i)] = False
         pad[:, width:] = False
         return self.encoder(torch.cat([prompt, x], dim=1), src_key_padding_mask=pad)[:, width:]
@@ -212,7 +224,7 @@ class GTA(nn.Module):
         self.scratch = None
         if cfg.backbone == "none":
             heads = int(getattr(self.llm.config, "num_attention_heads", 8))
-            self.scratch = ScratchBackbone(m, heads, cfg.scratch_layers, self.n_patch, cfg.dropout)
+            self.scratch = ScratchBackbone(m, heads, cfg.scratch_layers, self.n_patch, cfg.dropout, rms)
         elif cfg.gradient_checkpointing:
             self.llm.set_gradient_checkpointing(True)
         self.head = Head(m, self.n_patch, cfg.head_hidden, cfg.n_targets, cfg.dropout, cfg.head_standardise,

@@ -47,7 +47,10 @@ class TrainConfig:
     # epochs would then change the schedule of the steps already taken
     lr_schedule: str = "constant"
     warmup_frac: float = 0.0  # share of the run's optimiser steps over which the learning rate ramps up from 0
-    batch_size: int = 8  # genes per optimiser step, summed over all devices
+    # genes per optimiser step, summed over all devices; 32, not 8: the head's standardiser takes its statistics
+    # from the batch, and at 8 the ablations collapsed to a constant in some seeds (docs/learning.md, entry 12)
+    batch_size: int = 32
+    scratch_lr: float = 0.1  # learning-rate factor of backbone="none"'s transformer (learning.md, entry 12)
     max_epochs: int = 10
     patience: int = 3  # early stopping on validation Spearman: epochs without improvement (0 = off)
     min_delta: float = 0.0
@@ -90,8 +93,8 @@ class TrainConfig:
         for name in ("batch_size", "max_epochs", "devices", "num_nodes", "log_every"):
             if int(getattr(self, name)) < 1:
                 raise GtaInputError(f"{name} must be >= 1, got {getattr(self, name)}", path=path)
-        if self.lr <= 0:
-            raise GtaInputError(f"lr must be > 0, got {self.lr}", path=path)
+        if self.lr <= 0 or self.scratch_lr <= 0:
+            raise GtaInputError(f"lr and scratch_lr must be > 0, got {self.lr}, {self.scratch_lr}", path=path)
         if not 0 <= self.warmup_frac < 1:
             raise GtaInputError(f"warmup_frac must be in [0, 1), got {self.warmup_frac}", path=path)
         if getattr(self.model, "n_targets", 1) != 1:

@@ -142,8 +142,8 @@ class GTAModule(L.LightningModule):
             self.model.shard_llm(self.trainer.strategy.root_device.type)
 
     def configure_optimizers(self):
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+        opt = torch.optim.AdamW(optimiser_groups(self.model, self.cfg), lr=self.cfg.lr,
+                                weight_decay=self.cfg.weight_decay)
         if (self.cfg.lr_schedule == "constant" and not self.cfg.warmup_frac) or self._trainer is None:
             return opt  # (a schedule needs the run's length: outside a Trainer the plain optimiser)
         total = max(int(self.trainer.estimated_stepping_batches), 1)
@@ -163,6 +163,18 @@ class GTAModule(L.LightningModule):
         self.windows_seen = int(t.get("windows_seen", 0))
         self.genes_seen = int(t.get("genes_seen", 0))
         self.epoch_times = [float(x) for x in t.get("epoch_times", [])]
+
+
+def optimiser_groups(model, cfg: TrainConfig) -> list[dict]:
+    """AdamW parameter groups: everything trainable at ``cfg.lr``; the scratch backbone of ``backbone="none"`` at
+    ``cfg.lr * cfg.scratch_lr``. At the full rate its Adam steps outgrow the tokens it carries within tens of steps
+    and the ablation does not train (docs/learning.md, entry 12)."""
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    scratch = [p for n, p in named if n.startswith("scratch.")]
+    groups = [{"params": [p for n, p in named if not n.startswith("scratch.")]}]
+    if scratch:
+        groups.append({"params": scratch, "lr": cfg.lr * cfg.scratch_lr})
+    return groups
 
 
 def lr_factor(total_steps: int, warmup_frac: float, schedule: str):
