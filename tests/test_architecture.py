@@ -40,6 +40,12 @@ def test_train_imports_nothing_from_evaluate():
     assert not {k: v for k, v in bad.items() if v}
 
 
+def test_readers_know_no_encoder_model_or_training():
+    banned = ("gta.encoders", "gta.features", "gta.model", "gta.train", "gta.evaluate", "gta.interpret")
+    bad = {str(p.relative_to(SRC)): sorted(m for m in _imports(p) if m.startswith(banned)) for p in _modules("io")}
+    assert not {k: v for k, v in bad.items() if v}, bad
+
+
 def test_model_imports_no_file_io():
     banned = ("gta.io", "gta.sim", "gta.atomic", "gta.resources", "gta.llm_loader", "gta.hashing", "safetensors",
               "gguf", "pathlib", "shutil", "json")

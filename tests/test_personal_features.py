@@ -197,7 +197,8 @@ def test_other_local_encoders_take_the_full_window_path(motif_geometry_sets, tmp
 def test_compiled_helpers_equal_their_numpy_forms():
     """segment_order is a stable per-segment sort by (start, end) (np.lexsort); code_rows maps codes to value
     rows as the numpy form of MotifEdits._assemble did."""
-    from gta.encoders._edit_kernels import code_rows, segment_order
+    from gta.encoders._edit_kernels import code_rows
+    from gta.io._segments import segment_order
 
     rng = np.random.default_rng(3)
     for _ in range(50):

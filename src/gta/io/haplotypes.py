@@ -318,7 +318,7 @@ class GeneHaplotypes:
                 j, k = np.concatenate([j for j, _ in pairs]), np.concatenate([k for _, k in pairs])
         if not lens.sum():
             return EditArrays.from_edits([[] for _ in keys])
-        from gta.encoders._edit_kernels import segment_order
+        from gta.io._segments import segment_order
 
         offsets = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
         flat = j * table.estart.shape[1] + k  # (record, allele) as an index into the tables' flat views
