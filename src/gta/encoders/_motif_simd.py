@@ -113,22 +113,31 @@ def _bin_score(typingctx, code, start, tables, npairs, n, thr):  # pragma: no co
                         builder.store(builder.fadd(builder.load(a), builder.call(perm, [lo, x, hi])), a)
             for acc in accs:
                 f, r = builder.load(acc[0]), builder.load(acc[1])
-                s = builder.select(builder.fcmp_ordered(">", f, r), f, r)
-                b = builder.load(best)
-                builder.store(builder.select(builder.fcmp_ordered(">", s, b), s, b), best)
-                hit = builder.zext(builder.fcmp_ordered(">=", s, thv), _I)
-                builder.store(builder.add(builder.load(cnt), hit), cnt)
-        fmax = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.FloatType(), [_F]), "llvm.vector.reduce.fmax.v16f32"
-        )
-        add = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.IntType(32), [_I]), "llvm.vector.reduce.add.v16i32"
-        )
-        mx = builder.call(fmax, [builder.load(best)])
-        ct = builder.sitofp(builder.call(add, [builder.load(cnt)]), ir.FloatType())
-        return context.make_tuple(builder, signature.return_type, [mx, ct])
+                _pool_lanes(builder, builder.select(builder.fcmp_ordered(">", f, r), f, r), best, cnt, thv)
+        return _max_and_count(context, builder, signature, best, cnt)
 
     return sig, codegen
+
+
+def _pool_lanes(builder, s, best, cnt, thv) -> None:
+    """Per lane: best = max(best, s); cnt += (s >= threshold)."""
+    b = builder.load(best)
+    builder.store(builder.select(builder.fcmp_ordered(">", s, b), s, b), best)
+    hit = builder.zext(builder.fcmp_ordered(">=", s, thv), _I)
+    builder.store(builder.add(builder.load(cnt), hit), cnt)
+
+
+def _max_and_count(context, builder, signature, best, cnt):
+    """The (max over lanes of best, sum over lanes of cnt as float32) tuple an intrinsic returns."""
+    fmax = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(ir.FloatType(), [_F]), "llvm.vector.reduce.fmax.v16f32"
+    )
+    add = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(ir.IntType(32), [_I]), "llvm.vector.reduce.add.v16i32"
+    )
+    mx = builder.call(fmax, [builder.load(best)])
+    ct = builder.sitofp(builder.call(add, [builder.load(cnt)]), ir.FloatType())
+    return context.make_tuple(builder, signature.return_type, [mx, ct])
 
 
 @numba.njit(cache=True, nogil=True)
@@ -227,20 +236,8 @@ def _pool(typingctx, t, a, n, thr):  # pragma: no cover - compiled
         cnt = cgutils.alloca_once_value(builder, ir.Constant(_I, [0] * LANES))
         thv = _splat(builder, args[3], _F)
         with cgutils.for_range_slice(builder, a, builder.add(a, n), ir.Constant(_I64, LANES), _I64) as (i, _):
-            s = builder.load(_vec(builder, t_p, i, _F), align=4)
-            b = builder.load(best)
-            builder.store(builder.select(builder.fcmp_ordered(">", s, b), s, b), best)
-            hit = builder.zext(builder.fcmp_ordered(">=", s, thv), _I)
-            builder.store(builder.add(builder.load(cnt), hit), cnt)
-        fmax = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.FloatType(), [_F]), "llvm.vector.reduce.fmax.v16f32"
-        )
-        add = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.IntType(32), [_I]), "llvm.vector.reduce.add.v16i32"
-        )
-        mx = builder.call(fmax, [builder.load(best)])
-        ct = builder.sitofp(builder.call(add, [builder.load(cnt)]), ir.FloatType())
-        return context.make_tuple(builder, signature.return_type, [mx, ct])
+            _pool_lanes(builder, builder.load(_vec(builder, t_p, i, _F), align=4), best, cnt, thv)
+        return _max_and_count(context, builder, signature, best, cnt)
 
     return sig, codegen
 
