@@ -272,6 +272,7 @@ def main():
     ap.add_argument("--prompt-feats", type=Path, default=None,
                     help="npz of per-gene prompt summaries ('mean'); made with --layers layers if missing")
     ap.add_argument("--prompt-hidden", type=int, default=0)
+    ap.add_argument("--prompt-ridge", type=int, default=0, help="fix the prompt term to a ridge fit (train genes)")
     ap.add_argument("--head", default="attn", help="attn (GTA's) | sum (additive) | both")
     ap.add_argument("--readout", type=int, default=1, help="GTAConfig.prompt_readout (learning.md, 6)")
     ap.add_argument("--temp", type=float, default=1.0)
@@ -315,6 +316,16 @@ def main():
         F = np.load(args.prompt_feats)["mean"].astype(np.float32)
         F = (F - F[tr].mean(0)) / (F[tr].std(0) + 1e-6)
         model = WithPromptTerm(model, torch.from_numpy(F), args.prompt_hidden)
+        if args.prompt_ridge:  # the term fixed to a ridge fit on the train genes (an annotation prior), not learnt
+            from sklearn.linear_model import RidgeCV
+            ridge = RidgeCV(alphas=np.logspace(-1, 5, 25)).fit(F[tr], y[tr])
+            print(f"prompt ridge alpha {ridge.alpha_:.1f}", flush=True)
+            lin = model.term[-1]
+            with torch.no_grad():
+                lin.weight.copy_(torch.as_tensor(ridge.coef_, dtype=torch.float32)[None])
+                lin.bias.fill_(float(ridge.intercept_))
+            model.term = nn.Sequential(lin)  # no dropout on a fixed read
+            lin.requires_grad_(False)
     model.set_feature_norm(torch.from_numpy(mu), torch.from_numpy(sd))
     if args.freeze_protos and getattr(model, "prototypes", None) is not None:
         model.prototypes.mapping.weight.requires_grad_(False)

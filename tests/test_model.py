@@ -306,10 +306,13 @@ def test_gta_learns_what_the_annotation_says(llm):
     model = GTA(_cfg(prompt_readout=True), D_FEAT, N_BINS, llm=llm)
     assert model.head.prompt is not None and GTA(_cfg(), D_FEAT, N_BINS, llm=llm).head.prompt is None
     assert GTA(_cfg(use_prompt=False, prompt_readout=True), D_FEAT, N_BINS, llm=llm).head.prompt is None
+    _fit_prior(model, *batch(64, 999)[1:])
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=3e-3)
     for step in range(60):
         x, prompts, y = batch(16, step)
         loss = torch.nn.functional.mse_loss(model(x, prompts)[:, 0], (y - 1.5) / 1.1)
+        if step == 0:  # the prior alone already fits the training genes: the readout, not the rest, reads the word
+            assert loss.item() < 0.3
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -319,6 +322,53 @@ def test_gta_learns_what_the_annotation_says(llm):
         pred = model(x, prompts)[:, 0]
     rho = torch.corrcoef(torch.stack([pred.argsort().argsort().float(), y.argsort().argsort().float()]))[0, 1]
     assert rho > 0.8, f"held-out rank correlation {rho:.3f}"
+
+
+def _fit_prior(model, prompts, y):
+    """The annotation prior as gta.train.run.fit_annotation_prior fits it: ridge on standardised summaries."""
+    from sklearn.linear_model import RidgeCV
+
+    z = model.prompt_summaries(prompts).double()
+    mean, std = z.mean(0), z.std(0, unbiased=False)
+    ridge = RidgeCV(alphas=[0.1, 1.0, 10.0]).fit(((z - mean) / std).numpy(), ((y - 1.5) / 1.1).numpy())
+    model.set_prompt_readout(mean, std, torch.as_tensor(ridge.coef_)[None], torch.as_tensor([ridge.intercept_]))
+
+
+def test_prompt_readout_is_fixed_and_independent_of_the_batch(llm):
+    """The readout standardises the prompt summary with statistics fixed from the train genes and reads it with
+    fixed weights (set_prompt_readout): a gene's annotation term is the same whichever genes share its batch, in
+    training mode too; it is frozen, and saved with the weights."""
+    prompts = [f"Gene G{i}. Processes: {w} activity." for i, w in enumerate(["ribosome", "kinase", "interferon"] * 4)]
+    model = GTA(_cfg(prompt_readout=True), D_FEAT, N_BINS, llm=llm)
+    summaries = model.prompt_summaries(prompts)
+    coef = torch.randn(1, llm.d_llm)
+    model.set_prompt_readout(summaries.mean(0), summaries.std(0), coef, torch.tensor([0.5]))
+    torch.testing.assert_close(model.prompt_mean, summaries.mean(0))
+    readout = model.head.prompt[-1]
+    assert not any(p.requires_grad for p in readout.parameters())
+    x = _features(12, seed=3)
+
+    def term(rows):  # the readout's share of the output: with its weights minus without them, same batch
+        with torch.no_grad():
+            torch.manual_seed(0)
+            full = model(x[rows], [prompts[i] for i in rows])[:, 0]
+            saved = readout.weight.clone(), readout.bias.clone()
+            readout.weight.zero_()
+            readout.bias.zero_()
+            torch.manual_seed(0)
+            without = model(x[rows], [prompts[i] for i in rows])[:, 0]
+            readout.weight.copy_(saved[0])
+            readout.bias.copy_(saved[1])
+        return full - without
+
+    model.train()
+    torch.testing.assert_close(term([0, 1, 2])[0], term([0, 5, 7, 9, 11])[0])
+    z = (summaries[0] - summaries.mean(0)) / summaries.std(0)
+    torch.testing.assert_close(term([0, 1, 2])[0], coef[0] @ z + 0.5, rtol=1e-4, atol=1e-4)
+    assert {"prompt_mean", "prompt_std", "head.prompt.0.weight"} <= set(model.trainable_state_dict())
+    with pytest.raises(ValueError, match="no prompt readout"):
+        GTA(_cfg(), D_FEAT, N_BINS, llm=llm).set_prompt_readout(summaries.mean(0), summaries.std(0), coef,
+                                                                  torch.zeros(1))
 
 
 def test_scratch_backbone_starts_as_the_identity_and_trains_at_its_own_rate(llm):

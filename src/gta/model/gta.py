@@ -59,7 +59,7 @@ class GTAConfig:
     alignment: str = "prototype"  # "prototype" | "linear" (ablation "no alignment")
     align_residual: bool = False  # prototype alignment: add a linear path from the patch (docs/learning.md, entry 2)
     head_standardise: bool = True  # standardise the LLM output across the batch's genes first (learning.md, entry 3)
-    prompt_readout: bool = False  # the head also reads the prompt's mean hidden state (tried: learning.md, entry 7)
+    prompt_readout: bool = True  # plus a fixed ridge read of the prompt's summary (learning.md, entries 7, 13)
     backbone: str = "llm"  # "llm" | "random" (random init, same arch) | "none" (small transformer from scratch)
     # backbone="none": layers of the trainable transformer; one layer of the LLM's width (4 m^2 + 4 m^2 weights) is
     # about the size of GTA's own trainable part (2.7 M vs 2.4 M on the embedded LLM), as the ablation asks
@@ -164,8 +164,10 @@ class PatchStandardiser(nn.Module):
 
 class Head(nn.Module):
     """[b, p, m] -> [b, t]: (standardise across genes,) LayerNorm, Linear-GELU, attention pooling (content score +
-    learnt per-patch bias), MLP; with ``prompt_readout`` plus a linear read of the prompt's summary [b, m]
-    (standardised across genes likewise), so what the annotation says reaches the output directly."""
+    learnt per-patch bias), MLP; with ``prompt_readout`` plus a linear read of the prompt's summary [b, m] (already
+    standardised by the caller with fixed train-gene statistics) through weights fixed by a ridge fit before
+    training, so what the annotation says reaches the output directly: an additive annotation term beside the
+    sequence term (docs/learning.md, entry 13)."""
 
     def __init__(self, d_llm: int, n_patch: int, hidden: int, n_targets: int, dropout: float,
                  standardise: bool = True, prompt_readout: bool = False) -> None:
@@ -177,10 +179,11 @@ class Head(nn.Module):
         self.patch_bias = nn.Parameter(torch.zeros(n_patch))
         self.out = nn.Sequential(nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, n_targets))
         self.prompt = None
-        if prompt_readout:
-            first = [PatchStandardiser(1, d_llm)] if standardise else [nn.LayerNorm(d_llm)]
-            self.prompt = nn.Sequential(*first, nn.Dropout(dropout), nn.Linear(d_llm, n_targets))
-            nn.init.zeros_(self.prompt[-1].weight)  # starts as the head without it; a random read is noise at first
+        if prompt_readout:  # a fixed ridge read of the standardised summary (GTA.set_prompt_readout); zero until set
+            self.prompt = nn.Sequential(nn.Linear(d_llm, n_targets))
+            nn.init.zeros_(self.prompt[-1].weight)
+            nn.init.zeros_(self.prompt[-1].bias)
+            self.prompt.requires_grad_(False)
 
     def forward(self, hidden: Tensor, summary: Tensor | None = None) -> tuple[Tensor, Tensor]:
         h = self.proj(hidden)  # [b, p, c]
@@ -205,6 +208,10 @@ class GTA(nn.Module):
         self.n_patch = n_patches(n_bins, cfg.patch_len, cfg.patch_stride)
         self.register_buffer("feat_mean", torch.zeros(d_feat))
         self.register_buffer("feat_std", torch.ones(d_feat))
+        self.reads_prompt = cfg.use_prompt and cfg.prompt_readout
+        if self.reads_prompt:  # the prompt summary's train-gene statistics (set_prompt_readout), saved with the weights
+            self.register_buffer("prompt_mean", torch.zeros(self.llm.d_llm))
+            self.register_buffer("prompt_std", torch.ones(self.llm.d_llm))
         self.patcher = Patcher(cfg.patch_len, cfg.patch_stride)
         if cfg.stem_channels:
             self.stem = BinStem(d_feat, cfg.stem_channels, cfg.stem_kernel)
@@ -239,6 +246,22 @@ class GTA(nn.Module):
         self.feat_mean.copy_(mean)
         self.feat_std.copy_(torch.where(std > 1e-6, std, torch.ones_like(std)))
 
+    def set_prompt_readout(self, mean: Tensor, std: Tensor, coef: Tensor, intercept: Tensor) -> None:
+        """Fix the prompt readout: the summary is standardised with the train genes' ``mean``/``std`` [m] (std below
+        1e-6 is treated as 1) and read by ``coef`` [t, m] + ``intercept`` [t], a ridge fit made before training
+        (``gta.train.run.fit_annotation_prior``); the read is then frozen. Learnt jointly by Adam, 576 weights on
+        1,600 noisy genes over-fit within an epoch and slowed the sequence part (docs/learning.md, entry 13)."""
+        if not self.reads_prompt:
+            raise ValueError("this model has no prompt readout (GTAConfig.prompt_readout with use_prompt)")
+        linear = self.head.prompt[-1]
+        std = torch.as_tensor(std, dtype=self.prompt_std.dtype).reshape(-1)
+        with torch.no_grad():
+            self.prompt_mean.copy_(torch.as_tensor(mean, dtype=self.prompt_mean.dtype).reshape(-1))
+            self.prompt_std.copy_(torch.where(std > 1e-6, std, torch.ones_like(std)))
+            linear.weight.copy_(torch.as_tensor(coef, dtype=linear.weight.dtype).reshape(linear.weight.shape))
+            linear.bias.copy_(torch.as_tensor(intercept, dtype=linear.bias.dtype).reshape(linear.bias.shape))
+        linear.requires_grad_(False)
+
     def forward(self, features: Tensor, prompts: list[str] | None = None, return_attention: bool = False):
         """[b, n, f] (+ one prompt per row) -> [b, t]; with ``return_attention`` also a dict of
         ``alignment`` [b, h, p, k] (None for linear alignment) and ``pool`` [b, p] attention weights."""
@@ -259,12 +282,14 @@ class GTA(nn.Module):
             hidden = self.scratch(tokens, self.llm, prefixes)
         else:
             hidden = self.llm(tokens, prefixes, use_cache_for_prefix=self.cfg.prefix_cache)  # [b, p, m]
-        summary = self._prompt_summary(prefixes) if self.head.prompt is not None else None  # [b, m]
+        summary = None
+        if self.reads_prompt:  # [b, m], standardised with the train genes' statistics
+            summary = (self.prompt_summaries(prefixes).float() - self.prompt_mean) / self.prompt_std
         with torch.autocast(device_type=hidden.device.type, enabled=False):  # precision island for the readout
             y, pool = self.head(hidden.float(), None if summary is None else summary.float())  # [b, t], [b, p]
         return (y, {"alignment": attention, "pool": pool}) if return_attention else y
 
-    def _prompt_summary(self, prefixes: list[str]) -> Tensor:
+    def prompt_summaries(self, prefixes: list[str]) -> Tensor:
         """[b, m]: the frozen LLM's mean hidden state over each prompt; with no LLM (``backbone="none"``) the mean
         of the prompt's word embeddings, which is all of the LLM that ablation keeps."""
         if self.scratch is None:

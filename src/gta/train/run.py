@@ -295,6 +295,8 @@ def prepare_run(manifest, features, out: Path, config: TrainConfig | str | Path 
     mean, std = fit_feature_norm(source, [data.gene_ids[i] for i in data.genes_in("train")], cfg.feature_norm_genes,
                                  cfg.seed)
     model.set_feature_norm(torch.from_numpy(mean), torch.from_numpy(std))
+    if model.reads_prompt:
+        fit_annotation_prior(model, data)
 
     resolved = _resolved(cfg, dataset, store, data, model, identity, llm.dtype)
     if resume:
@@ -304,6 +306,31 @@ def prepare_run(manifest, features, out: Path, config: TrainConfig | str | Path 
                                                                sort_keys=False))
     return PreparedRun(out=out, cfg=cfg, resume=resume, progress=progress, data=data, source=source, model=model,
                        norm=(torch.from_numpy(mean), torch.from_numpy(std)), identity=identity, resolved=resolved)
+
+
+def prompt_summaries(model, prompts: list[str], batch: int = 64) -> torch.Tensor:
+    """[g, m]: the model's prompt summaries (the frozen LLM's mean hidden state over each prompt, cached by it)."""
+    with torch.no_grad():
+        return torch.cat([model.prompt_summaries(prompts[i:i + batch]).float() for i in range(0, len(prompts), batch)])
+
+
+def fit_annotation_prior(model, data: RunData) -> float:
+    """Fit the model's prompt readout before training: a ridge regression (alpha by leave-one-out over a grid) from
+    the train genes' standardised prompt summaries to their standardised gene-level targets, then frozen in the
+    model (``GTA.set_prompt_readout``). The sequence part learns what the annotation does not explain. Returns the
+    alpha chosen."""
+    from sklearn.linear_model import RidgeCV
+
+    train = data.genes_in("train")
+    summaries = prompt_summaries(model, [data.prompts[data.gene_ids[i]] for i in train]).double().numpy()
+    mean, std = summaries.mean(0), summaries.std(0)
+    std = np.where(std > 1e-6, std, 1.0)
+    y = np.asarray(data.standardise(data.y_gene[train]), np.float64)
+    ridge = RidgeCV(alphas=np.logspace(-1, 5, 25)).fit((summaries - mean) / std, y)
+    coef, intercept = np.atleast_2d(ridge.coef_), np.atleast_1d(ridge.intercept_)
+    model.set_prompt_readout(*(torch.from_numpy(a) for a in (mean, std, coef, intercept)))
+    log.info("annotation prior: ridge alpha %.3g on %d train genes", ridge.alpha_, len(train))
+    return float(ridge.alpha_)
 
 
 def _resolved(cfg: TrainConfig, dataset, store, data: RunData, model, identity: dict[str, Any],
