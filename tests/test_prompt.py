@@ -30,12 +30,13 @@ SPI1 = {
 
 
 def test_golden_full_row() -> None:
-    assert PROMPT_TEMPLATE_VERSION == "1"
+    assert PROMPT_TEMPLATE_VERSION == "2"
     got = build_prompt(SPI1, TASK, {"gc": 0.4123, "n_variants": 12}, n_tokens=56)
     assert got == (
         "<|start_prompt|>Dataset: gene expression in lymphoblastoid cell lines (LCL), RNA-seq. "
         "Gene: SPI1 (Spi-1 proto-oncogene), protein-coding. Processes: regulation of erythrocyte differentiation; "
-        "TRAIL-activated apoptotic signaling pathway; defense response to tumor cell. Window: GC 41.2%, variants 12. "
+        "TRAIL-activated apoptotic signaling pathway; defense response to tumor cell; interleukin-6-mediated signaling "
+        "pathway. Window: GC 41.2%, variants 12. "
         "Task: predict this gene's expression from the 56 sequence tokens that follow.<|end_prompt|>"
     )
 
@@ -75,10 +76,10 @@ def test_long_fields_are_clipped() -> None:
                                                                         for i in range(12)),
            "gene_type": "protein_coding"}
     p = build_prompt(row, "word " * 200, {f"k{i}": i for i in range(20)})
-    assert len(p) < 520
-    assert "term number 3" not in p and p.count("...") >= 3
+    assert len(p) < 720
+    assert "term number 7" in p and "term number 8" not in p and p.count("...") >= 3
     desc = build_prompt({"description": "word " * 300}, TASK, None)
-    assert "word word..." in desc and len(desc) < 400
+    assert "word word..." in desc and len(desc) < 660
 
 
 def test_stats_formatting_and_no_expression() -> None:
@@ -106,12 +107,12 @@ def test_shipped_table_prompt_lengths() -> None:
     rows = load_human_genes().to_dict("records")
     lengths = np.array([len(build_prompt(r, TASK, {"gc": 0.41, "n_variants": 12, "cpg": 37}, n_tokens=56))
                         for r in rows])
-    assert lengths.max() < 480 and 300 < np.median(lengths) < 420
+    assert lengths.max() < 720 and 300 < np.median(lengths) < 420
 
 
 @pytest.mark.slow
 def test_token_budget_with_embedded_tokenizer() -> None:
-    """Measured with SmolLM2's own tokenizer: median ~104, max ~137 tokens (3 window statistics)."""
+    """Measured with SmolLM2's own tokenizer: median 109, max 177 tokens (3 window statistics, up to 8 GO terms)."""
     from transformers import AutoTokenizer
 
     from gta.io.annotations import load_human_genes
@@ -122,7 +123,7 @@ def test_token_budget_with_embedded_tokenizer() -> None:
     rows = load_human_genes().to_dict("records")[::10]
     n = np.array([len(tok(build_prompt(r, TASK, {"gc": 0.41, "n_variants": 12, "cpg": 37}, n_tokens=56))
                       ["input_ids"]) for r in rows])
-    assert np.median(n) <= 115 and n.max() <= 145 and n.min() >= 60
+    assert np.median(n) <= 120 and n.max() <= 190 and n.min() >= 60
 
 
 @given(st.dictionaries(st.text(min_size=1, max_size=5), st.integers(), min_size=2, max_size=30),
