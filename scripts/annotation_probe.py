@@ -5,6 +5,7 @@ category probabilities of the GO terms or the prompt (a logistic fit on the true
 label gta never has); plus the frozen LLM's mean hidden state over the prompt (what GTA's annotation prior reads).
 
     python scripts/annotation_probe.py --data DIR_WITH_dataset.yaml_features.zarr_AND_truth [--layers 2 30]
+        [--go-budgets 3/140 8/400 20/1000]
 Writes benchmarks/results/annotation_probe.{json,md}.
 """
 from __future__ import annotations
@@ -44,11 +45,37 @@ def summaries(data_dir: Path, layers: int, prompts: list[str]) -> np.ndarray:
     return np.load(cache)["mean"]
 
 
+def go_term_budget(args, data, bands: np.ndarray, fit) -> None:
+    """The ridge probe again with prompts of other GO-term budgets (``terms/characters``): how much of the annotation
+    the prompt keeps. Prompts are rebuilt with the prompt module's limits patched; the summaries are not cached."""
+    import gta.model.prompt as prompt_module
+    from gta.train.prompts import run_prompts
+
+    dataset, _ = open_inputs(args.data / "dataset.yaml", args.data / "features.zarr")
+    llm = load_llm("embedded", num_layers=args.layers[0])
+    saved = prompt_module.GO_TERMS_MAX, prompt_module.ANNOTATION_MAX_CHARS
+    try:
+        for budget in args.go_budgets:
+            terms, chars = (int(v) for v in budget.split("/"))
+            prompt_module.GO_TERMS_MAX, prompt_module.ANNOTATION_MAX_CHARS = terms, chars
+            built = run_prompts(dataset, data.gene_ids, folder=None, progress=False)
+            texts = [built[g] for g in data.gene_ids]
+            with torch.no_grad():
+                s = torch.cat([llm.prompt_summaries(texts[i:i + 64]) for i in range(0, len(texts), 64)]).numpy()
+            tokens = float(np.mean([len(llm.tokenize(t)) for t in texts]))
+            fit(s, f"{args.layers[0]}-layer summary, prompts of {terms} GO terms / {chars} characters")
+            fit(np.hstack([bands, s]), f"distance bands + that summary ({terms}/{chars}, {tokens:.0f} tokens)")
+    finally:
+        prompt_module.GO_TERMS_MAX, prompt_module.ANNOTATION_MAX_CHARS = saved
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--layers", type=int, nargs="+", default=[2])
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    ap.add_argument("--go-budgets", nargs="*", default=["3/140", "8/400", "20/1000"],
+                    help="GO terms/characters of the prompt's annotation to probe (none: skip)")
     args = ap.parse_args()
     torch.set_num_threads(2)
     _, data, X, prompts, _ = load(args.data)
@@ -92,6 +119,8 @@ def main() -> None:
         fit(np.hstack([bands, probs]), f"distance bands + category from {layers}-layer LLM summary (ceiling)")
         fit(s, f"{layers}-layer LLM prompt summary alone")
         fit(np.hstack([bands, s]), f"distance bands + {layers}-layer LLM prompt summary")
+    if args.go_budgets:
+        go_term_budget(args, data, bands, fit)
     meta = {"commit": source_commit(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "data": str(args.data), "n_train": int(tr.sum()), "n_test": int(te.sum())}
     args.out.mkdir(parents=True, exist_ok=True)

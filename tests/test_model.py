@@ -136,16 +136,20 @@ def test_llm_frozen_during_training(llm):
 def test_trainable_state_dict_round_trip(llm):
     model = GTA(_cfg(), D_FEAT, N_BINS, llm=llm)
     model.set_feature_norm(torch.full((D_FEAT,), 1.0), torch.full((D_FEAT,), 2.0))
+    model.set_prompt_readout(torch.randn(llm.d_llm), torch.rand(llm.d_llm) + 0.5, torch.randn(1, llm.d_llm),
+                             torch.tensor([0.3]))
     with torch.no_grad():
         model.head.out[2].bias.fill_(0.7)
     sd = model.trainable_state_dict()
     assert "feat_mean" in sd and "feat_std" in sd
     assert not [k for k in sd if "embed_tokens" in k or "layers." in k]  # nothing of the LLM
-    norms = ("head.proj.0.", "head.prompt.0.")  # the standardisers' statistics
-    buffers = {"feat_mean", "feat_std"} | {k for k in sd if k.startswith(norms)}
-    assert {k.rsplit(".", 1)[-1] for k in buffers} == {"feat_mean", "feat_std", "running_mean", "running_var",
-                                                       "num_batches_tracked"}
-    assert sum(v.numel() for k, v in sd.items() if k not in buffers) == model.n_trainable()
+    # saved but not trained: the standardisers' statistics and the annotation prior (its statistics and ridge read)
+    fixed = {"feat_mean", "feat_std", "prompt_mean", "prompt_std"} | {k for k in sd if k.startswith("head.proj.0.")}
+    fixed |= {"head.prompt.0.weight", "head.prompt.0.bias"}
+    assert {k.rsplit(".", 1)[-1] for k in fixed} == {"feat_mean", "feat_std", "prompt_mean", "prompt_std",
+                                                     "running_mean", "running_var", "num_batches_tracked", "weight",
+                                                     "bias"}
+    assert sum(v.numel() for k, v in sd.items() if k not in fixed) == model.n_trainable()
     torch.manual_seed(123)
     other = GTA(_cfg(), D_FEAT, N_BINS, llm=llm)
     model.eval()
@@ -199,7 +203,7 @@ def test_ablation_switches(llm):
 
     no_prompt = GTA(_cfg(use_prompt=False), D_FEAT, N_BINS, llm=llm).eval()
     no_prompt.load_trainable_state_dict({k: v for k, v in full.trainable_state_dict().items()
-                                         if not k.startswith("head.prompt.")})  # the prompt's readout: none
+                                         if not k.startswith(("head.prompt.", "prompt_"))})  # no annotation prior
     full.eval()
     with torch.no_grad():
         a = no_prompt(_features())
@@ -303,8 +307,9 @@ def test_gta_learns_what_the_annotation_says(llm):
         prompts = [f"Gene G{seed}_{i}. Processes: {w} activity." for i, w in enumerate(picks)]
         return _features(n, seed), prompts, torch.tensor([value[w] for w in picks])
 
-    model = GTA(_cfg(prompt_readout=True), D_FEAT, N_BINS, llm=llm)
-    assert model.head.prompt is not None and GTA(_cfg(), D_FEAT, N_BINS, llm=llm).head.prompt is None
+    model = GTA(_cfg(), D_FEAT, N_BINS, llm=llm)  # the annotation prior is on by default
+    assert model.head.prompt is not None
+    assert GTA(_cfg(prompt_readout=False), D_FEAT, N_BINS, llm=llm).head.prompt is None
     assert GTA(_cfg(use_prompt=False, prompt_readout=True), D_FEAT, N_BINS, llm=llm).head.prompt is None
     _fit_prior(model, *batch(64, 999)[1:])
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=3e-3)
@@ -367,8 +372,8 @@ def test_prompt_readout_is_fixed_and_independent_of_the_batch(llm):
     torch.testing.assert_close(term([0, 1, 2])[0], coef[0] @ z + 0.5, rtol=1e-4, atol=1e-4)
     assert {"prompt_mean", "prompt_std", "head.prompt.0.weight"} <= set(model.trainable_state_dict())
     with pytest.raises(ValueError, match="no prompt readout"):
-        GTA(_cfg(), D_FEAT, N_BINS, llm=llm).set_prompt_readout(summaries.mean(0), summaries.std(0), coef,
-                                                                  torch.zeros(1))
+        without = GTA(_cfg(prompt_readout=False), D_FEAT, N_BINS, llm=llm)
+        without.set_prompt_readout(summaries.mean(0), summaries.std(0), coef, torch.zeros(1))
 
 
 def test_scratch_backbone_starts_as_the_identity_and_trains_at_its_own_rate(llm):
