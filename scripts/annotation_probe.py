@@ -11,6 +11,7 @@ Writes benchmarks/results/annotation_probe.{json,md}.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -35,8 +36,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def summaries(data_dir: Path, layers: int, prompts: list[str]) -> np.ndarray:
-    """[g, m] frozen LLM mean hidden state over each prompt (cached as prompt_L{layers}.npz beside the data)."""
-    cache = data_dir / f"prompt_L{layers}.npz"
+    """[g, m] frozen LLM mean hidden state over each prompt (cached beside the data, keyed by the prompts)."""
+    digest = hashlib.sha256("\n".join(prompts).encode()).hexdigest()[:12]  # the prompts it was made from
+    cache = data_dir / f"prompt_L{layers}_{digest}.npz"
     if not cache.exists():
         llm = load_llm("embedded", num_layers=layers)
         with torch.no_grad():
