@@ -81,8 +81,9 @@ def seed_lines(path: Path) -> list[str]:
         calls = ", ".join(f"{q['calls'].count(c)} {c}" for c in ("better", "worse", "no difference") if c in q["calls"])
         lines.append(f"- {q['question']}: {a['mean']:.3f} [{a['min']:.3f}, {a['max']:.3f}] vs {b['mean']:.3f} "
                      f"[{b['min']:.3f}, {b['max']:.3f}], mean difference {q['mean_difference']:+.3f}; seeds: {calls}.")
-    return lines + ["", "Read the ablations' low seeds as failed trainings, not as the worth of the prompt or the LLM: "
-                    "a model that never leaves a constant prediction scores near 0 (docs/learning.md, entries 10-11)."]
+    return lines + ["", "A seed in which a model never leaves a constant prediction (spread near 0 in results.md) "
+                    "measures a failed training, not the worth of the prompt or the LLM (docs/learning.md, entries "
+                    "10-12); with two seeds, a call in one seed only is not a result."]
 
 
 def main() -> None:
