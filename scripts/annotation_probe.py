@@ -35,15 +35,18 @@ from gta.train.run import open_inputs  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def summarise(llm, prompts: list[str]) -> np.ndarray:
+    """[g, m] the LLM's mean hidden state over each prompt."""
+    with torch.no_grad():
+        return llm.prompt_summaries(prompts).numpy()
+
+
 def summaries(data_dir: Path, layers: int, prompts: list[str]) -> np.ndarray:
     """[g, m] frozen LLM mean hidden state over each prompt (cached beside the data, keyed by the prompts)."""
     digest = hashlib.sha256("\n".join(prompts).encode()).hexdigest()[:12]  # the prompts it was made from
     cache = data_dir / f"prompt_L{layers}_{digest}.npz"
     if not cache.exists():
-        llm = load_llm("embedded", num_layers=layers)
-        with torch.no_grad():
-            mean = torch.cat([llm.prompt_summaries(prompts[i:i + 64]) for i in range(0, len(prompts), 64)]).numpy()
-        np.savez(cache, mean=mean)
+        np.savez(cache, mean=summarise(load_llm("embedded", num_layers=layers), prompts))
     return np.load(cache)["mean"]
 
 
@@ -62,8 +65,7 @@ def go_term_budget(args, data, bands: np.ndarray, fit) -> None:
             prompt_module.GO_TERMS_MAX, prompt_module.ANNOTATION_MAX_CHARS = terms, chars
             built = run_prompts(dataset, data.gene_ids, folder=None, progress=False)
             texts = [built[g] for g in data.gene_ids]
-            with torch.no_grad():
-                s = torch.cat([llm.prompt_summaries(texts[i:i + 64]) for i in range(0, len(texts), 64)]).numpy()
+            s = summarise(llm, texts)
             tokens = float(np.mean([len(llm.tokenize(t)) for t in texts]))
             fit(s, f"{args.layers[0]}-layer summary, prompts of {terms} GO terms / {chars} characters")
             fit(np.hstack([bands, s]), f"distance bands + that summary ({terms}/{chars}, {tokens:.0f} tokens)")

@@ -244,7 +244,7 @@ class GTA(nn.Module):
         if mean.numel() != self.d_feat or std.numel() != self.d_feat:
             raise ValueError(f"feature stats have {mean.numel()}/{std.numel()} entries, the model {self.d_feat}")
         self.feat_mean.copy_(mean)
-        self.feat_std.copy_(torch.where(std > 1e-6, std, torch.ones_like(std)))
+        self.feat_std.copy_(_floored(std))
 
     def set_prompt_readout(self, mean: Tensor, std: Tensor, coef: Tensor, intercept: Tensor) -> None:
         """Fix the prompt readout: the summary is standardised with the train genes' ``mean``/``std`` [m] (std below
@@ -253,14 +253,12 @@ class GTA(nn.Module):
         1,600 noisy genes over-fit within an epoch and slowed the sequence part (docs/learning.md, entry 13)."""
         if not self.reads_prompt:
             raise ValueError("this model has no prompt readout (GTAConfig.prompt_readout with use_prompt)")
-        linear = self.head.prompt[-1]
-        std = torch.as_tensor(std, dtype=self.prompt_std.dtype).reshape(-1)
+        linear = self.head.prompt[-1]  # frozen since the head was built
         with torch.no_grad():
             self.prompt_mean.copy_(torch.as_tensor(mean, dtype=self.prompt_mean.dtype).reshape(-1))
-            self.prompt_std.copy_(torch.where(std > 1e-6, std, torch.ones_like(std)))
+            self.prompt_std.copy_(_floored(torch.as_tensor(std, dtype=self.prompt_std.dtype).reshape(-1)))
             linear.weight.copy_(torch.as_tensor(coef, dtype=linear.weight.dtype).reshape(linear.weight.shape))
             linear.bias.copy_(torch.as_tensor(intercept, dtype=linear.bias.dtype).reshape(linear.bias.shape))
-        linear.requires_grad_(False)
 
     def forward(self, features: Tensor, prompts: list[str] | None = None, return_attention: bool = False):
         """[b, n, f] (+ one prompt per row) -> [b, t]; with ``return_attention`` also a dict of
@@ -316,6 +314,12 @@ class GTA(nn.Module):
         """Bin index range [p, 2] (start, end) covered by each patch (the last may be padded past n_bins)."""
         start = torch.arange(self.n_patch) * self.cfg.patch_stride
         return torch.stack([start, start + self.cfg.patch_len], dim=1)
+
+
+def _floored(std: Tensor) -> Tensor:
+    """A standard deviation with entries below 1e-6 (constant inputs) replaced by 1, so standardising divides by it
+    safely; the one rule of the feature and prompt norms."""
+    return torch.where(std > 1e-6, std, torch.ones_like(std))
 
 
 def _resolve_llm(cfg: GTAConfig, llm: FrozenLLM) -> FrozenLLM:

@@ -308,12 +308,6 @@ def prepare_run(manifest, features, out: Path, config: TrainConfig | str | Path 
                        norm=(torch.from_numpy(mean), torch.from_numpy(std)), identity=identity, resolved=resolved)
 
 
-def prompt_summaries(model, prompts: list[str], batch: int = 64) -> torch.Tensor:
-    """[g, m]: the model's prompt summaries (the frozen LLM's mean hidden state over each prompt, cached by it)."""
-    with torch.no_grad():
-        return torch.cat([model.prompt_summaries(prompts[i:i + batch]).float() for i in range(0, len(prompts), batch)])
-
-
 def fit_annotation_prior(model, data: RunData) -> float:
     """Fit the model's prompt readout before training: a ridge regression (alpha by leave-one-out over a grid) from
     the train genes' standardised prompt summaries to their standardised gene-level targets, then frozen in the
@@ -322,9 +316,10 @@ def fit_annotation_prior(model, data: RunData) -> float:
     from sklearn.linear_model import RidgeCV
 
     train = data.genes_in("train")
-    summaries = prompt_summaries(model, [data.prompts[data.gene_ids[i]] for i in train]).double().numpy()
+    with torch.no_grad():  # computed once per prompt and kept by the LLM, as training will read them again
+        summaries = model.prompt_summaries([data.prompts[data.gene_ids[i]] for i in train]).double().numpy()
     mean, std = summaries.mean(0), summaries.std(0)
-    std = np.where(std > 1e-6, std, 1.0)
+    std = np.where(std > 1e-6, std, 1.0)  # the model's own floor (gta.model.gta._floored): it stores this std as is
     y = np.asarray(data.standardise(data.y_gene[train]), np.float64)
     ridge = RidgeCV(alphas=np.logspace(-1, 5, 25)).fit((summaries - mean) / std, y)
     coef, intercept = np.atleast_2d(ridge.coef_), np.atleast_1d(ridge.intercept_)
