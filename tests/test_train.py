@@ -159,7 +159,7 @@ def test_training_steps_lower_the_loss_and_only_trainable_parameters_move(toy, t
 
 
 def test_cross_individual_batches_use_training_individuals_and_encode_each_haplotype_once(toy, tiny_llm):
-    module, dm = _module(toy, tiny_llm, "both", max_individuals_per_gene=4)
+    module, dm = _module(toy, tiny_llm, "both", max_individuals_per_gene=4, max_val_individuals=3)
     data = dm.data
     item = dm.train_items[(0, 0)]
     assert len(item["ind_sample"]) == 4
@@ -169,6 +169,9 @@ def test_cross_individual_batches_use_training_individuals_and_encode_each_haplo
     assert dm.train_items[(0, 1)]["ind_sample"].tolist() != item["ind_sample"].tolist() or len(data.samples) <= 4
     val = dm.val_items[0]
     assert set(val["ind_sample"].tolist()) <= set(data.samples_in("train"))
+    assert len(val["ind_sample"]) == 3  # capped, and the same people every epoch (a fixed yardstick)
+    assert dm.val_items[(0, 5)]["ind_sample"].tolist() == val["ind_sample"].tolist()
+    assert dm.val_dataloader().batch_size == min(module.cfg.batch_size, max(1, 1024 // 7))
 
 
 def test_max_train_examples_caps_the_training_genes(toy, tiny_llm):
@@ -368,6 +371,40 @@ def test_predict_samples_all_list_and_file(toy, cli_run, tmp_path):
     with pytest.raises(SystemExit) as e:
         main([*base, "-o", str(tmp_path / "bad.tsv"), "-s", f"{two[0]},NOBODY"])
     assert e.value.code == 2 and not (tmp_path / "bad.tsv").exists()
+    # --genes: just those genes' rows (ids or symbols), the same values
+    genes = sorted(set(full["gene_id"]))[:2]
+    out = tmp_path / "genes.tsv"
+    assert CliRunner().invoke(app, [*base, "-o", str(out), "-s", two[0], "--genes", ",".join(genes)]).exit_code == 0
+    some = read(out)
+    want = full[full["gene_id"].isin(genes) & full["sample"].isin(["", two[0]])].reset_index(drop=True)
+    pd.testing.assert_frame_equal(some, want)
+    with pytest.raises(SystemExit) as e:
+        main([*base, "-o", str(tmp_path / "bad.tsv"), "--genes", "NO_SUCH_GENE"])
+    assert e.value.code == 2 and not (tmp_path / "bad.tsv").exists()
+
+
+def test_prediction_memory_is_bounded_and_the_cut_does_not_change_the_numbers(toy, cli_run, monkeypatch):
+    """With personal genomes a batch of genes holds two windows per individual: prediction cuts the genes per
+    batch and the rows per forward pass (400 individuals x 32 genes ran out of 24 GiB), with the same numbers."""
+    import importlib
+
+    P = importlib.import_module("gta.train.predict")  # (gta.train.predict the attribute is the function)
+    assert P.genes_per_batch(32, 0) == 32 and P.genes_per_batch(32, 400) == 1
+    assert P.genes_per_batch(32, 80) * (1 + 2 * 80) <= P.BATCH_ROWS
+    whole = predict(cli_run, toy[0], toy[1], individuals=True, progress=False)
+    calls = []
+    forward = P.forward_rows
+
+    def spy(model, features, prompts, device):
+        calls.append(len(features))
+        return forward(model, features, prompts, device)
+
+    monkeypatch.setattr(P, "FORWARD_ROWS", 1)  # every window alone
+    monkeypatch.setattr(P, "BATCH_ROWS", 20)
+    monkeypatch.setattr(P, "forward_rows", spy)
+    cut = predict(cli_run, toy[0], toy[1], individuals=True, progress=False)
+    assert len(calls) == len(set(whole["gene_id"]))  # 20 people: up to 41 windows a gene, over a budget of 20
+    pd.testing.assert_frame_equal(cut, whole, atol=1e-5, rtol=1e-5)
 
 
 def test_gene_prompt_counts_variants_in_the_window(tmp_path):

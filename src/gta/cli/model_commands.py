@@ -11,7 +11,9 @@ from gta.cli.options import (
     data_option,
     device_option,
     features_option,
+    genes_option,
     out_option,
+    parse_genes,
     parse_samples,
     run_option,
     samples_file_option,
@@ -60,6 +62,8 @@ def predict_command(
     samples: str | None = samples_option("Also predict these individuals of the store (personal genomes: two "
                                          "haplotypes combined): all, or a comma-separated list."),
     samples_file: Path | None = samples_file_option(),
+    genes: str | None = genes_option("Only these genes: a comma-separated list of ids/symbols, or @FILE (one per "
+                                     "line; # comments). Default: every gene of the store."),
     individuals: bool = typer.Option(False, "--individuals", hidden=True, help="Old spelling of -s all."),
     batch_size: int | None = typer.Option(None, "--batch-size", help="Genes per forward pass (default: the run's)."),
     device: str = device_option("cpu, cuda, cuda:N or auto (CUDA when present); a run trained bf16-mixed runs in "
@@ -71,7 +75,7 @@ def predict_command(
     the frozen LLM is sharded across them, for an LLM that fits no single device; rank 0 writes."""
     from gta.errors import GtaInputError
     from gta.train import predict
-    from gta.train.predict import _write_table, launched_ranks
+    from gta.train.predict import launched_ranks
 
     set_threads(threads)
     chosen = parse_samples(samples, samples_file)
@@ -79,21 +83,8 @@ def predict_command(
         if chosen is not None:
             raise GtaInputError("--individuals is the old spelling of -s all: give one of them")
         chosen = "all"
-    if isinstance(chosen, list):  # a subset: predict every individual, keep those asked for, then write
-        df = predict(run, data, features, None, individuals=True, batch_size=batch_size, progress=not quiet,
-                     device=device)
-        known = set(df["sample"]) - {""}
-        missing = [s for s in chosen if s not in known]
-        if missing:
-            raise GtaInputError(f"sample {missing[0]!r} is not an individual of the feature store "
-                                f"({len(missing)} of {len(chosen)} asked for are not)", features,
-                                hint="extract its haplotypes first (gta extract -s ...), or use -s all")
-        df = df[(df["sample"] == "") | df["sample"].isin(chosen)].reset_index(drop=True)
-        if launched_ranks()[0] == 0:
-            _write_table(df, Path(out))
-    else:
-        df = predict(run, data, features, out, individuals=chosen == "all", batch_size=batch_size,
-                     progress=not quiet, device=device)
+    df = predict(run, data, features, out, individuals=chosen == "all", batch_size=batch_size, progress=not quiet,
+                 device=device, genes=parse_genes(genes), samples=chosen if isinstance(chosen, list) else None)
     n_genes, n_ind = int((df["sample"] == "").sum()), int((df["sample"] != "").sum())
     if launched_ranks()[0] == 0:  # under torchrun the ranks share one sharded LLM and rank 0 writes
         typer.echo(f"wrote {out}: {n_genes} genes" + (f", {n_ind} individual rows" if n_ind else ""))

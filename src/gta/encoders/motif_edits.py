@@ -1,4 +1,4 @@
-"""Personal motif features from a haplotype's edits instead of its full window (``gta extract --individuals``).
+"""Personal motif features from a haplotype's edits instead of its full window (``gta extract --samples``).
 
 A haplotype window is a list of runs (:meth:`gta.io.haplotypes.GeneHaplotypes.runs`): reference bases at a shift
 ``s`` (``window[i] = R[i + s]``, R the reference window extended past its ends) and ALT bases. The features of a

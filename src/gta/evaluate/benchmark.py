@@ -265,7 +265,7 @@ def _run_enformer_readout(name: str, ctx: BenchContext) -> ModelRun:
     model = EnformerReadout(0, tss_bin).fit(X[train], data.y_gene[train])
     df = _gene_rows(data, list(range(len(data.gene_ids))), model.predict(X))
     return ModelRun(df, [f"track {track} of {cfg.enformer_weights}, reference windows only (no cross-individual "
-                         "rows: build an Enformer store with --cage-track --individuals for those)"])
+                         "rows: build an Enformer store with --cage-track --samples all for those)"])
 
 
 def _run_enformer_arch(name: str, ctx: BenchContext) -> ModelRun:

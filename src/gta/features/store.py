@@ -454,7 +454,7 @@ class FeatureStore:
             raise GtaInputError(
                 f"haplotype {key!r} of gene {gene_id!r} is not in the feature store",
                 self.path,
-                hint="run gta extract --individuals ... to add personal haplotypes",
+                hint="run gta extract --samples ... to add personal haplotypes",
             )
         if not self.sparse:
             return np.asarray(arr[...], dtype=np.float32)

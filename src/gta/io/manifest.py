@@ -185,7 +185,7 @@ def _variant_policy(value: Any, path: Path) -> HaplotypePolicy | None:
         raise GtaInputError("'variant_policy' must be a mapping", path, hint=hint)
     unknown = sorted(set(value) - set(allowed))
     if unknown:
-        extra = " (samples are chosen per command, e.g. extract --individuals)" if "samples" in unknown else ""
+        extra = " (samples are chosen per command, e.g. extract --samples)" if "samples" in unknown else ""
         raise GtaInputError(f"unknown key(s) {unknown} in 'variant_policy'{extra}", path, hint=hint)
     for key, v in value.items():
         if key == "filter_pass":

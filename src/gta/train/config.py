@@ -57,6 +57,9 @@ class TrainConfig:
     seed: int = 0
     max_train_examples: int | None = None  # cap on training genes (a fixed, seeded subset)
     max_individuals_per_gene: int | None = 16  # haplotype subsampling: individuals drawn per gene and step
+    # validation genes are scored on at most this many training individuals, the same ones every epoch (all 320
+    # of bench made validation 20x a training epoch and ran out of memory)
+    max_val_individuals: int | None = 16
     centred_weight: float = 1.0
     hap_combine: str = "logmeanexp"  # log((exp(h1) + exp(h2)) / 2), or the plain mean
     feature_norm_genes: int = 2000  # training genes read to fit the per-feature mean/std
@@ -220,6 +223,8 @@ def speed_levers(cfg: TrainConfig, llm_total_layers: int | None = None) -> list[
     if cfg.task != "cross-gene" and cfg.max_individuals_per_gene:
         levers.append(f"{cfg.max_individuals_per_gene} individuals per gene and step; each distinct haplotype "
                       "encoded once per batch")
+    if cfg.task != "cross-gene" and cfg.max_val_individuals:
+        levers.append(f"validation on at most {cfg.max_val_individuals} training individuals per gene")
     precision = resolve_precision(cfg)
     if precision != "32":
         levers.append(f"{precision} precision" + (" (frozen LLM weights in bf16)" if llm_dtype(cfg) != torch.float32

@@ -31,6 +31,7 @@ from gta.io.alleles import REF_KEY
 from gta.train.config import TrainConfig
 
 log = logging.getLogger(__name__)
+VAL_ROWS = 1024  # about how many windows a validation batch may hold (genes x (reference + 2 per individual))
 
 
 @dataclass
@@ -123,7 +124,7 @@ def _add_individuals(data: RunData, dataset, store, columns, values: np.ndarray)
     store_samples = set(getattr(store, "samples", None) or [])
     if not store_samples:
         raise GtaInputError("the feature store holds no personal haplotypes, so cross-individual training is "
-                            "impossible", hint="extract them with: gta extract ... --individuals all")
+                            "impossible", hint="extract them with: gta extract ... --samples all")
     train, test = dataset.individual_splits()
     which = {s: "train" for s in train} | {s: "test" for s in test}
     cols = [str(c) for c in columns]
@@ -229,15 +230,16 @@ class GeneItems(Dataset):
     """One item per gene: the windows to encode and who points at them.
 
     ``ref``: include the reference window. ``individuals``: sample indices to use (those with a finite target for
-    the gene); ``max_individuals``: draw at most that many per gene and epoch (seeded by seed, epoch and gene).
+    the gene); ``max_individuals``: draw at most that many per gene and epoch (seeded by seed, epoch and gene);
+    ``fixed_draw``: the same draw every epoch (validation).
     """
 
     def __init__(self, data: RunData, source: FeatureSource, genes: list[int], ref: bool = True,
                  individuals: list[int] | None = None, max_individuals: int | None = None, seed: int = 0,
-                 need_targets: bool = True) -> None:
+                 need_targets: bool = True, fixed_draw: bool = False) -> None:
         self.data, self.source, self.genes = data, source, list(genes)
         self.ref, self.individuals = ref, individuals
-        self.max_individuals, self.seed = max_individuals, seed
+        self.max_individuals, self.seed, self.fixed_draw = max_individuals, seed, fixed_draw
         self.need_targets = need_targets
         self.prompts = data.prompts
 
@@ -255,7 +257,7 @@ class GeneItems(Dataset):
             chosen = [s for s in self.individuals if self.data.samples[s] in haps
                       and (not self.need_targets or np.isfinite(self.data.y_ind[g, s]))]
             if self.max_individuals and len(chosen) > self.max_individuals:
-                rng = np.random.default_rng([self.seed, epoch, g])
+                rng = np.random.default_rng([self.seed, 0 if self.fixed_draw else epoch, g])
                 chosen = [chosen[i] for i in sorted(rng.choice(len(chosen), self.max_individuals, replace=False))]
             row = {k: i for i, k in enumerate(keys)}
             for s in chosen:
@@ -355,15 +357,16 @@ def per_device_batch(cfg: TrainConfig) -> int:
     return max(1, math.ceil(cfg.batch_size / cfg.world_size))
 
 
-def loader(items: GeneItems, cfg: TrainConfig, shuffle: bool) -> DataLoader:
-    sampler = GeneSampler(len(items), per_device_batch(cfg), shuffle, cfg.seed)
-    return DataLoader(items, batch_size=per_device_batch(cfg), sampler=sampler, collate_fn=collate,
+def loader(items: GeneItems, cfg: TrainConfig, shuffle: bool, per_device: int | None = None) -> DataLoader:
+    per_device = per_device or per_device_batch(cfg)
+    sampler = GeneSampler(len(items), per_device, shuffle, cfg.seed)
+    return DataLoader(items, batch_size=per_device, sampler=sampler, collate_fn=collate,
                       num_workers=cfg.num_workers, persistent_workers=False)
 
 
 class GTADataModule(L.LightningDataModule):
-    """Train: training genes (ref and/or individuals drawn per epoch); val: validation genes, ref + all training
-    individuals. Test individuals never appear here."""
+    """Train: training genes (ref and/or individuals drawn per epoch); val: validation genes, ref + at most
+    ``max_val_individuals`` training individuals (the same ones every epoch). Test individuals never appear here."""
 
     def __init__(self, data: RunData, source: FeatureSource, cfg: TrainConfig) -> None:
         super().__init__()
@@ -380,11 +383,17 @@ class GTADataModule(L.LightningDataModule):
                                      seed=cfg.seed)
         if ind and not data.samples_in("train"):
             raise GtaInputError(f"task {cfg.task!r} trains on individuals, but the feature store holds no training "
-                                "individual's haplotypes", hint="extract them with: gta extract ... --individuals all")
-        self.val_items = GeneItems(data, source, data.genes_in("val"), ref=True, individuals=train_samples)
+                                "individual's haplotypes", hint="extract them with: gta extract ... --samples all")
+        self.val_items = GeneItems(data, source, data.genes_in("val"), ref=True, individuals=train_samples,
+                                   max_individuals=cfg.max_val_individuals, seed=cfg.seed, fixed_draw=True)
 
     def train_dataloader(self) -> DataLoader:
         return loader(self.train_items, self.cfg, shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
-        return loader(self.val_items, self.cfg, shuffle=False)
+        # with individuals a gene brings up to 2 rows per individual: fewer genes per batch keep memory bounded
+        n = len(self.val_items.individuals or [])
+        if self.cfg.max_val_individuals:
+            n = min(n, self.cfg.max_val_individuals)
+        return loader(self.val_items, self.cfg, shuffle=False, per_device=min(per_device_batch(self.cfg),
+                                                                              max(1, VAL_ROWS // (1 + 2 * n))))

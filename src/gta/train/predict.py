@@ -37,12 +37,35 @@ COLUMNS = ["gene_id", "sample", "haplotype", "split", "y_true", "y_pred", "sampl
 STORE_CHECKED = ("encoder", "encoder_config", "weights_hash", "geometry", "dtype")
 
 
+# rows (windows) per forward pass, and about how many rows a batch of genes may hold in memory: with personal
+# genomes a gene brings two rows per individual (800 for 400 individuals), so a batch of 32 genes held 25,600
+# windows and prediction ran out of memory
+FORWARD_ROWS = 256
+BATCH_ROWS = 4 * FORWARD_ROWS
+
+
+def genes_per_batch(batch_size: int, n_individuals: int) -> int:
+    """Genes per prediction batch: ``batch_size``, cut so that a batch holds about ``BATCH_ROWS`` windows."""
+    return max(1, min(int(batch_size), BATCH_ROWS // (1 + 2 * n_individuals)))
+
+
+def forward_rows(model, features: torch.Tensor, prompts: list[str] | None, device) -> torch.Tensor:
+    """Model output [N] (float32, CPU) for N rows, ``FORWARD_ROWS`` at a time (in eval mode rows are
+    independent, so the result does not depend on the cut)."""
+    out = []
+    for lo in range(0, len(features), FORWARD_ROWS):
+        part = None if prompts is None else prompts[lo:lo + FORWARD_ROWS]
+        out.append(model(features[lo:lo + FORWARD_ROWS].to(device), part)[:, 0].float().cpu())
+    return torch.cat(out) if out else torch.zeros(0)
+
+
 def predict_frame(model, data: RunData, source: FeatureSource, genes: list[int], individuals: list[int] | None,
                   hap_combine: str = "logmeanexp", batch_size: int = 8, progress: bool = False) -> pd.DataFrame:
     """Prediction table for ``genes`` (indices into ``data``); individual rows for ``individuals`` (sample indices)
-    when given. Runs under ``torch.inference_mode`` on the model's device."""
+    when given. Runs under ``torch.inference_mode`` on the model's device; memory is bounded whatever the number
+    of individuals (:func:`genes_per_batch`, :func:`forward_rows`)."""
     items = GeneItems(data, source, genes, ref=True, individuals=individuals, need_targets=False)
-    batches = DataLoader(items, batch_size=batch_size, collate_fn=collate)
+    batches = DataLoader(items, batch_size=genes_per_batch(batch_size, len(individuals or [])), collate_fn=collate)
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -52,7 +75,7 @@ def predict_frame(model, data: RunData, source: FeatureSource, genes: list[int],
         with torch.inference_mode():
             for batch in tqdm(batches, desc="predict", unit="batch", disable=not progress):
                 prompts = batch["prompts"] if model.cfg.use_prompt else None
-                h = model(batch["features"].to(device), prompts)[:, 0].float().cpu()
+                h = forward_rows(model, batch["features"], prompts, device)
                 raw = h * data.target_std + data.target_mean
                 for b, g in enumerate(batch["genes"].tolist()):
                     gene_rows.append((data.gene_ids[g], "", "", data.split[g], float(data.y_gene[g]),
@@ -181,7 +204,7 @@ def prediction_data(dataset, store, meta: dict[str, Any], with_individuals: bool
         samples = list(getattr(store, "samples", None) or [])
         if not samples:
             raise GtaInputError("the feature store holds no personal haplotypes", path=getattr(store, "path", None),
-                                hint="extract them with gta extract ... --individuals all, or drop --individuals")
+                                hint="extract them with gta extract ... --samples all, or drop --samples")
         try:
             train, _ = dataset.individual_splits()
         except GtaInputError:
@@ -195,6 +218,32 @@ def prediction_data(dataset, store, meta: dict[str, Any], with_individuals: bool
             if s in cols:
                 data.y_ind[:, j] = values[:, cols.index(s)]
     return data
+
+
+def _gene_rows(dataset, store, data: RunData, genes: list[str] | None) -> list[int]:
+    """Indices into ``data`` of the asked genes (ids or symbols; all when None), refusing one without features."""
+    if genes is None:
+        return list(range(len(data.gene_ids)))
+    index = {g: i for i, g in enumerate(data.gene_ids)}
+    rows = []
+    for query in genes:
+        gene = dataset.gene(query)
+        if gene.gene_id not in index:
+            raise GtaInputError(f"gene {gene.gene_id} ({gene.symbol}) has no features in the store",
+                                path=getattr(store, "path", None), hint=f"run gta extract --genes {gene.gene_id} first")
+        rows.append(index[gene.gene_id])
+    return list(dict.fromkeys(rows))
+
+
+def _sample_rows(store, data: RunData, samples: list[str]) -> list[int]:
+    """Indices into ``data.samples`` of the asked individuals, refusing any the store lacks (before predicting)."""
+    index = {s: i for i, s in enumerate(data.samples)}
+    missing = [s for s in samples if s not in index]
+    if missing:
+        raise GtaInputError(f"sample {missing[0]!r} is not an individual of the feature store "
+                            f"({len(missing)} of {len(samples)} asked for are not)", path=getattr(store, "path", None),
+                            hint="extract its haplotypes first (gta extract -s ...), or use -s all")
+    return list(dict.fromkeys(index[s] for s in samples))
 
 
 def _run_prompts(run: Path, dataset, gene_ids: list[str], cfg: TrainConfig, progress: bool = True) -> dict[str, str]:
@@ -224,10 +273,13 @@ def launched_ranks() -> tuple[int, int]:
 
 
 def predict(run: str | Path, manifest, features, out: str | Path | None = None, individuals: bool = False,
-            batch_size: int | None = None, llm=None, progress: bool = True, device: str = "cpu") -> pd.DataFrame:
+            batch_size: int | None = None, llm=None, progress: bool = True, device: str = "cpu",
+            genes: list[str] | None = None, samples: list[str] | None = None) -> pd.DataFrame:
     """Predict with the run ``run`` on ``manifest`` (path or Dataset) and ``features`` (path or FeatureStore);
-    write the table to ``out`` (.tsv, .csv or .parquet) when given; return it. On a GPU (``device`` cuda or auto)
-    a run trained bf16-mixed is run the same way: frozen LLM weights in bf16, under bf16 autocast.
+    write the table to ``out`` (.tsv, .csv or .parquet) when given; return it. ``individuals``: also every
+    individual of the store; ``samples``: only these individuals; ``genes`` (ids or symbols): only these genes
+    (default: every gene of the store). On a GPU (``device`` cuda or auto) a run trained bf16-mixed is run the
+    same way: frozen LLM weights in bf16, under bf16 autocast.
 
     Under ``torchrun`` with W > 1 processes the frozen LLM's decoder is sharded across them (as in training with
     ``strategy: fsdp``), for an LLM that fits no single device: every rank runs every batch (the layer passes are
@@ -235,7 +287,8 @@ def predict(run: str | Path, manifest, features, out: str | Path | None = None, 
     rank, world = launched_ranks()
     device = resolve_device(device)
     if world == 1:
-        return _predict(run, manifest, features, out, individuals, batch_size, llm, progress, device)
+        return _predict(run, manifest, features, out, individuals, batch_size, llm, progress, device,
+                        genes=genes, samples=samples)
     import torch.distributed as dist
 
     if device.startswith("cuda"):  # one GPU per rank: cuda:$LOCAL_RANK (cuda:0 where each sees just its own)
@@ -244,13 +297,14 @@ def predict(run: str | Path, manifest, features, out: str | Path | None = None, 
     dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
     try:
         return _predict(run, manifest, features, out if rank == 0 else None, individuals, batch_size, llm,
-                        progress and rank == 0, device, shard=True)
+                        progress and rank == 0, device, shard=True, genes=genes, samples=samples)
     finally:
         dist.destroy_process_group()
 
 
 def _predict(run, manifest, features, out, individuals: bool, batch_size: int | None, llm, progress: bool,
-             device: str, shard: bool = False) -> pd.DataFrame:
+             device: str, shard: bool = False, genes: list[str] | None = None,
+             samples: list[str] | None = None) -> pd.DataFrame:
     from gta.features.store import FeatureStore
     from gta.io.dataset import open_dataset
 
@@ -268,14 +322,16 @@ def _predict(run, manifest, features, out, individuals: bool, batch_size: int | 
     if shard:
         model.shard_llm(device.split(":")[0])
     model.to(device)
-    data = prediction_data(dataset, store, meta, individuals)
+    data = prediction_data(dataset, store, meta, individuals or samples is not None)
+    rows = _gene_rows(dataset, store, data, genes)
+    people = _sample_rows(store, data, samples) if samples is not None else (
+        list(range(len(data.samples))) if individuals else None)
     if cfg.model.use_prompt:
-        data.prompts = _run_prompts(run, dataset, data.gene_ids, cfg, progress)
+        data.prompts = _run_prompts(run, dataset, [data.gene_ids[i] for i in rows], cfg, progress)
     source = FeatureSource(store, cfg.feature_cache_mb)
     with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
-        df = predict_frame(model, data, source, list(range(len(data.gene_ids))),
-                           list(range(len(data.samples))) if individuals else None, cfg.hap_combine,
-                           batch_size or cfg.batch_size, progress)
+        df = predict_frame(model, data, source, rows, people, cfg.hap_combine, batch_size or cfg.batch_size,
+                           progress)
     if out is not None:
         _write_table(df, Path(out))
     return df
