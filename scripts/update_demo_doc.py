@@ -2,8 +2,10 @@
 
     python scripts/update_demo_doc.py [--run runs/demo] [--seeds benchmarks/results/learning_curve_demo.json]
 
-Replaces the text between ``<!-- BEGIN generated: ... -->`` and ``<!-- END generated -->`` in docs/demo.md with the
-run's ``benchmark/results.md`` (the benchmark's own table), the commit and date of the run, and, when the
+Replaces two blocks of docs/demo.md, each between ``<!-- BEGIN generated NAME ...-->`` and
+``<!-- END generated NAME -->``: ``costs``, the wall time of each stage and the peak memory from the run's
+``demo_timings.json`` (written by ``gta demo``) with each model's training time; ``results``, the run's
+``benchmark/results.md`` (the benchmark's own table) with the commit and date of the run and, when the
 learning-curve record of the demo preset is given, the seed-to-seed spread of GTA and GTA no LLM.
 """
 
@@ -20,15 +22,33 @@ from gta.provenance import source_commit
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "demo.md"
-BEGIN, END = "<!-- BEGIN generated", "<!-- END generated -->"
+
+def markers(name: str) -> tuple[str, str]:
+    return f"<!-- BEGIN generated {name}", f"<!-- END generated {name} -->"
+
+
+def costs(run: Path) -> str:
+    """The stage table: wall seconds per stage, peak memory, and each model's own training/fitting time."""
+    begin, end = markers("costs")
+    path = run / "demo_timings.json"
+    rec = json.loads(path.read_text())
+    res = json.loads((run / "benchmark" / "results.json").read_text())
+    models = ", ".join(f"{m['name']} {m['wall_time_s']:.0f} s" for m in res["models"] if m.get("wall_time_s"))
+    lines = [f"{begin} by scripts/update_demo_doc.py from {path.name} (run started {rec['started']} at commit "
+             f"{rec['commit']}, {rec['cpus']} CPUs) -->", "", "| stage | wall time |", "|---|---|"]
+    lines += [f"| {stage} | {sec:.0f} s |" for stage, sec in rec["stages"].items()]
+    lines += [f"| **total** | **{rec['total_s']:.0f} s ({rec['total_s'] / 60:.1f} min)**, peak memory "
+              f"{rec['peak_rss_mb'] / 1024:.1f} GB |", "", f"Per model inside the benchmark stage: {models}.", "", end]
+    return "\n".join(lines)
 
 
 def section(run: Path, seeds: Path | None) -> str:
+    begin, end = markers("results")
     res = json.loads((run / "benchmark" / "results.json").read_text())
     table = (run / "benchmark" / "results.md").read_text().strip().splitlines()
     table = [line for line in table if not line.startswith("# ")]  # the page title stays docs/demo.md's
     stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime((run / "benchmark" / "results.json").stat().st_mtime))
-    lines = [f"{BEGIN} by scripts/update_demo_doc.py from {run}/benchmark/results.json "
+    lines = [f"{begin} by scripts/update_demo_doc.py from {run.name}/benchmark/results.json "
              f"(run finished {stamp}; gta {res.get('gta_version', '?')}; doc written at commit {source_commit()}) -->",
              "", *table, ""]
     if seeds is not None and seeds.exists():
@@ -43,7 +63,7 @@ def section(run: Path, seeds: Path | None) -> str:
                     lines.append(f"| {name} ({point['n_genes']} genes) | {vals} | {m['mean']:.3f} | {m['min']:.3f} "
                                  f"| {m['max']:.3f} |")
         lines.append("")
-    lines.append(END)
+    lines.append(end)
     return "\n".join(lines)
 
 
@@ -53,11 +73,14 @@ def main() -> None:
     ap.add_argument("--seeds", type=Path, default=ROOT / "benchmarks" / "results" / "learning_curve_demo.json")
     args = ap.parse_args()
     text = DOC.read_text()
-    pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.S)
-    if not pattern.search(text):
-        raise SystemExit(f"{DOC}: no '{BEGIN} ... {END}' block to replace")
-    atomic_write_text(DOC, pattern.sub(lambda _: section(args.run, args.seeds), text))
-    print(f"wrote the generated block of {DOC}")
+    for name, block in (("costs", costs(args.run)), ("results", section(args.run, args.seeds))):
+        begin, end = markers(name)
+        pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
+        if not pattern.search(text):
+            raise SystemExit(f"{DOC}: no '{begin} ... {end}' block to replace")
+        text = pattern.sub(lambda _, b=block: b, text)
+    atomic_write_text(DOC, text)
+    print(f"wrote the generated blocks of {DOC}")
 
 
 if __name__ == "__main__":

@@ -69,6 +69,11 @@ def test_quick_demo_writes_a_report_whose_numbers_come_from_the_predictions(quic
     metrics = json.loads((out / "interpret" / "interpret_metrics.json").read_text())
     assert metrics and list((out / "interpret" / "plots").glob("*.png"))
     assert list((out / "interpret" / "tracks").glob("*.bw"))
+    # the stage costs docs/demo.md shows are written by the run itself
+    clock = json.loads((out / "demo_timings.json").read_text())
+    assert list(clock["stages"]) == ["simulate", "validate", "extract", "benchmark", "interpret"]
+    assert clock["total_s"] == pytest.approx(sum(clock["stages"].values()), abs=0.5) and clock["peak_rss_mb"] > 100
+    assert clock["preset"] == "tiny" and clock["commit"]
 
 
 def test_demo_resumes_without_recomputing(quick_demo):
@@ -145,3 +150,24 @@ def test_demo_report_renders_in_headless_chromium(quick_demo, tmp_path):
     assert proc.returncode == 0, proc.stderr
     img = np.asarray(Image.open(shot).convert("L"), dtype=float)
     assert img.shape == (2000, 1400) and img.std() > 20 and 0.01 < (img < 128).mean() < 0.6
+
+
+def test_update_demo_doc_writes_both_blocks_from_the_run(quick_demo, tmp_path, monkeypatch):
+    """docs/demo.md's cost and result tables come from the run (scripts/update_demo_doc.py), never typed."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("update_demo_doc", ROOT / "scripts" / "update_demo_doc.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out, _ = quick_demo
+    doc = tmp_path / "demo.md"
+    doc.write_text("intro\n<!-- BEGIN generated costs -->\nold\n<!-- END generated costs -->\nmiddle\n"
+                   "<!-- BEGIN generated results x -->\nold\n<!-- END generated results -->\nend\n")
+    monkeypatch.setattr(mod, "DOC", doc)
+    monkeypatch.setattr(sys, "argv", ["update_demo_doc.py", "--run", str(out), "--seeds", str(tmp_path / "none")])
+    mod.main()
+    text = doc.read_text()
+    clock = json.loads((out / "demo_timings.json").read_text())
+    assert "old" not in text and text.startswith("intro\n") and "\nmiddle\n" in text and text.endswith("end\n")
+    assert f"| benchmark | {clock['stages']['benchmark']:.0f} s |" in text
+    assert clock["commit"] in text and "| GTA |" in text

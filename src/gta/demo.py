@@ -8,6 +8,8 @@ Every stage resumes: a second run reuses the data set, the feature store and fin
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -56,6 +58,35 @@ def personal_genes(dataset, n_test: int = 25, n_train: int = 15, seed: int = 0) 
     return chosen
 
 
+TIMINGS_FILE = "demo_timings.json"
+
+
+class StageClock:
+    """Wall time per stage and the process's peak memory, written to ``path`` after every stage (atomically), so
+    docs/demo.md's cost table is generated from a run (scripts/update_demo_doc.py). A resumed stage counts what it
+    took this time (reusing finished work is fast)."""
+
+    def __init__(self, path: Path, **info: Any) -> None:
+        from gta.provenance import source_commit
+
+        self.path, self.t = path, time.perf_counter()
+        self.record: dict[str, Any] = {**info, "commit": source_commit(dirty=True),
+                                       "started": time.strftime("%Y-%m-%d %H:%M %Z"), "cpus": os.cpu_count(),
+                                       "stages": {}}
+
+    def lap(self, stage: str) -> None:
+        import resource
+
+        from gta.atomic import atomic_write_text
+
+        now = time.perf_counter()
+        self.record["stages"][stage] = round(now - self.t, 1)
+        self.t = now
+        self.record["total_s"] = round(sum(self.record["stages"].values()), 1)
+        self.record["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        atomic_write_text(self.path, json.dumps(self.record, indent=1) + "\n")
+
+
 def demo(out: str | Path = "runs/demo", quick: bool = False, seed: int = 0) -> Path:
     """Run the demo into ``out`` and return the path of ``report.html``."""
     from gta.evaluate.benchmark import BenchmarkConfig, benchmark
@@ -70,16 +101,19 @@ def demo(out: str | Path = "runs/demo", quick: bool = False, seed: int = 0) -> P
     out.mkdir(parents=True, exist_ok=True)
     preset = "tiny" if quick else "demo"
     manifest = out / "data" / "dataset.yaml"
+    clock = StageClock(out / TIMINGS_FILE, preset=preset, seed=seed)
     console.rule(f"[bold]1/5 simulate[/bold] ({preset} preset, seed {seed})")
     if manifest.exists():
         console.print(f"reusing {manifest}")
     else:
         manifest = simulate(preset=preset, seed=seed, out=out / "data")
+    clock.lap("simulate")
     console.rule("[bold]2/5 validate[/bold]")
     report = validate(manifest)
     console.print(render_report(report))
     if not report.ok:
         raise GtaInputError("the simulated data set did not validate", manifest)
+    clock.lap("validate")
     console.rule("[bold]3/5 extract[/bold] (motif encoder: reference windows, then held-out individuals)")
     store = out / "features.zarr"
     extract(manifest, encoder="motif", out=store)
@@ -87,16 +121,19 @@ def demo(out: str | Path = "runs/demo", quick: bool = False, seed: int = 0) -> P
     test_individuals = list(dataset.individual_splits()[1])
     extract(dataset, encoder="motif", out=store, individuals=test_individuals,
             genes=None if quick else personal_genes(dataset, seed=seed))
+    clock.lap("extract")
     console.rule("[bold]4/5 benchmark[/bold] (GTA, ablations, baselines)")
     cfg = BenchmarkConfig(**demo_benchmark_config(quick, seed))
     html = benchmark(manifest, store, out / "benchmark", config=cfg)
+    clock.lap("benchmark")
     console.rule("[bold]5/5 interpret[/bold] (figures and genome-browser tracks of GTA's importance)")
     run = out / "benchmark" / "runs" / "GTA"
     if run.exists():  # AUPRC and variant effects are in the benchmark report; here the pictures of a few genes
         result = interpret(run, dataset, store, n_genes=2 if quick else 4, evaluate=True, out=out / "interpret",
                            progress=False)
         console.print(result.summary())
-    console.print(f"demo finished in {time.perf_counter() - t0:.0f} s")
+    clock.lap("interpret")
+    console.print(f"demo finished in {time.perf_counter() - t0:.0f} s (stage times: {clock.path})")
     md = html.parent / "results.md"
     if md.exists():
         console.print(md.read_text())
