@@ -82,7 +82,13 @@ def seed_row(bench: Path, n_boot: int) -> dict:
                           "ci": m["metrics"]["cross_gene"]["spearman_ci"]}
               for m in res["models"] if m["name"] in MODELS and m["status"] == "ok"}
     pairs = paired_differences(bench, res, n_boot, pairs=tuple((a, b) for a, b, _ in QUESTIONS))
-    return {"bench": str(bench), "scores": scores, "pairs": pairs, "noise_ceiling": res["noise_ceiling"]}
+    trained = {}
+    for m in MODELS:  # the code that trained each model (runs from before the commit was recorded: unknown)
+        cfg = bench / "runs" / m / "config.yaml"
+        resolved = (yaml.safe_load(cfg.read_text()) or {}).get("resolved", {}) if cfg.exists() else {}
+        trained[m] = resolved.get("versions", {}).get("commit", "not recorded")
+    return {"bench": str(bench), "scores": scores, "pairs": pairs, "noise_ceiling": res["noise_ceiling"],
+            "trained_at": trained}
 
 
 def summarise(rows: dict[int, dict]) -> dict:
@@ -97,10 +103,20 @@ def summarise(rows: dict[int, dict]) -> dict:
                        for n, v in models.items()}, "questions": questions}
 
 
+def _trained_at(out: dict) -> str:
+    """'seed 0: abc123, seed 1: ...' from the runs' own records (each model's commit where they differ)."""
+    parts = []
+    for s, row in out["per_seed"].items():
+        commits = sorted(set(row.get("trained_at", {}).values())) or ["not recorded"]
+        parts.append(f"seed {s}: {', '.join(commits)}")
+    return "; ".join(parts)
+
+
 def markdown(out: dict) -> str:
     seeds = out["seeds"]
     head = [f"# Does the LLM help? ({len(seeds)} model seeds, `bench` preset)", "",
-            f"Commit {out['commit']}, {out['date']}, {out['machine']}; written by `benchmarks/bench_llm_verdict.py` "
+            f"Summarised at commit {out['commit']}, {out['date']}, {out['machine']}; trained at "
+            f"{_trained_at(out)}; written by `benchmarks/bench_llm_verdict.py` "
             f"from the benchmark folders in `--work` ({out['work']}). `gta benchmark` defaults, only the training "
             f"seed changes; the same {out['n_test_genes']} test-chromosome genes; noise ceiling "
             f"{out['noise_ceiling']:.3f}.", "",

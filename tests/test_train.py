@@ -190,7 +190,7 @@ def test_run_folder_contract(cli_run, toy):
     assert resolved["dataset"]["fingerprint"] == open_dataset(toy[0]).fingerprint()
     assert len(resolved["store"]["attrs_sha256"]) == 64 and resolved["store"]["attrs"]["encoder"] == "toy"
     assert resolved["llm"]["path"] == "tiny-random" and len(resolved["llm"]["sha256"]) == 64
-    assert resolved["seeds"]["seed"] == 0 and resolved["versions"]["gta"]
+    assert resolved["seeds"]["seed"] == 0 and resolved["versions"]["gta"] and resolved["versions"]["commit"]
     assert load_config(cli_run / "config.yaml").model.n_prototypes == 16  # the resolved section is ignored
     summary = json.loads((cli_run / "summary.json").read_text())
     for key in ("val_spearman", "test_spearman", "wall_time_s", "peak_rss_mb", "genes_per_s", "epoch_times_s"):

@@ -75,15 +75,14 @@ class StageClock:
                                        "stages": {}}
 
     def lap(self, stage: str) -> None:
-        import resource
-
         from gta.atomic import atomic_write_text
+        from gta.memory import peak_rss_mb
 
         now = time.perf_counter()
         self.record["stages"][stage] = round(now - self.t, 1)
         self.t = now
         self.record["total_s"] = round(sum(self.record["stages"].values()), 1)
-        self.record["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        self.record["peak_rss_mb"] = round(peak_rss_mb())
         atomic_write_text(self.path, json.dumps(self.record, indent=1) + "\n")
 
 

@@ -39,6 +39,7 @@ from gta.atomic import atomic_write_text
 from gta.errors import GtaInputError
 from gta.hashing import sha256_json
 from gta.memory import peak_rss_mb
+from gta.provenance import source_commit
 from gta.train.checkpoint import MODEL_FILE, STATE_JSON, SafetensorsCheckpointIO, save_trainable
 from gta.train.config import TrainConfig, default_config, llm_dtype, load_config, resolve_precision, speed_levers
 from gta.train.data import FeatureSource, GTADataModule, RunData, build_run_data, fit_feature_norm
@@ -336,7 +337,8 @@ def _resolved(cfg: TrainConfig, dataset, store, data: RunData, model, identity: 
         "store": store_identity(store),
         "llm": identity,
         "seeds": {"seed": cfg.seed, "python_hash_seed": os.environ.get("PYTHONHASHSEED")},
-        "versions": {"gta": __version__, "torch": torch.__version__, "lightning": L.__version__},
+        "versions": {"gta": __version__, "commit": source_commit(dirty=True), "torch": torch.__version__,
+                     "lightning": L.__version__},
         "speed_levers": speed_levers(cfg),
         "precision": resolve_precision(cfg),
         "llm_dtype": str(llm_dtype_).removeprefix("torch."),
