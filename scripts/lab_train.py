@@ -290,6 +290,9 @@ def main():
     ap.add_argument("--diag", type=int, default=0, help="every N steps print per-stage across-gene spread (0 = off)")
     ap.add_argument("--scratch-lr", type=float, default=1.0, help="learning-rate factor of the scratch backbone")
     ap.add_argument("--align-residual", type=int, default=0, help="GTAConfig.align_residual")
+    ap.add_argument("--mirror", type=float, default=0.0,
+                    help="augmentation: share of training windows mirrored about the TSS (upstream <-> downstream)")
+    ap.add_argument("--mirror-tta", type=int, default=0, help="predict the mean of the window and its mirror")
     ap.add_argument("--tag", default="")
     ap.add_argument("--log", type=Path, default=Path("lab_results.jsonl"), help="JSON lines, one per run")
     args = ap.parse_args()
@@ -351,11 +354,18 @@ def main():
     P = [prompts[g] for g in data.gene_ids]
     rng = np.random.default_rng(args.seed)
 
-    def call(j):
+    aug = np.random.default_rng([args.seed, 1])
+
+    def call(j, flip=None):
+        """Model output for genes j; ``flip`` (bool per gene): mirror the window about the TSS (d -> -d)."""
+        xb = Xt[j]
+        if flip is not None and flip.any():
+            xb = xb.clone()
+            xb[flip] = xb[flip].flip(1)
         prompts_j = [P[k] for k in j] if args.prompt else None
         if args.prompt_feats:
-            return model(Xt[j], prompts_j, rows=torch.as_tensor(j))[:, 0]
-        return model(Xt[j], prompts_j)[:, 0]
+            return model(xb, prompts_j, rows=torch.as_tensor(j))[:, 0]
+        return model(xb, prompts_j)[:, 0]
 
     named = [(n, q) for n, q in model.named_parameters() if q.requires_grad]
     shadow = {n: q.detach().clone() for n, q in named} if args.ema else None
@@ -380,7 +390,10 @@ def main():
         with torch.no_grad():
             for i in range(0, len(idx), 32):
                 j = idx[i:i + 32]
-                out.append(call(j))
+                pred = call(j)
+                if args.mirror_tta:  # average the window and its mirror image
+                    pred = (pred + call(j, torch.ones(len(j), dtype=torch.bool))) / 2
+                out.append(pred)
         model.train()
         return torch.cat(out).numpy()
 
@@ -393,7 +406,8 @@ def main():
         losses = []
         for i in range(0, len(order), args.batch):
             j = order[i:i + args.batch]
-            pred = call(j)
+            flip = torch.from_numpy(aug.random(len(j)) < args.mirror) if args.mirror else None
+            pred = call(j, flip)
             loss = torch.nn.functional.mse_loss(pred, torch.from_numpy(y[j]))
             opt.zero_grad()
             loss.backward()

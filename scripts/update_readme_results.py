@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 BEGIN, END = "<!-- BEGIN generated: results", "<!-- END generated: results -->"
 VERDICT = ROOT / "benchmarks" / "results" / "llm_verdict.json"
+CROSS_INDIVIDUAL = ROOT / "benchmarks" / "results" / "bench" / "cross_individual.json"
 LLM_QUESTIONS = (("GTA", "GTA random LLM", "a pretrained LLM vs a random one of the same architecture"),
                  ("GTA", "GTA no LLM", "the frozen LLM vs a small transformer trained from scratch"),
                  ("GTA", "GTA no prompt", "with the annotation prompt vs without"),
@@ -65,7 +66,7 @@ def block(res: dict, source: str) -> str:
         if a in cross and b in cross:
             lines.append(f"- {question}: {cross[a]['spearman']:.3f} vs {cross[b]['spearman']:.3f}, "
                          f"{verdict(a, b, cross, paired)}.")
-    lines += ["", *seed_lines(VERDICT), "", END]
+    lines += ["", *seed_lines(VERDICT), "", *individual_lines(CROSS_INDIVIDUAL), END]
     return "\n".join(lines)
 
 
@@ -74,7 +75,9 @@ def seed_lines(path: Path) -> list[str]:
     if not path.exists():
         return ["Single seed: the comparison over model seeds (`benchmarks/bench_llm_verdict.py`) is not yet run."]
     v = json.loads(path.read_text())
-    lines = [f"Over {len(v['seeds'])} model seeds (`{path.relative_to(ROOT)}`, commit {v['commit']}): mean "
+    trained = sorted({c for row in v["per_seed"].values() for c in row.get("trained_at", {}).values()})
+    at = f"trained at {', '.join(trained)}" if trained else f"commit {v['commit']}"
+    lines = [f"Over {len(v['seeds'])} model seeds (`{path.relative_to(ROOT)}`, {at}): mean "
              "Spearman [min, max] over seeds, and per seed the paired bootstrap call on the same test genes:", ""]
     for q in v["summary"]["questions"]:
         a, b = (v["summary"]["models"][n] for n in (q["a"], q["b"]))
@@ -83,7 +86,21 @@ def seed_lines(path: Path) -> list[str]:
                      f"[{b['min']:.3f}, {b['max']:.3f}], mean difference {q['mean_difference']:+.3f}; seeds: {calls}.")
     return lines + ["", "A seed in which a model never leaves a constant prediction (spread near 0 in results.md) "
                     "measures a failed training, not the worth of the prompt or the LLM (docs/learning.md, entries "
-                    "10-12); with two seeds, a call in one seed only is not a result."]
+                    f"10-12); with {len(v['seeds'])} seeds, a call in one seed only is not a result."]
+
+
+def individual_lines(path: Path) -> list[str]:
+    """Across individuals on unseen genes, from ``benchmarks/bench_cross_individual.py``'s JSON when it has run."""
+    if not path.exists():
+        return []
+    v = json.loads(path.read_text())
+    med = {n: m["unseen"]["median"] for n, m in v["models"].items()}
+    n = next(iter(v["models"].values()))["unseen"]["n_genes"]
+    shown = ", ".join(f"{name} {rho:.3f}" for name, rho in med.items() if name != "noise ceiling")
+    return [f"Across individuals (`{path.relative_to(ROOT)}`, commit {v['commit']}): per gene, Spearman over the "
+            f"{v['n_test_individuals']} held-out individuals, median over the {n} unseen test genes: {shown}; "
+            f"noise ceiling {med['noise ceiling']:.3f}. The elastic net is fitted per gene on the training "
+            "individuals of that very gene; GTA never saw these genes.", ""]
 
 
 def main() -> None:
