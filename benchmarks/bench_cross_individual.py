@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,17 +27,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
+from bench_acceptance import gta  # beside this script
 
 from gta.provenance import source_commit
 
 ROOT = Path(__file__).resolve().parents[1]
 MIN_SAMPLES = 5
-
-
-def gta(*args: str) -> None:
-    cmd = [sys.executable, "-m", "gta", *args]
-    print("+", " ".join(cmd), flush=True)
-    subprocess.run(cmd, check=True)
 
 
 def hap_config(work: Path, max_individuals: int) -> Path:
