@@ -67,6 +67,9 @@ class Stem(nn.Module):
             z = h.sum(-1) / math.sqrt(self.patch)
         elif self.pool == "summax":
             z = torch.cat([h.sum(-1) / math.sqrt(self.patch), h.amax(-1)], 1)
+        elif self.pool.startswith("gem"):  # generalised mean, p from the name (gem3): between sum (1) and max
+            q = float(self.pool[3:] or 3)
+            z = torch.relu(h).pow(q).mean(-1).clamp_min(1e-6).pow(1 / q)
         else:
             z = h.amax(-1)
         return self.dropout(self.proj(z.transpose(1, 2)) + self.position)
@@ -178,7 +181,9 @@ def make_model(args, llm, f, n):
                     backbone=args.backbone, alignment=args.alignment, dropout=args.dropout,
                     stem_channels=args.stem_c if args.stem else 0, stem_kernel=args.kernel,
                     head_standardise=bool(args.head_standardise), prompt_readout=bool(args.readout),
-                    align_residual=bool(args.align_residual))
+                    align_residual=bool(args.align_residual),
+                    patch_pool="gem" if args.pool.startswith("gem") else "sum",
+                    patch_pool_p=float(args.pool[3:] or 2) if args.pool.startswith("gem") else 2.0)
     model = build_model(cfg, f, n, llm=llm)
     if args.stem and args.stem_arch != "k3":
         model.stem.net = make_stem_conv(f, args.stem_c, args.kernel, args.stem_arch)

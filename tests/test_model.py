@@ -60,6 +60,28 @@ def test_bin_stem_shares_its_weights_across_bins():
     torch.testing.assert_close(out[0], pool.proj(summed) + pool.position)
 
 
+def test_gem_pooling_lets_one_strong_bin_outweigh_many_weak_ones(llm):
+    """patch_pool="gem": (mean of relu(h)^p)^(1/p) per channel; p = 1 is the mean of relu(h), large p nears the max.
+    Against the sum, a patch with one strong bin beats a patch of many weak bins of the same total."""
+    pool = PooledPatchEmbedding(patch_len=4, channels=1, d_model=1, n_patch=2, pool="gem", p=3.0)
+    with torch.no_grad():
+        pool.proj.weight.fill_(1.0)
+        pool.proj.bias.zero_()
+        pool.position.zero_()
+    strong, weak = torch.tensor([4.0, 0, 0, 0]), torch.tensor([1.0, 1, 1, 1])  # the same sum
+    out = pool(torch.stack([strong, weak]).reshape(1, 2, 4))[0, :, 0]
+    torch.testing.assert_close(out, torch.tensor([(64 / 4) ** (1 / 3), 1.0]))
+    assert out[0] > out[1]
+    negative = pool(-torch.ones(1, 2, 4))[0, :, 0]  # relu first: negative bins count as zero
+    assert torch.all(negative < 0.02)
+    with pytest.raises(ValueError, match="pool"):
+        PooledPatchEmbedding(4, 1, 1, 2, pool="max")
+    with pytest.raises(GtaInputError, match="patch_pool"):
+        _cfg(patch_pool="max")
+    model = GTA(_cfg(patch_pool="gem", patch_pool_p=2.0), D_FEAT, N_BINS, llm=llm)
+    assert model.embed.pool == "gem" and model(_features(), PROMPTS).shape == (3, 1)
+
+
 def test_stem_is_the_default_and_zero_channels_gives_the_per_offset_linear(llm):
     assert isinstance(GTA(_cfg(), D_FEAT, N_BINS, llm=llm).stem, BinStem)
     legacy = GTA(_cfg(stem_channels=0), D_FEAT, N_BINS, llm=llm)

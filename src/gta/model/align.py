@@ -53,19 +53,33 @@ class BinStem(nn.Module):
         return self.net(x.transpose(1, 2)).transpose(1, 2)
 
 
-class PooledPatchEmbedding(nn.Module):
-    """[b, p, l*c] -> [b, p, d]: the stem's channels summed over the patch's l bins (scaled by 1/sqrt(l)), Linear,
-    plus a learnt embedding per patch position (the patch's offset from the TSS)."""
+POOLS = ("sum", "gem")
 
-    def __init__(self, patch_len: int, channels: int, d_model: int, n_patch: int, dropout: float = 0.0) -> None:
+
+class PooledPatchEmbedding(nn.Module):
+    """[b, p, l*c] -> [b, p, d]: the stem's channels pooled over the patch's l bins, Linear, plus a learnt embedding
+    per patch position (the patch's offset from the TSS).
+
+    ``pool="sum"``: the sum, scaled by 1/sqrt(l). ``pool="gem"``: the generalised mean (mean of relu(h)^p)^(1/p), which
+    lets a few strong bins (a motif cluster) outweigh many weak ones (chance hits) that a sum adds up
+    (docs/learning.md, entries 15 and 17); p = 1 is the plain mean, p -> infinity the max."""
+
+    def __init__(self, patch_len: int, channels: int, d_model: int, n_patch: int, dropout: float = 0.0,
+                 pool: str = "sum", p: float = 2.0) -> None:
         super().__init__()
-        self.patch_len = patch_len
+        if pool not in POOLS or p < 1:
+            raise ValueError(f"patch pool must be one of {POOLS} with p >= 1, got {pool!r}, p={p}")
+        self.patch_len, self.pool, self.p = patch_len, pool, float(p)
         self.proj = nn.Linear(channels, d_model)
         self.position = nn.Parameter(torch.randn(n_patch, d_model) * 0.02)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, patches: Tensor) -> Tensor:
-        pooled = rearrange(patches, "b p (l c) -> b p l c", l=self.patch_len).sum(dim=2) / math.sqrt(self.patch_len)
+        bins = rearrange(patches, "b p (l c) -> b p l c", l=self.patch_len)
+        if self.pool == "sum":
+            pooled = bins.sum(dim=2) / math.sqrt(self.patch_len)
+        else:
+            pooled = torch.relu(bins).pow(self.p).mean(dim=2).clamp_min(1e-6).pow(1 / self.p)
         return self.dropout(self.proj(pooled) + self.position)
 
 

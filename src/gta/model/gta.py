@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from gta.errors import GtaInputError
 from gta.model.align import (
+    POOLS,
     BinStem,
     LinearAlignment,
     PatchEmbedding,
@@ -49,6 +50,8 @@ class GTAConfig:
     d_model: int = 64
     stem_channels: int = 32  # channels of the per-bin encoder shared by all bins (0 = one Linear per patch offset)
     stem_kernel: int = 3  # bins the stem's first convolution sees
+    patch_pool: str = "sum"  # how the stem's bins are pooled into a patch: "sum" | "gem" (generalised mean)
+    patch_pool_p: float = 2.0  # the generalised mean's power (1 = mean, larger = closer to the max)
     n_prototypes: int = 256
     prototype_vocab: int | None = 8192  # mix only the first N token embeddings (None = the whole vocabulary)
     n_heads: int = 8
@@ -68,9 +71,12 @@ class GTAConfig:
     prefix_cache: bool = True
 
     def __post_init__(self) -> None:
-        for name, value, valid in (("alignment", self.alignment, ALIGNMENTS), ("backbone", self.backbone, BACKBONES)):
+        for name, value, valid in (("alignment", self.alignment, ALIGNMENTS), ("backbone", self.backbone, BACKBONES),
+                                   ("patch_pool", self.patch_pool, POOLS)):
             if value not in valid:
                 raise GtaInputError(f"model {name} {value!r} is unknown", hint=f"choose one of {', '.join(valid)}")
+        if self.patch_pool_p < 1:
+            raise GtaInputError(f"model patch_pool_p={self.patch_pool_p} must be >= 1", hint="1 = mean, 2 = default")
         if self.d_model % self.n_heads:
             raise GtaInputError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}",
                                 hint="pick d_model as a multiple of n_heads")
@@ -215,7 +221,8 @@ class GTA(nn.Module):
         self.patcher = Patcher(cfg.patch_len, cfg.patch_stride)
         if cfg.stem_channels:
             self.stem = BinStem(d_feat, cfg.stem_channels, cfg.stem_kernel)
-            self.embed = PooledPatchEmbedding(cfg.patch_len, cfg.stem_channels, cfg.d_model, self.n_patch, cfg.dropout)
+            self.embed = PooledPatchEmbedding(cfg.patch_len, cfg.stem_channels, cfg.d_model, self.n_patch, cfg.dropout,
+                                              cfg.patch_pool, cfg.patch_pool_p)
         else:
             self.stem = None
             self.embed = PatchEmbedding(cfg.patch_len * d_feat, cfg.d_model, self.n_patch, cfg.dropout)
