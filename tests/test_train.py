@@ -519,3 +519,28 @@ def test_a_run_config_written_before_the_stem_keeps_its_architecture(cli_run, tm
     user.write_text(yaml.safe_dump(raw))
     assert (load_config(user).model.stem_channels, load_config(user).model.head_standardise) == (32, True)
     assert load_config(cli_run / "config.yaml").model.stem_channels == 32  # today's runs say what they used
+
+
+def test_mirror_augmentation_turns_whole_genes_about_the_tss(toy, tiny_llm):
+    """mirror_augment: a chosen gene's windows (reference and haplotypes together) are reversed bin by bin, so a
+    bin at distance d from the TSS moves to -d; the others are untouched; 0 and 1 are never / always."""
+    from gta.train.data import collate
+    from gta.train.module import mirror_genes
+
+    _, dm = _module(toy, tiny_llm, "both", max_individuals_per_gene=3)
+    batch = collate([dm.train_items[(i, 0)] for i in range(4)])
+    rows_of = [torch.nonzero(batch["row_gene"] == b).flatten() for b in range(4)]
+    assert sum(len(r) for r in rows_of) == len(batch["features"]) and all(len(r) > 1 for r in rows_of)
+    assert mirror_genes(batch, 0.0)["features"] is batch["features"]
+    every = mirror_genes(batch, 1.0)["features"]
+    torch.testing.assert_close(every, batch["features"].flip(1))
+    seed = next(s for s in range(100) if 0 < int((torch.manual_seed(s) and torch.rand(4) < 0.5).sum()) < 4)
+    torch.manual_seed(seed)
+    want = (torch.rand(4) < 0.5).tolist()  # the draw mirror_genes makes from the same generator state
+    torch.manual_seed(seed)
+    some = mirror_genes(batch, 0.5)["features"]
+    turned = [bool(torch.equal(some[r], batch["features"][r].flip(1))) for r in rows_of]
+    kept = [bool(torch.equal(some[r], batch["features"][r])) for r in rows_of]
+    assert turned == want and kept == [not w for w in want]
+    with pytest.raises(GtaInputError, match="mirror_augment"):
+        toy_config(mirror_augment=1.5)

@@ -61,6 +61,9 @@ class TrainConfig:
     # of bench made validation 20x a training epoch and ran out of memory)
     max_val_individuals: int | None = 16
     centred_weight: float = 1.0
+    # augmentation: share of training genes whose windows are mirrored about the TSS each step (docs/learning.md,
+    # entries 16-17); 0 = off. Distances to the TSS are kept, upstream and downstream swap
+    mirror_augment: float = 0.0
     hap_combine: str = "logmeanexp"  # log((exp(h1) + exp(h2)) / 2), or the plain mean
     feature_norm_genes: int = 2000  # training genes read to fit the per-feature mean/std
     shuffle_prompts: bool = False  # control: each gene gets another gene's annotation row
@@ -98,6 +101,8 @@ class TrainConfig:
                 raise GtaInputError(f"{name} must be >= 1, got {getattr(self, name)}", path=path)
         if self.lr <= 0 or self.scratch_lr <= 0:
             raise GtaInputError(f"lr and scratch_lr must be > 0, got {self.lr}, {self.scratch_lr}", path=path)
+        if not 0 <= self.mirror_augment <= 1:
+            raise GtaInputError(f"mirror_augment must be in [0, 1], got {self.mirror_augment}", path=path)
         if not 0 <= self.warmup_frac < 1:
             raise GtaInputError(f"warmup_frac must be in [0, 1), got {self.warmup_frac}", path=path)
         if getattr(self.model, "n_targets", 1) != 1:

@@ -280,16 +280,18 @@ class GeneItems(Dataset):
 
 
 def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """Concatenate gene items: ``features`` [N, bins, d] with one ``prompts`` entry per row, ``ref_row`` [G]
-    (-1 = none), individuals as (``ind_gene`` position in batch, ``ind_sample``, rows ``ind_r1``/``ind_r2``,
-    ``ind_y``)."""
+    """Concatenate gene items: ``features`` [N, bins, d] with one ``prompts`` entry per row, ``row_gene`` [N] (the
+    gene of each row, a position in the batch), ``ref_row`` [G] (-1 = none), individuals as (``ind_gene`` position
+    in batch, ``ind_sample``, rows ``ind_r1``/``ind_r2``, ``ind_y``)."""
     feats, prompts, ref_row, ind = [], [], [], {"gene": [], "sample": [], "r1": [], "r2": [], "y": []}
+    row_gene = []
     offset = 0
     for b, it in enumerate(items):
         n = 0 if it["features"] is None else len(it["features"])
         if n:
             feats.append(torch.from_numpy(it["features"]))
             prompts.extend([it["prompt"]] * n)
+            row_gene.append(np.full(n, b, dtype=np.int64))
         ref_row.append(offset if it["has_ref"] else -1)
         m = len(it["ind_sample"])
         ind["gene"].append(np.full(m, b, dtype=np.int64))
@@ -303,6 +305,7 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
         "prompts": prompts if prompts and prompts[0] is not None else None,
         "genes": torch.tensor([it["gene"] for it in items], dtype=torch.long),
         "ref_row": torch.tensor(ref_row, dtype=torch.long),
+        "row_gene": torch.from_numpy(np.concatenate(row_gene)) if row_gene else torch.zeros(0, dtype=torch.long),
         "y_gene": torch.tensor([it["y_gene"] for it in items], dtype=torch.float32),
     }
     for k, v in ind.items():
