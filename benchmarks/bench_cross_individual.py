@@ -93,6 +93,14 @@ def paired(a: dict, b: dict, n_boot: int = 1000, seed: int = 0) -> dict:
             "share_a_higher": float((d > 0).mean())}
 
 
+def cross_gene_paired(a: pd.DataFrame, b: pd.DataFrame) -> dict:
+    """Spearman(a) - Spearman(b) across the test genes (gene rows), paired bootstrap over genes."""
+    from gta.evaluate.metrics import gene_rows, paired_spearman_difference
+
+    joined = gene_rows(a, split="test").join(gene_rows(b, split="test")["y_pred"].rename("y_pred_b"), how="inner")
+    return paired_spearman_difference(joined["y_true"], joined["y_pred"], joined["y_pred_b"], 1000, 0)
+
+
 def write(results: dict, out: Path, meta: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "cross_individual.json").write_text(json.dumps({**meta, "models": results}, indent=1) + "\n")
@@ -115,6 +123,9 @@ def write(results: dict, out: Path, meta: dict) -> None:
     for p in meta["paired"]:
         lines.append(f"| {p['a']} | {p['b']} | {p['median_difference']:+.3f} | [{p['ci'][0]:+.3f}, "
                      f"{p['ci'][1]:+.3f}] | {p['share_a_higher']:.0%} |")
+    cg = meta["cross_gene_paired"]
+    lines += ["", f"Across genes, the same two GTA runs on the {cg['n_genes']} test genes: haplotypes - reference only "
+              f"{cg['difference']:+.3f}, paired 95% CI [{cg['ci'][0]:+.3f}, {cg['ci'][1]:+.3f}]."]
     hap, en = results["GTA (haplotypes)"]["unseen"]["median"], results["eQTL elastic net"]["unseen"]["median"]
     lines += ["", "Acceptance (issue #13): the haplotype-trained GTA's median >= 0.5 x the ceiling "
               f"({hap:.3f} vs {0.5 * ceiling:.3f}: {'met' if hap >= 0.5 * ceiling else 'not met'}) and >= the "
@@ -161,11 +172,13 @@ def main() -> int:
     pairs = [("GTA (haplotypes)", "eQTL elastic net"), ("GTA (haplotypes)", "GTA (reference only)"),
              ("GTA (reference only)", "eQTL elastic net")]
     hap_cfg = yaml.safe_load((hap / "config.yaml").read_text())
+    trained = hap_cfg.get("resolved", {}).get("versions", {}).get("commit")  # (runs before session 8: not recorded)
     wall = (w / "hap_wall_s.txt").read_text().strip() if (w / "hap_wall_s.txt").exists() else "?"
-    meta = {"commit": json.loads(started.read_text())["commit"], "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+    meta = {"commit": trained or json.loads(started.read_text())["commit"], "date": time.strftime("%Y-%m-%d %H:%M %Z"),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, python {platform.python_version()}",
             "n_test_individuals": len(samples.read_text().split()),
             "paired": [{"a": a, "b": b, **paired(per_gene[a], per_gene[b])} for a, b in pairs],
+            "cross_gene_paired": cross_gene_paired(tables["GTA (haplotypes)"], tables["GTA (reference only)"]),
             "training": f"task {hap_cfg['task']}, {hap_cfg['max_individuals_per_gene']} individuals per gene and step, "
                         f"max_epochs {hap_cfg['max_epochs']}, seed {hap_cfg['seed']}, {wall} s on {threads} threads "
                         f"(run folder {hap.name}; the reference-only GTA is the acceptance run's)"}
