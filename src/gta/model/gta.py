@@ -4,7 +4,7 @@ Axis legend: b = batch, n = bins, f = features, p = patches, d = d_model, k = pr
 t = targets.
 ```
 features [b, n, f] - normalise (train-split stats) - shared bin stem [b, n, c] - patch [b, p, l*c]
-         - sum over the patch's bins - Linear + position - [b, p, d]    (stem_channels=0: Linear over [b, p, l*f])
+         - generalised mean (or sum) over the patch's bins - Linear + position - [b, p, d]   (stem_channels=0: Linear)
 prototypes = Linear_{V->K}(E^T)^T [k, m]      (E = frozen word embeddings)
 tokens     = CrossAttention(q = patches, k = v = prototypes) - Linear (+ Linear(patches)) - RMS scale - [b, p, m]
 hidden     = FrozenLLM(tokens, after each gene's cached prompt)  [b, p, m]
@@ -50,7 +50,9 @@ class GTAConfig:
     d_model: int = 64
     stem_channels: int = 32  # channels of the per-bin encoder shared by all bins (0 = one Linear per patch offset)
     stem_kernel: int = 3  # bins the stem's first convolution sees
-    patch_pool: str = "sum"  # how the stem's bins are pooled into a patch: "sum" | "gem" (generalised mean)
+    # how the stem's bins are pooled into a patch: "gem" (generalised mean; with mirrored training windows +0.034-0.048
+    # on bench in each of 3 seeds, docs/learning.md entry 20) | "sum" (before session 8)
+    patch_pool: str = "gem"
     patch_pool_p: float = 2.0  # the generalised mean's power (1 = mean, larger = closer to the max)
     n_prototypes: int = 256
     prototype_vocab: int | None = 8192  # mix only the first N token embeddings (None = the whole vocabulary)
