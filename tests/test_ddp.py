@@ -58,7 +58,11 @@ def test_two_processes_match_one_process(one_process, tmp_path, strategy):
     # A bias added to every key of a softmax (the alignment's key bias; the head's pooling score) shifts all scores
     # of a query by one constant: its true gradient is zero, and Adam moves it on rounding noise alone.
     shift_invariant = {"head.score.bias", "align.key.bias"}
+    # Adam also turns the rounding noise of near-zero gradients into full steps for a few weights (GeM pooling's relu
+    # zeroes some): allow one in 100,000 elements past 1e-3, none past 5e-3 (the predictions above agree to 1e-4)
     for k in a:
         if k in shift_invariant:
             continue
-        torch.testing.assert_close(a[k], b[k], rtol=1e-3, atol=1e-3)
+        torch.testing.assert_close(a[k], b[k], rtol=1e-3, atol=5e-3)
+        off = ((a[k] - b[k]).abs() > 1e-3 + 1e-3 * b[k].abs()).float().mean().item()
+        assert off <= 1e-5, (k, off)

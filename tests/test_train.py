@@ -527,24 +527,26 @@ def test_a_run_config_written_before_the_stem_keeps_its_architecture(cli_run, tm
 
 def test_mirror_augmentation_turns_whole_genes_about_the_tss(toy, tiny_llm):
     """mirror_augment: a chosen gene's windows (reference and haplotypes together) are reversed bin by bin, so a
-    bin at distance d from the TSS moves to -d; the others are untouched; 0 and 1 are never / always."""
-    from gta.train.data import collate
-    from gta.train.module import mirror_genes
+    bin at distance d from the TSS moves to -d; the choice is drawn per (seed, epoch, gene), so one device and N
+    devices mirror the same genes; 0 and 1 are never / always; validation is never mirrored."""
+    from gta.train.data import GeneItems
 
-    _, dm = _module(toy, tiny_llm, "both", max_individuals_per_gene=3)
-    batch = collate([dm.train_items[(i, 0)] for i in range(4)])
-    rows_of = [torch.nonzero(batch["row_gene"] == b).flatten() for b in range(4)]
-    assert sum(len(r) for r in rows_of) == len(batch["features"]) and all(len(r) > 1 for r in rows_of)
-    assert mirror_genes(batch, 0.0)["features"] is batch["features"]
-    every = mirror_genes(batch, 1.0)["features"]
-    torch.testing.assert_close(every, batch["features"].flip(1))
-    seed = next(s for s in range(100) if 0 < int((torch.manual_seed(s) and torch.rand(4) < 0.5).sum()) < 4)
-    torch.manual_seed(seed)
-    want = (torch.rand(4) < 0.5).tolist()  # the draw mirror_genes makes from the same generator state
-    torch.manual_seed(seed)
-    some = mirror_genes(batch, 0.5)["features"]
-    turned = [bool(torch.equal(some[r], batch["features"][r].flip(1))) for r in rows_of]
-    kept = [bool(torch.equal(some[r], batch["features"][r])) for r in rows_of]
-    assert turned == want and kept == [not w for w in want]
+    _, dm = _module(toy, tiny_llm, "both", max_individuals_per_gene=3, mirror_augment=0.5)
+    items = dm.train_items
+    plain = GeneItems(items.data, items.source, items.genes, individuals=items.individuals, max_individuals=3)
+    always = GeneItems(items.data, items.source, items.genes, individuals=items.individuals, max_individuals=3,
+                       mirror=1.0)
+    turned = []
+    for pos in range(len(items.genes)):
+        base = plain[(pos, 2)]["features"]
+        assert len(base) > 1  # reference + haplotypes
+        np.testing.assert_array_equal(always[(pos, 2)]["features"], base[:, ::-1])
+        got = items[(pos, 2)]["features"]
+        turned.append(bool(np.array_equal(got, base[:, ::-1])))
+        assert turned[-1] or np.array_equal(got, base)
+        want = np.random.default_rng([items.seed, 2, items.genes[pos], 1]).random() < 0.5
+        assert turned[-1] == want
+    assert any(turned) and not all(turned)
+    assert dm.val_items.mirror == 0.0
     with pytest.raises(GtaInputError, match="mirror_augment"):
         toy_config(mirror_augment=1.5)

@@ -231,15 +231,18 @@ class GeneItems(Dataset):
 
     ``ref``: include the reference window. ``individuals``: sample indices to use (those with a finite target for
     the gene); ``max_individuals``: draw at most that many per gene and epoch (seeded by seed, epoch and gene);
-    ``fixed_draw``: the same draw every epoch (validation).
+    ``fixed_draw``: the same draw every epoch (validation). ``mirror``: the share of genes whose windows (reference
+    and haplotypes together) are mirrored about the TSS, drawn per (seed, epoch, gene) so that any number of
+    devices mirrors the same genes (augmentation; upstream and downstream swap, distances kept).
     """
 
     def __init__(self, data: RunData, source: FeatureSource, genes: list[int], ref: bool = True,
                  individuals: list[int] | None = None, max_individuals: int | None = None, seed: int = 0,
-                 need_targets: bool = True, fixed_draw: bool = False) -> None:
+                 need_targets: bool = True, fixed_draw: bool = False, mirror: float = 0.0) -> None:
         self.data, self.source, self.genes = data, source, list(genes)
         self.ref, self.individuals = ref, individuals
         self.max_individuals, self.seed, self.fixed_draw = max_individuals, seed, fixed_draw
+        self.mirror = mirror
         self.need_targets = need_targets
         self.prompts = data.prompts
 
@@ -271,6 +274,8 @@ class GeneItems(Dataset):
                 ind_r2.append(row[k2])
                 ind_y.append(self.data.y_ind[g, s] if self.data.y_ind is not None else np.nan)
         feats = self.source.get_many(gid, keys) if keys else None
+        if feats is not None and self.mirror and np.random.default_rng([self.seed, epoch, g, 1]).random() < self.mirror:
+            feats = np.ascontiguousarray(feats[:, ::-1])
         prompt = self.prompts[gid] if self.prompts is not None else None
         return {"gene": g, "features": feats, "prompt": prompt, "has_ref": self.ref,
                 "y_gene": float(self.data.standardise(self.data.y_gene[g])),
@@ -280,18 +285,16 @@ class GeneItems(Dataset):
 
 
 def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """Concatenate gene items: ``features`` [N, bins, d] with one ``prompts`` entry per row, ``row_gene`` [N] (the
-    gene of each row, a position in the batch), ``ref_row`` [G] (-1 = none), individuals as (``ind_gene`` position
-    in batch, ``ind_sample``, rows ``ind_r1``/``ind_r2``, ``ind_y``)."""
+    """Concatenate gene items: ``features`` [N, bins, d] with one ``prompts`` entry per row, ``ref_row`` [G]
+    (-1 = none), individuals as (``ind_gene`` position in batch, ``ind_sample``, rows ``ind_r1``/``ind_r2``,
+    ``ind_y``)."""
     feats, prompts, ref_row, ind = [], [], [], {"gene": [], "sample": [], "r1": [], "r2": [], "y": []}
-    row_gene = []
     offset = 0
     for b, it in enumerate(items):
         n = 0 if it["features"] is None else len(it["features"])
         if n:
             feats.append(torch.from_numpy(it["features"]))
             prompts.extend([it["prompt"]] * n)
-            row_gene.append(np.full(n, b, dtype=np.int64))
         ref_row.append(offset if it["has_ref"] else -1)
         m = len(it["ind_sample"])
         ind["gene"].append(np.full(m, b, dtype=np.int64))
@@ -305,7 +308,6 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
         "prompts": prompts if prompts and prompts[0] is not None else None,
         "genes": torch.tensor([it["gene"] for it in items], dtype=torch.long),
         "ref_row": torch.tensor(ref_row, dtype=torch.long),
-        "row_gene": torch.from_numpy(np.concatenate(row_gene)) if row_gene else torch.zeros(0, dtype=torch.long),
         "y_gene": torch.tensor([it["y_gene"] for it in items], dtype=torch.float32),
     }
     for k, v in ind.items():
@@ -383,7 +385,7 @@ class GTADataModule(L.LightningDataModule):
         train_samples = data.samples_in("train") if ind else None
         self.train_items = GeneItems(data, source, train_genes, ref=cfg.task != "cross-individual",
                                      individuals=train_samples, max_individuals=cfg.max_individuals_per_gene,
-                                     seed=cfg.seed)
+                                     seed=cfg.seed, mirror=cfg.mirror_augment)
         if ind and not data.samples_in("train"):
             raise GtaInputError(f"task {cfg.task!r} trains on individuals, but the feature store holds no training "
                                 "individual's haplotypes", hint="extract them with: gta extract ... --samples all")

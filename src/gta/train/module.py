@@ -90,8 +90,6 @@ class GTAModule(L.LightningModule):
 
     # ---- Lightning hooks -------------------------------------------------------------------------------------
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
-        if self.cfg.mirror_augment and batch["features"].numel():
-            batch = mirror_genes(batch, self.cfg.mirror_augment)
         h = self.encode(batch)
         losses = self.losses(batch, h)
         n = len(batch["genes"])
@@ -165,19 +163,6 @@ class GTAModule(L.LightningModule):
         self.windows_seen = int(t.get("windows_seen", 0))
         self.genes_seen = int(t.get("genes_seen", 0))
         self.epoch_times = [float(x) for x in t.get("epoch_times", [])]
-
-
-def mirror_genes(batch: dict, share: float) -> dict:
-    """Augmentation: each gene of the batch, with probability ``share`` (the seeded torch generator), gets all its
-    windows mirrored about the TSS (bin i -> n-1-i: upstream and downstream swap, distances kept). A gene's
-    haplotypes turn together, so their differences stay comparable."""
-    flip = torch.rand(len(batch["genes"])) < share
-    rows = flip[batch["row_gene"]]
-    if not bool(rows.any()):
-        return batch
-    features = batch["features"].clone()
-    features[rows] = features[rows].flip(1)
-    return {**batch, "features": features}
 
 
 def optimiser_groups(model, cfg: TrainConfig) -> list[dict]:
