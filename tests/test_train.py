@@ -388,9 +388,11 @@ def test_prediction_memory_is_bounded_and_the_cut_does_not_change_the_numbers(to
     batch and the rows per forward pass (400 individuals x 32 genes ran out of 24 GiB), with the same numbers."""
     import importlib
 
+    import gta.train.data as D
+
     P = importlib.import_module("gta.train.predict")  # (gta.train.predict the attribute is the function)
     assert P.genes_per_batch(32, 0) == 32 and P.genes_per_batch(32, 400) == 1
-    assert P.genes_per_batch(32, 80) * (1 + 2 * 80) <= P.BATCH_ROWS
+    assert P.genes_per_batch(32, 80) * (1 + 2 * 80) <= D.BATCH_ROWS
     whole = predict(cli_run, toy[0], toy[1], individuals=True, progress=False)
     calls = []
     forward = P.forward_rows
@@ -400,7 +402,7 @@ def test_prediction_memory_is_bounded_and_the_cut_does_not_change_the_numbers(to
         return forward(model, features, prompts, device)
 
     monkeypatch.setattr(P, "FORWARD_ROWS", 1)  # every window alone
-    monkeypatch.setattr(P, "BATCH_ROWS", 20)
+    monkeypatch.setattr(D, "BATCH_ROWS", 20)
     monkeypatch.setattr(P, "forward_rows", spy)
     cut = predict(cli_run, toy[0], toy[1], individuals=True, progress=False)
     assert len(calls) == len(set(whole["gene_id"]))  # 20 people: up to 41 windows a gene, over a budget of 20

@@ -31,7 +31,14 @@ from gta.io.alleles import REF_KEY
 from gta.train.config import TrainConfig
 
 log = logging.getLogger(__name__)
-VAL_ROWS = 1024  # about how many windows a validation batch may hold (genes x (reference + 2 per individual))
+# about how many windows a batch of genes may hold where individuals come along (validation, prediction): a gene
+# brings its reference and two windows per individual, 801 for 400 people, and 32 such genes ran out of 24 GiB
+BATCH_ROWS = 1024
+
+
+def genes_per_batch(batch_size: int, n_individuals: int) -> int:
+    """Genes per batch: ``batch_size``, cut so that a batch holds about ``BATCH_ROWS`` windows."""
+    return max(1, min(int(batch_size), BATCH_ROWS // (1 + 2 * n_individuals)))
 
 
 @dataclass
@@ -400,5 +407,5 @@ class GTADataModule(L.LightningDataModule):
         n = len(self.val_items.individuals or [])
         if self.cfg.max_val_individuals:
             n = min(n, self.cfg.max_val_individuals)
-        return loader(self.val_items, self.cfg, shuffle=False, per_device=min(per_device_batch(self.cfg),
-                                                                              max(1, VAL_ROWS // (1 + 2 * n))))
+        per_device = genes_per_batch(per_device_batch(self.cfg), n)
+        return loader(self.val_items, self.cfg, shuffle=False, per_device=per_device)

@@ -29,7 +29,7 @@ from gta.errors import GtaInputError
 from gta.stats import combine_haplotypes, per_gene_spearman, spearman
 from gta.train.checkpoint import MODEL_FILE, load_trainable
 from gta.train.config import TrainConfig, load_config
-from gta.train.data import FeatureSource, GeneItems, RunData, collate
+from gta.train.data import FeatureSource, GeneItems, RunData, collate, genes_per_batch
 from gta.train.prompts import PROMPTS_FILE, run_prompts
 
 log = logging.getLogger(__name__)
@@ -37,16 +37,7 @@ COLUMNS = ["gene_id", "sample", "haplotype", "split", "y_true", "y_pred", "sampl
 STORE_CHECKED = ("encoder", "encoder_config", "weights_hash", "geometry", "dtype")
 
 
-# rows (windows) per forward pass, and about how many rows a batch of genes may hold in memory: with personal
-# genomes a gene brings two rows per individual (800 for 400 individuals), so a batch of 32 genes held 25,600
-# windows and prediction ran out of memory
-FORWARD_ROWS = 256
-BATCH_ROWS = 4 * FORWARD_ROWS
-
-
-def genes_per_batch(batch_size: int, n_individuals: int) -> int:
-    """Genes per prediction batch: ``batch_size``, cut so that a batch holds about ``BATCH_ROWS`` windows."""
-    return max(1, min(int(batch_size), BATCH_ROWS // (1 + 2 * n_individuals)))
+FORWARD_ROWS = 256  # windows per forward pass (a batch of genes holds about gta.train.data.BATCH_ROWS)
 
 
 def forward_rows(model, features: torch.Tensor, prompts: list[str] | None, device) -> torch.Tensor:
@@ -220,7 +211,7 @@ def prediction_data(dataset, store, meta: dict[str, Any], with_individuals: bool
     return data
 
 
-def _gene_rows(dataset, store, data: RunData, genes: list[str] | None) -> list[int]:
+def _gene_indices(dataset, store, data: RunData, genes: list[str] | None) -> list[int]:
     """Indices into ``data`` of the asked genes (ids or symbols; all when None), refusing one without features."""
     if genes is None:
         return list(range(len(data.gene_ids)))
@@ -235,7 +226,7 @@ def _gene_rows(dataset, store, data: RunData, genes: list[str] | None) -> list[i
     return list(dict.fromkeys(rows))
 
 
-def _sample_rows(store, data: RunData, samples: list[str]) -> list[int]:
+def _sample_indices(store, data: RunData, samples: list[str]) -> list[int]:
     """Indices into ``data.samples`` of the asked individuals, refusing any the store lacks (before predicting)."""
     index = {s: i for i, s in enumerate(data.samples)}
     missing = [s for s in samples if s not in index]
@@ -323,8 +314,8 @@ def _predict(run, manifest, features, out, individuals: bool, batch_size: int | 
         model.shard_llm(device.split(":")[0])
     model.to(device)
     data = prediction_data(dataset, store, meta, individuals or samples is not None)
-    rows = _gene_rows(dataset, store, data, genes)
-    people = _sample_rows(store, data, samples) if samples is not None else (
+    rows = _gene_indices(dataset, store, data, genes)
+    people = _sample_indices(store, data, samples) if samples is not None else (
         list(range(len(data.samples))) if individuals else None)
     if cfg.model.use_prompt:
         data.prompts = _run_prompts(run, dataset, [data.gene_ids[i] for i in rows], cfg, progress)
