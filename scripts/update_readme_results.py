@@ -13,6 +13,8 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
+
 from gta.atomic import atomic_write_text
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,11 +70,23 @@ def block(res: dict, source: str) -> str:
         if a in cross and b in cross:
             lines.append(f"- {question}: {cross[a]['spearman']:.3f} vs {cross[b]['spearman']:.3f}, "
                          f"{verdict(a, b, cross, paired)}.")
-    lines += ["", *seed_lines(VERDICT), "", *individual_lines(CROSS_INDIVIDUAL), *since_lines(SINCE), END]
+    gta = cross.get("GTA", {}).get("spearman")
+    lines += ["", *seed_lines(VERDICT, gta), "", *individual_lines(CROSS_INDIVIDUAL, gta), *since_lines(SINCE), END]
     return "\n".join(lines)
 
 
-def seed_lines(path: Path) -> list[str]:
+STALE = ("**Not the table's model**: its seed-0 GTA scores {other:.3f} where the table's scores {gta:.3f}, so it was "
+         "trained at other code or defaults and is to be re-run.")
+
+
+def _stale(other: float | None, gta: float | None) -> list[str]:
+    """A warning when a summary's seed-0 GTA is not the GTA of the acceptance table (older defaults or code)."""
+    if other is None or gta is None or abs(other - gta) < 5e-4:
+        return []
+    return [STALE.format(other=other, gta=gta)]
+
+
+def seed_lines(path: Path, gta: float | None = None) -> list[str]:
     """The verdict over model seeds from ``benchmarks/bench_llm_verdict.py``'s JSON, when it has been run."""
     if not path.exists():
         return ["Single seed: the comparison over model seeds (`benchmarks/bench_llm_verdict.py`) is not yet run."]
@@ -86,27 +100,31 @@ def seed_lines(path: Path) -> list[str]:
         calls = ", ".join(f"{q['calls'].count(c)} {c}" for c in ("better", "worse", "no difference") if c in q["calls"])
         lines.append(f"- {q['question']}: {a['mean']:.3f} [{a['min']:.3f}, {a['max']:.3f}] vs {b['mean']:.3f} "
                      f"[{b['min']:.3f}, {b['max']:.3f}], mean difference {q['mean_difference']:+.3f}; seeds: {calls}.")
-    return lines + ["", "A seed in which a model never leaves a constant prediction (spread near 0 in results.md) "
+    seed0 = v["per_seed"].get("0", {}).get("scores", {}).get("GTA", {}).get("spearman")
+    return lines + ["", *_stale(seed0, gta),
+                    "A seed in which a model never leaves a constant prediction (spread near 0 in results.md) "
                     "measures a failed training, not the worth of the prompt or the LLM (docs/learning.md, entries "
                     f"10-12); with {len(v['seeds'])} seeds, a call in one seed only is not a result."]
 
 
 def since_lines(path: Path) -> list[str]:
-    """The defaults changed after the acceptance run: GTA with the new defaults against the old, per model seed."""
+    """The seed spread behind the one-seed table: GTA at today's defaults against the previous ones, per model seed,
+    trained alone with `gta train` (``scripts/compare_runs.py``'s JSON)."""
     if not path.exists():
         return []
     v = json.loads(path.read_text())
     (new, a), (old, b) = v["groups"].items()
-    mean = {n: sum(r["spearman"] for r in rows) / len(rows) for n, rows in v["groups"].items()}
+    span = {n: (np.mean([r["spearman"] for r in rows]), min(r["spearman"] for r in rows),
+                max(r["spearman"] for r in rows)) for n, rows in v["groups"].items()}
     per = ", ".join(f"{p['difference']:+.3f} [{p['ci'][0]:+.3f}, {p['ci'][1]:+.3f}]" for p in v["paired_by_seed"])
-    return [f"**The defaults changed after the run above**: GTA now pools its stem by a generalised mean and mirrors "
-            f"half of the training windows (\"{new}\"). Trained alone with `gta train` on the same data "
-            f"(`{path.relative_to(ROOT)}`, {v['date']}): {new} {mean[new]:.3f} against {old} {mean[old]:.3f}, mean "
-            f"over seeds {sorted(r['seed'] for r in a)}; paired by seed {per}. Re-running the table above at the new "
-            "defaults (`benchmarks/bench_acceptance.py`, 85 min on 2 cores) is pending.", ""]
+    return [f"Seed spread: the table is one model seed. GTA at these defaults (generalised-mean pooling of the stem, "
+            f"half of the training windows mirrored: \"{new}\"), trained alone with `gta train` on the same data over "
+            f"seeds {sorted(r['seed'] for r in a)} (`{path.relative_to(ROOT)}`, {v['date']}): "
+            f"{span[new][0]:.3f} [{span[new][1]:.3f}, {span[new][2]:.3f}], against {span[old][0]:.3f} "
+            f"[{span[old][1]:.3f}, {span[old][2]:.3f}] at the previous defaults (\"{old}\"); paired by seed {per}.", ""]
 
 
-def individual_lines(path: Path) -> list[str]:
+def individual_lines(path: Path, gta: float | None = None) -> list[str]:
     """Across individuals on unseen genes, from ``benchmarks/bench_cross_individual.py``'s JSON when it has run."""
     if not path.exists():
         return []
@@ -117,7 +135,8 @@ def individual_lines(path: Path) -> list[str]:
     return [f"Across individuals (`{path.relative_to(ROOT)}`, commit {v['commit']}): per gene, Spearman over the "
             f"{v['n_test_individuals']} held-out individuals, median over the {n} unseen test genes: {shown}; "
             f"noise ceiling {med['noise ceiling']:.3f}. The elastic net is fitted per gene on the training "
-            "individuals of that very gene; GTA never saw these genes.", ""]
+            "individuals of that very gene; GTA never saw these genes.",
+            *_stale(v["models"].get("GTA (reference only)", {}).get("cross_gene_test"), gta), ""]
 
 
 def main() -> None:
