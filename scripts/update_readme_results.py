@@ -24,6 +24,7 @@ VERDICT = ROOT / "benchmarks" / "results" / "llm_verdict.json"
 CROSS_INDIVIDUAL = ROOT / "benchmarks" / "results" / "bench" / "cross_individual.json"
 # a default changed after the acceptance run: scripts/compare_runs.py's record of the new against the old, by seed
 SINCE = ROOT / "benchmarks" / "results" / "gem_mirror_seeds.json"
+ALIGNMENT = ROOT / "benchmarks" / "results" / "alignment_seeds.json"
 LLM_QUESTIONS = (("GTA", "GTA random LLM", "a pretrained LLM vs a random one of the same architecture"),
                  ("GTA", "GTA no LLM", "the frozen LLM vs a small transformer trained from scratch"),
                  ("GTA", "GTA no prompt", "with the annotation prompt vs without"),
@@ -71,7 +72,8 @@ def block(res: dict, source: str) -> str:
             lines.append(f"- {question}: {cross[a]['spearman']:.3f} vs {cross[b]['spearman']:.3f}, "
                          f"{verdict(a, b, cross, paired)}.")
     gta = cross.get("GTA", {}).get("spearman")
-    lines += ["", *seed_lines(VERDICT, gta), "", *individual_lines(CROSS_INDIVIDUAL, gta), *since_lines(SINCE), END]
+    lines += ["", *seed_lines(VERDICT, gta), "", *individual_lines(CROSS_INDIVIDUAL, gta), *since_lines(SINCE),
+              *alignment_lines(ALIGNMENT), END]
     return "\n".join(lines)
 
 
@@ -122,6 +124,23 @@ def since_lines(path: Path) -> list[str]:
             f"seeds {sorted(r['seed'] for r in a)} (`{path.relative_to(ROOT)}`, {v['date']}): "
             f"{span[new][0]:.3f} [{span[new][1]:.3f}, {span[new][2]:.3f}], against {span[old][0]:.3f} "
             f"[{span[old][1]:.3f}, {span[old][2]:.3f}] at the previous defaults (\"{old}\"); paired by seed {per}.", ""]
+
+
+def alignment_lines(path: Path) -> list[str]:
+    """Prototype alignment against the linear map over model seeds (``scripts/compare_runs.py``'s JSON)."""
+    if not path.exists():
+        return []
+    v = json.loads(path.read_text())
+    (lin, a), (proto, b) = v["groups"].items()
+    span = {n: (np.mean([r["spearman"] for r in rows]), min(r["spearman"] for r in rows),
+                max(r["spearman"] for r in rows)) for n, rows in v["groups"].items()}
+    calls = ["better" if d["ci"][0] > 0 else "worse" if d["ci"][1] < 0 else "no difference"
+             for d in v["paired_by_seed"]]
+    counted = ", ".join(f"{calls.count(c)} {c}" for c in ("better", "worse", "no difference") if c in calls)
+    return [f"Alignment over seeds {sorted(r['seed'] for r in a)} (`{path.relative_to(ROOT)}`, {v['date']}): "
+            f"{lin} {span[lin][0]:.3f} [{span[lin][1]:.3f}, {span[lin][2]:.3f}] against {proto} "
+            f"{span[proto][0]:.3f} [{span[proto][1]:.3f}, {span[proto][2]:.3f}]; paired by seed: {counted}. One "
+            "seed's gap in the table is not a verdict on the alignment (docs/learning.md, entry 26).", ""]
 
 
 def individual_lines(path: Path, gta: float | None = None) -> list[str]:
