@@ -51,14 +51,19 @@ def verdict(a: str, b: str, cross: dict[str, dict], paired: dict[tuple[str, str]
     return "no difference (intervals overlap)"
 
 
+def _code(text: str) -> str:
+    """Markdown code for a command, unless it quotes code itself (nested backticks do not render)."""
+    return text if "`" in text else f"`{text}`"
+
+
 def block(res: dict, source: str) -> str:
     ceiling = res["noise_ceiling"].get("cross_gene_spearman")
     cross = _cross(res)
     meta = res.get("acceptance_run", {})
     lines = [f"{BEGIN} by scripts/update_readme_results.py from {source} (commit {meta.get('commit', '?')}, "
              f"{meta.get('date', res.get('created', '?'))}) -->", "",
-             f"`{meta.get('command', 'gta benchmark')}`: {res['dataset']['n_genes']} genes, cross-gene Spearman on "
-             f"the {next(iter(cross.values()))['n_genes']} genes of the held-out chromosomes, 95% bootstrap "
+             f"{_code(meta.get('command', 'gta benchmark'))}: {res['dataset']['n_genes']} genes, cross-gene Spearman "
+             f"on the {next(iter(cross.values()))['n_genes']} genes of the held-out chromosomes, 95% bootstrap "
              f"interval; noise ceiling {ceiling:.3f}. One model seed.", "",
              "| model | Spearman [95% CI] | of the ceiling |", "|---|---|---|"]
     for name, m in sorted(cross.items(), key=lambda kv: -kv[1]["spearman"]):
