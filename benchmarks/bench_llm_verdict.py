@@ -25,6 +25,7 @@ import numpy as np
 import yaml
 
 from gta.atomic import atomic_write_text
+from gta.evaluate.results import run_slug
 from gta.provenance import source_commit
 
 OUT = Path(__file__).resolve().parent / "results"
@@ -84,7 +85,7 @@ def seed_row(bench: Path, n_boot: int) -> dict:
     pairs = paired_differences(bench, res, n_boot, pairs=tuple((a, b) for a, b, _ in QUESTIONS))
     trained = {}
     for m in MODELS:  # the code that trained each model (runs from before the commit was recorded: unknown)
-        cfg = bench / "runs" / m / "config.yaml"
+        cfg = bench / "runs" / run_slug(m) / "config.yaml"
         resolved = (yaml.safe_load(cfg.read_text()) or {}).get("resolved", {}) if cfg.exists() else {}
         trained[m] = resolved.get("versions", {}).get("commit", "not recorded")
     return {"bench": str(bench), "scores": scores, "pairs": pairs, "noise_ceiling": res["noise_ceiling"],

@@ -169,7 +169,7 @@ def _run_gta(name: str, ctx: BenchContext) -> ModelRun:
     raw.setdefault("model", {}).update(ABLATIONS[name][1])
     raw.setdefault("task", ctx.task)
     cfg = TrainConfig.from_dict(raw)
-    run_dir = ctx.out / "runs" / R._slug(name)
+    run_dir = ctx.out / "runs" / R.run_slug(name)
     notes = []
     if (run_dir / "summary.json").exists():  # finished earlier: reuse (the benchmark resumes model by model)
         s = json.loads((run_dir / "summary.json").read_text())
@@ -445,16 +445,16 @@ def _interpretation(ctx: BenchContext, res: R.Results, fitted: dict[str, Any]) -
     done = {m.name for m in res.models if m.status == "ok"}
     found: dict[str, Any] = {}
     for name in icfg["models"]:
-        run_dir = out / "runs" / R._slug(name)
+        run_dir = out / "runs" / R.run_slug(name)
         if icfg["n_genes"] and name in fitted:
-            found[name] = _interpret_ridge(ctx, name, fitted[name], icfg, out / "interpret" / R._slug(name))
+            found[name] = _interpret_ridge(ctx, name, fitted[name], icfg, out / "interpret" / R.run_slug(name))
             continue
         if not icfg["n_genes"] or name not in ABLATIONS or name not in done or not (run_dir / "summary.json").exists():
             continue
         console.print(f"[bold]interpret[/bold] {name}: importance of {icfg['n_genes']} held-out genes"
                       + (f", effects of the variants near {icfg['variant_genes']} of them" if icfg["variant_genes"]
                          and dataset.variants_path else ""))
-        folder = out / "interpret" / R._slug(name)
+        folder = out / "interpret" / R.run_slug(name)
         imp = interpret(run_dir, dataset, store, n_genes=int(icfg["n_genes"]), evaluate=True, out=folder,
                         plots=False, progress=ctx.progress).metrics
         entry = _entry(imp, imp["genes"], folder, out)

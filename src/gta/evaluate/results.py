@@ -268,7 +268,8 @@ def _diff(a: Any, b: Any, where: str, tol: float) -> list[str]:
     return [] if a == b else [f"{where}: {a!r} != {b!r}"]
 
 
-def _slug(name: str) -> str:
+def run_slug(name: str) -> str:
+    """The folder or file name of a model's outputs in a benchmark folder (`runs/NAME`, `predictions/NAME.parquet`)."""
     s = "".join(c if c.isalnum() or c in "-." else "_" for c in name).strip("._")
     return s or "model"
 
@@ -292,7 +293,7 @@ def record_model(
     from gta.atomic import atomic_path
 
     df = M.check_table(predictions)
-    file = _slug(name) + ".parquet"
+    file = run_slug(name) + ".parquet"
     with atomic_path(Path(predictions_dir) / file) as tmp:
         df.to_parquet(tmp, index=False)
     m = ModelResult(name=name, kind=kind, description=description, predictions=file,
