@@ -25,6 +25,7 @@ import numpy as np
 import yaml
 
 from gta.atomic import atomic_write_text
+from gta.evaluate.metrics import paired_call, tally_calls
 from gta.evaluate.results import run_slug
 from gta.provenance import source_commit
 
@@ -97,7 +98,7 @@ def summarise(rows: dict[int, dict]) -> dict:
     questions = []
     for a, b, text in QUESTIONS:
         ds = [next(p for p in r["pairs"] if (p["a"], p["b"]) == (a, b)) for r in rows.values()]
-        calls = ["better" if d["ci"][0] > 0 else "worse" if d["ci"][1] < 0 else "no difference" for d in ds]
+        calls = [paired_call(d["ci"]) for d in ds]
         questions.append({"a": a, "b": b, "question": text, "differences": [d["difference"] for d in ds],
                           "mean_difference": float(np.mean([d["difference"] for d in ds])), "calls": calls})
     return {"models": {n: {"seeds": v, "mean": float(np.mean(v)), "min": float(np.min(v)), "max": float(np.max(v))}
@@ -131,8 +132,8 @@ def markdown(out: dict) -> str:
              "| question | A - B per seed | mean | calls |", "|---|---|---|---|"]
     for q in out["summary"]["questions"]:
         per = ", ".join(f"{d:+.3f}" for d in q["differences"])
-        calls = ", ".join(f"{q['calls'].count(c)} {c}" for c in ("better", "worse", "no difference") if c in q["calls"])
-        head.append(f"| {q['question']} ({q['a']} vs {q['b']}) | {per} | {q['mean_difference']:+.3f} | {calls} |")
+        head.append(f"| {q['question']} ({q['a']} vs {q['b']}) | {per} | {q['mean_difference']:+.3f} | "
+                    f"{tally_calls(q['calls'])} |")
     return "\n".join(head) + "\n"
 
 

@@ -20,7 +20,7 @@ import pandas as pd
 import yaml
 
 from gta.atomic import atomic_write_text
-from gta.evaluate.metrics import cross_gene, gene_rows, paired_spearman_difference
+from gta.evaluate.metrics import cross_gene, gene_rows, paired_call, paired_spearman_difference
 from gta.provenance import source_commit
 
 
@@ -75,8 +75,8 @@ def main() -> None:
     lines += ["", f"Paired by seed ({a} - {b}, the same test genes, 1,000 bootstrap resamples):", "",
               "| seed | difference | 95% CI | call |", "|---|---|---|---|"]
     for p in pairs:
-        call = "better" if p["ci"][0] > 0 else "worse" if p["ci"][1] < 0 else "no difference"
-        lines.append(f"| {p['seed']} | {p['difference']:+.3f} | [{p['ci'][0]:+.3f}, {p['ci'][1]:+.3f}] | {call} |")
+        lines.append(f"| {p['seed']} | {p['difference']:+.3f} | [{p['ci'][0]:+.3f}, {p['ci'][1]:+.3f}] | "
+                     f"{paired_call(p['ci'])} |")
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out is not None:

@@ -16,13 +16,14 @@ from pathlib import Path
 import numpy as np
 
 from gta.atomic import atomic_write_text
+from gta.evaluate.metrics import paired_call, tally_calls
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 BEGIN, END = "<!-- BEGIN generated: results", "<!-- END generated: results -->"
 VERDICT = ROOT / "benchmarks" / "results" / "llm_verdict.json"
 CROSS_INDIVIDUAL = ROOT / "benchmarks" / "results" / "bench" / "cross_individual.json"
-# a default changed after the acceptance run: scripts/compare_runs.py's record of the new against the old, by seed
+# scripts/compare_runs.py's records by model seed: today's defaults against the previous ones, and the alignments
 SINCE = ROOT / "benchmarks" / "results" / "gem_mirror_seeds.json"
 ALIGNMENT = ROOT / "benchmarks" / "results" / "alignment_seeds.json"
 LLM_QUESTIONS = (("GTA", "GTA random LLM", "a pretrained LLM vs a random one of the same architecture"),
@@ -42,7 +43,7 @@ def verdict(a: str, b: str, cross: dict[str, dict], paired: dict[tuple[str, str]
     if d is not None:
         lo, hi = d["ci"]
         where = f"difference {d['difference']:+.3f}, paired 95% CI [{lo:+.3f}, {hi:+.3f}]"
-        return f"{'better' if lo > 0 else 'worse' if hi < 0 else 'no difference'} ({where})"
+        return f"{paired_call(d['ci'])} ({where})"
     (lo_a, hi_a), (lo_b, hi_b) = cross[a]["spearman_ci"], cross[b]["spearman_ci"]
     if lo_a > hi_b:
         return "better (intervals apart)"
@@ -104,7 +105,7 @@ def seed_lines(path: Path, gta: float | None = None) -> list[str]:
              "Spearman [min, max] over seeds, and per seed the paired bootstrap call on the same test genes:", ""]
     for q in v["summary"]["questions"]:
         a, b = (v["summary"]["models"][n] for n in (q["a"], q["b"]))
-        calls = ", ".join(f"{q['calls'].count(c)} {c}" for c in ("better", "worse", "no difference") if c in q["calls"])
+        calls = tally_calls(q["calls"])
         lines.append(f"- {q['question']}: {a['mean']:.3f} [{a['min']:.3f}, {a['max']:.3f}] vs {b['mean']:.3f} "
                      f"[{b['min']:.3f}, {b['max']:.3f}], mean difference {q['mean_difference']:+.3f}; seeds: {calls}.")
     seed0 = v["per_seed"].get("0", {}).get("scores", {}).get("GTA", {}).get("spearman")
@@ -114,15 +115,20 @@ def seed_lines(path: Path, gta: float | None = None) -> list[str]:
                     f"10-12); with {len(v['seeds'])} seeds, a call in one seed only is not a result."]
 
 
+def _spans(record: dict) -> dict[str, tuple[float, float, float]]:
+    """Each group of a compare_runs record: (mean, min, max) of its runs' Spearman."""
+    return {name: (float(np.mean(v)), min(v), max(v))
+            for name, v in ((n, [r["spearman"] for r in rows]) for n, rows in record["groups"].items())}
+
+
 def since_lines(path: Path) -> list[str]:
     """The seed spread behind the one-seed table: GTA at today's defaults against the previous ones, per model seed,
     trained alone with `gta train` (``scripts/compare_runs.py``'s JSON)."""
     if not path.exists():
         return []
     v = json.loads(path.read_text())
-    (new, a), (old, b) = v["groups"].items()
-    span = {n: (np.mean([r["spearman"] for r in rows]), min(r["spearman"] for r in rows),
-                max(r["spearman"] for r in rows)) for n, rows in v["groups"].items()}
+    (new, a), (old, _) = v["groups"].items()
+    span = _spans(v)
     per = ", ".join(f"{p['difference']:+.3f} [{p['ci'][0]:+.3f}, {p['ci'][1]:+.3f}]" for p in v["paired_by_seed"])
     return [f"Seed spread: the table is one model seed. GTA at these defaults (generalised-mean pooling of the stem, "
             f"half of the training windows mirrored: \"{new}\"), trained alone with `gta train` on the same data over "
@@ -136,12 +142,9 @@ def alignment_lines(path: Path) -> list[str]:
     if not path.exists():
         return []
     v = json.loads(path.read_text())
-    (lin, a), (proto, b) = v["groups"].items()
-    span = {n: (np.mean([r["spearman"] for r in rows]), min(r["spearman"] for r in rows),
-                max(r["spearman"] for r in rows)) for n, rows in v["groups"].items()}
-    calls = ["better" if d["ci"][0] > 0 else "worse" if d["ci"][1] < 0 else "no difference"
-             for d in v["paired_by_seed"]]
-    counted = ", ".join(f"{calls.count(c)} {c}" for c in ("better", "worse", "no difference") if c in calls)
+    (lin, a), (proto, _) = v["groups"].items()
+    span = _spans(v)
+    counted = tally_calls([paired_call(d["ci"]) for d in v["paired_by_seed"]])
     return [f"Alignment over seeds {sorted(r['seed'] for r in a)} (`{path.relative_to(ROOT)}`, {v['date']}): "
             f"{lin} {span[lin][0]:.3f} [{span[lin][1]:.3f}, {span[lin][2]:.3f}] against {proto} "
             f"{span[proto][0]:.3f} [{span[proto][1]:.3f}, {span[proto][2]:.3f}]; paired by seed: {counted}. One "

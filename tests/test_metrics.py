@@ -167,3 +167,14 @@ def test_paired_spearman_difference_equals_a_resampling_loop():
     assert got["ci"][0] > 0 and got["n_genes"] == 80
     same = paired_spearman_difference(y, a, a, n_boot=50)
     assert same["difference"] == 0 and same["ci"] == [0.0, 0.0]
+
+
+def test_paired_call_needs_the_interval_to_exclude_zero_and_tally_counts_in_a_fixed_order():
+    from gta.evaluate.metrics import paired_call, tally_calls
+
+    assert paired_call([0.01, 0.09]) == "better"
+    assert paired_call([-0.09, -0.01]) == "worse"
+    assert paired_call([-0.01, 0.09]) == "no difference"
+    assert paired_call([0.0, 0.09]) == "no difference"  # touching 0 is not excluding it
+    assert tally_calls(["no difference", "better", "no difference"]) == "1 better, 2 no difference"
+    assert tally_calls([]) == ""

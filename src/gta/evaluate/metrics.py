@@ -97,6 +97,20 @@ def paired_spearman_difference(
     return {"difference": float(point), "ci": ci, "n_genes": len(y), "n_boot": n_boot}
 
 
+CALLS = ("better", "worse", "no difference")
+
+
+def paired_call(ci: list[float]) -> str:
+    """The call of a paired difference A - B: "better" / "worse" when its CI excludes 0, else "no difference"."""
+    lo, hi = ci
+    return CALLS[0] if lo > 0 else CALLS[1] if hi < 0 else CALLS[2]
+
+
+def tally_calls(calls: list[str]) -> str:
+    """'2 better, 1 no difference': how many seeds (or runs) made each call, in the order of CALLS."""
+    return ", ".join(f"{calls.count(c)} {c}" for c in CALLS if c in calls)
+
+
 def gene_rows(df: pd.DataFrame, split: str | None = "test") -> pd.DataFrame:
     """Gene-level rows (``sample == ""``) of one split (all splits if None), one row per gene."""
     g = df[df["sample"] == ""]
