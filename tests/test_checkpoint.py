@@ -240,3 +240,30 @@ def test_sigkill_while_writing_a_checkpoint_leaves_one_that_resumes(toy, tmp_pat
     load_state(out)  # the pair on disk is whole: epoch 0's
     train(toy[0], toy[1], out, resume=True, llm=tiny_llm, progress=False)
     _assert_equal_runs(uninterrupted, out)
+
+
+def test_ema_saves_the_average_and_resumes_to_the_same_average(toy, tmp_path, tiny_llm):
+    """ema_decay: validation and model.safetensors see the moving average, not the live weights (which stay in the
+    resumable state with the average); a run stopped after one epoch and resumed ends as the uninterrupted run."""
+    cfg = toy_config(max_epochs=3, ema_decay=0.5, patience=0)
+    part = tmp_path / "part"
+    train(toy[0], toy[1], part, cfg, max_epochs=1, llm=tiny_llm, progress=False)  # best epoch = the only one
+    state = load_file(str(part / STATE_TENSORS))
+    saved = _trainable(part / MODEL_FILE)
+    prefix = "/callbacks/TrainableEMA/average/"
+    averaged = {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
+    assert averaged and set(averaged) <= set(saved)
+    for k, v in averaged.items():
+        assert torch.equal(saved[k], v), k
+        live = state["/state_dict/model." + k]
+        assert k.endswith("num_batches_tracked") or not torch.equal(live, v), f"{k}: the average is the live weight"
+    full = tmp_path / "full"
+    train(toy[0], toy[1], full, cfg, llm=tiny_llm, progress=False)
+    train(toy[0], toy[1], part, resume=True, max_epochs=3, llm=tiny_llm, progress=False)
+    for load in (lambda run: _trainable(run / MODEL_FILE), lambda run: load_file(str(run / STATE_TENSORS))):
+        a, b = load(full), load(part)
+        assert a.keys() == b.keys()
+        for k in a:
+            torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
+    with pytest.raises(GtaInputError, match="ema_decay"):
+        toy_config(ema_decay=1.0)

@@ -64,6 +64,9 @@ class TrainConfig:
     # augmentation: share of training genes whose windows are mirrored about the TSS each step (upstream and
     # downstream swap, distances kept); with GeM pooling +0.034-0.048 on bench in each of 3 seeds (learning.md, 20)
     mirror_augment: float = 0.5
+    # evaluate and save an exponential moving average of the trainable weights, updated after every step with this
+    # decay (0 = off, the live weights; gta.train.ema)
+    ema_decay: float = 0.0
     hap_combine: str = "logmeanexp"  # log((exp(h1) + exp(h2)) / 2), or the plain mean
     feature_norm_genes: int = 2000  # training genes read to fit the per-feature mean/std
     shuffle_prompts: bool = False  # control: each gene gets another gene's annotation row
@@ -103,6 +106,9 @@ class TrainConfig:
             raise GtaInputError(f"lr and scratch_lr must be > 0, got {self.lr}, {self.scratch_lr}", path=path)
         if not 0 <= self.mirror_augment <= 1:
             raise GtaInputError(f"mirror_augment must be in [0, 1], got {self.mirror_augment}", path=path)
+        if not 0 <= self.ema_decay < 1:
+            raise GtaInputError(f"ema_decay must be in [0, 1), got {self.ema_decay}", path=path,
+                                hint="0 turns the average off; 0.99 averages over ~100 steps")
         if not 0 <= self.warmup_frac < 1:
             raise GtaInputError(f"warmup_frac must be in [0, 1), got {self.warmup_frac}", path=path)
         if getattr(self.model, "n_targets", 1) != 1:
@@ -192,7 +198,7 @@ def load_config(path: str | Path) -> TrainConfig:
 RUN_CONFIG_BEFORE_KEYS = {"stem_channels": 0, "head_standardise": False, "align_residual": False,
                           "prompt_readout": False, "patch_pool": "sum"}
 # the same for training keys (a resumed run goes on as it started)
-RUN_CONFIG_BEFORE_TRAINING_KEYS = {"mirror_augment": 0.0, "max_val_individuals": None}
+RUN_CONFIG_BEFORE_TRAINING_KEYS = {"mirror_augment": 0.0, "max_val_individuals": None, "ema_decay": 0.0}
 
 
 def default_config(**overrides: Any) -> TrainConfig:

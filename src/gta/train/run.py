@@ -23,6 +23,7 @@ import logging
 import os
 import time
 import warnings
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ from gta.provenance import source_commit
 from gta.train.checkpoint import MODEL_FILE, STATE_JSON, SafetensorsCheckpointIO, save_trainable
 from gta.train.config import TrainConfig, default_config, llm_dtype, load_config, resolve_precision, speed_levers
 from gta.train.data import FeatureSource, GTADataModule, RunData, build_run_data, fit_feature_norm
+from gta.train.ema import TrainableEMA
 from gta.train.module import GTAModule
 from gta.train.prompts import run_prompts
 
@@ -200,8 +202,9 @@ class RunCheckpoint(Checkpoint):
     """At every training epoch end (after validation): the best model to ``model.safetensors`` when the monitored
     metric improved, then the resumable state to ``state.safetensors`` + ``state.json``."""
 
-    def __init__(self, out: Path, monitor: str, norm: tuple[torch.Tensor, torch.Tensor], meta: dict[str, Any]) -> None:
-        self.out, self.monitor, self.norm, self.meta = out, monitor, norm, meta
+    def __init__(self, out: Path, monitor: str, norm: tuple[torch.Tensor, torch.Tensor], meta: dict[str, Any],
+                 ema: TrainableEMA | None = None) -> None:
+        self.out, self.monitor, self.norm, self.meta, self.ema = out, monitor, norm, meta, ema
         self.best: float = float("-inf")
         self.best_epoch: int = -1
 
@@ -211,7 +214,8 @@ class RunCheckpoint(Checkpoint):
             self.best, self.best_epoch = float(value), int(trainer.current_epoch)
             if trainer.is_global_zero:
                 meta = {**self.meta, "epoch": self.best_epoch, self.monitor: self.best}
-                save_trainable(self.out / MODEL_FILE, pl_module.model, *self.norm, meta)
+                with self.ema.applied(pl_module) if self.ema else nullcontext():  # the weights validation judged
+                    save_trainable(self.out / MODEL_FILE, pl_module.model, *self.norm, meta)
         trainer.save_checkpoint(self.out / STATE_JSON, weights_only=False)
 
     def state_dict(self) -> dict[str, Any]:
@@ -356,8 +360,9 @@ def fit_run(run: PreparedRun) -> FitOutcome:
     datamodule = GTADataModule(run.data, run.source, cfg)
     meta = {"target_mean": run.data.target_mean, "target_std": run.data.target_std, "task": cfg.task,
             "llm_sha256": run.identity["sha256"]}
-    checkpoint = RunCheckpoint(out, "val_spearman", run.norm, meta)
-    callbacks: list = [checkpoint]
+    ema = TrainableEMA(cfg.ema_decay) if cfg.ema_decay else None
+    checkpoint = RunCheckpoint(out, "val_spearman", run.norm, meta, ema)
+    callbacks: list = [checkpoint] + ([ema] if ema else [])
     if cfg.patience > 0:
         callbacks.insert(0, EarlyStopping(monitor="val_spearman", mode="max", patience=cfg.patience,
                                           min_delta=cfg.min_delta, check_finite=False))

@@ -1,0 +1,83 @@
+"""An exponential moving average (EMA) of the trainable weights, evaluated and saved instead of the live weights.
+
+After every optimiser step ``avg = decay * avg + (1 - decay) * w`` for each trainable parameter. Validation runs on
+the averages (so early stopping and the best epoch judge them), and :class:`gta.train.run.RunCheckpoint` saves them
+as ``model.safetensors``; training goes on from the live weights. The averages travel in the resumable state.
+
+Lightning's own ``EMAWeightAveraging`` deep-copies the whole LightningModule, frozen LLM included (a second copy of
+Llama-sized weights) and averages every tensor; this one keeps a copy of the trainable parameters only (~0.3 M
+for the default model). Buffers (the feature normalisation, the head's statistics) stay live.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback
+
+
+class TrainableEMA(Callback):
+    """EMA of ``pl_module.model``'s parameters that require grad; swapped in for validation and for saving."""
+
+    def __init__(self, decay: float) -> None:
+        if not 0 < decay < 1:
+            raise ValueError(f"EMA decay must be in (0, 1), got {decay}")
+        self.decay = float(decay)
+        self.average: dict[str, torch.Tensor] = {}
+        self._pending: dict[str, torch.Tensor] | None = None  # loaded from a checkpoint before setup
+
+    @staticmethod
+    def _params(pl_module: L.LightningModule) -> dict[str, torch.Tensor]:
+        return {n: p for n, p in pl_module.model.named_parameters() if p.requires_grad}
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage == "fit" and not self.average:
+            self.average = {n: p.detach().clone() for n, p in self._params(pl_module).items()}
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        params = self._params(pl_module)
+        if self._pending is not None:  # resumed: the averages of the state, on the parameters' device
+            self.average = {n: self._pending[n].to(params[n].device, params[n].dtype) for n in params}
+            self._pending = None
+        else:
+            self.average = {n: t.to(params[n].device) for n, t in self.average.items()}
+
+    @torch.no_grad()
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        for n, p in self._params(pl_module).items():
+            self.average[n].lerp_(p.detach(), 1.0 - self.decay)
+
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.average:
+            self._swap(pl_module)
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.average:
+            self._swap(pl_module)
+
+    @contextmanager
+    def applied(self, pl_module: L.LightningModule) -> Iterator[None]:
+        """The averages in place of the live weights inside the block (for saving the best model)."""
+        self._swap(pl_module)
+        try:
+            yield
+        finally:
+            self._swap(pl_module)
+
+    @torch.no_grad()
+    def _swap(self, pl_module: L.LightningModule) -> None:
+        for n, p in self._params(pl_module).items():
+            live = p.detach().clone()
+            p.copy_(self.average[n])
+            self.average[n] = live
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"decay": self.decay, "average": {n: t.detach().cpu() for n, t in self.average.items()}}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._pending = dict(state_dict["average"])
