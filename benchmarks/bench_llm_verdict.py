@@ -43,7 +43,7 @@ def _has(bench: Path) -> bool:
 
 
 TRAINING = ("lr", "batch_size", "weight_decay", "max_epochs", "patience", "lr_schedule", "warmup_frac",
-            "mirror_augment", "gradient_clip", "model")
+            "mirror_augment", "ema_epochs", "gradient_clip", "model")
 
 
 def _current(bench: Path) -> bool:

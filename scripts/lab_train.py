@@ -297,6 +297,8 @@ def main():
     ap.add_argument("--align-residual", type=int, default=0, help="GTAConfig.align_residual")
     ap.add_argument("--mirror", type=float, default=0.0,
                     help="augmentation: share of training windows mirrored about the TSS (upstream <-> downstream)")
+    ap.add_argument("--mirror-keep", type=int, default=0,
+                    help="bins each side of the TSS that mirroring leaves in place (the promoter)")
     ap.add_argument("--mirror-tta", type=int, default=0, help="predict the mean of the window and its mirror")
     ap.add_argument("--tag", default="")
     ap.add_argument("--log", type=Path, default=Path("lab_results.jsonl"), help="JSON lines, one per run")
@@ -366,7 +368,11 @@ def main():
         xb = Xt[j]
         if flip is not None and flip.any():
             xb = xb.clone()
-            xb[flip] = xb[flip].flip(1)
+            turned = xb[flip].flip(1)
+            if args.mirror_keep:  # the promoter's bins stay as they are (only the flanks swap sides)
+                c, k = xb.shape[1] // 2, args.mirror_keep
+                turned[:, c - k:c + k] = xb[flip][:, c - k:c + k]
+            xb[flip] = turned
         prompts_j = [P[k] for k in j] if args.prompt else None
         if args.prompt_feats:
             return model(xb, prompts_j, rows=torch.as_tensor(j))[:, 0]

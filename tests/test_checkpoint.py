@@ -243,9 +243,9 @@ def test_sigkill_while_writing_a_checkpoint_leaves_one_that_resumes(toy, tmp_pat
 
 
 def test_ema_saves_the_average_and_resumes_to_the_same_average(toy, tmp_path, tiny_llm):
-    """ema_decay: validation and model.safetensors see the moving average, not the live weights (which stay in the
+    """ema_epochs: validation and model.safetensors see the moving average, not the live weights (which stay in the
     resumable state with the average); a run stopped after one epoch and resumed ends as the uninterrupted run."""
-    cfg = toy_config(max_epochs=3, ema_decay=0.5, patience=0)
+    cfg = toy_config(max_epochs=3, ema_epochs=0.5, patience=0)
     part = tmp_path / "part"
     train(toy[0], toy[1], part, cfg, max_epochs=1, llm=tiny_llm, progress=False)  # best epoch = the only one
     state = load_file(str(part / STATE_TENSORS))
@@ -265,5 +265,8 @@ def test_ema_saves_the_average_and_resumes_to_the_same_average(toy, tmp_path, ti
         assert a.keys() == b.keys()
         for k in a:
             torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
-    with pytest.raises(GtaInputError, match="ema_decay"):
-        toy_config(ema_decay=1.0)
+    with pytest.raises(GtaInputError, match="ema_epochs"):
+        toy_config(ema_epochs=-1)
+    from gta.train.ema import ema_decay
+
+    assert ema_decay(2, 50) == pytest.approx(0.99) and ema_decay(2, 8) == pytest.approx(0.9375)

@@ -512,18 +512,19 @@ def test_a_run_config_written_before_the_stem_keeps_its_architecture(cli_run, tm
     raw = yaml.safe_load((cli_run / "config.yaml").read_text())
     for key in ("stem_channels", "head_standardise", "align_residual", "prompt_readout", "patch_pool"):
         raw["model"].pop(key)
-    for key in ("mirror_augment", "max_val_individuals"):
+    for key in ("mirror_augment", "max_val_individuals", "ema_epochs"):
         raw.pop(key)
     old = tmp_path / "config.yaml"
     old.write_text(yaml.safe_dump(raw))
     cfg = load_config(old)
     assert (cfg.model.stem_channels, cfg.model.head_standardise, cfg.model.prompt_readout) == (0, False, False)
-    assert (cfg.model.patch_pool, cfg.mirror_augment, cfg.max_val_individuals) == ("sum", 0.0, None)
+    assert (cfg.model.patch_pool, cfg.mirror_augment, cfg.max_val_individuals, cfg.ema_epochs) == ("sum", 0.0, None, 0)
     del raw["resolved"]
     user = tmp_path / "user.yaml"
     user.write_text(yaml.safe_dump(raw))
     assert (load_config(user).model.stem_channels, load_config(user).model.head_standardise) == (32, True)
     assert (load_config(user).model.patch_pool, load_config(user).mirror_augment) == ("gem", 0.5)
+    assert load_config(user).ema_epochs == TrainConfig().ema_epochs > 0
     assert load_config(cli_run / "config.yaml").model.stem_channels == 32  # today's runs say what they used
 
 

@@ -1,6 +1,8 @@
 """An exponential moving average (EMA) of the trainable weights, evaluated and saved instead of the live weights.
 
-After every optimiser step ``avg = decay * avg + (1 - decay) * w`` for each trainable parameter. Validation runs on
+After every optimiser step ``avg = decay * avg + (1 - decay) * w`` for each trainable parameter, with the decay set
+from a horizon in epochs, ``decay = 1 - 1 / (epochs * steps per epoch)`` (2 epochs of 50 steps: 0.99), so that the
+same setting means the same on a data set of 300 genes and of 30,000. Validation runs on
 the averages (so early stopping and the best epoch judge them), and :class:`gta.train.run.RunCheckpoint` saves them
 as ``model.safetensors``; training goes on from the live weights. The averages travel in the resumable state.
 
@@ -21,12 +23,14 @@ from lightning.pytorch.callbacks import Callback
 
 
 class TrainableEMA(Callback):
-    """EMA of ``pl_module.model``'s parameters that require grad; swapped in for validation and for saving."""
+    """EMA over ``epochs`` epochs of the parameters of ``pl_module.model`` that require grad; swapped in for
+    validation and for saving."""
 
-    def __init__(self, decay: float) -> None:
-        if not 0 < decay < 1:
-            raise ValueError(f"EMA decay must be in (0, 1), got {decay}")
-        self.decay = float(decay)
+    def __init__(self, epochs: float) -> None:
+        if not epochs > 0:
+            raise ValueError(f"EMA horizon must be > 0 epochs, got {epochs}")
+        self.epochs = float(epochs)
+        self.decay = 0.0  # set from the epoch length when training starts
         self.average: dict[str, torch.Tensor] = {}
         self._pending: dict[str, torch.Tensor] | None = None  # loaded from a checkpoint before setup
 
@@ -39,6 +43,7 @@ class TrainableEMA(Callback):
             self.average = {n: p.detach().clone() for n, p in self._params(pl_module).items()}
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.decay = ema_decay(self.epochs, max(int(trainer.num_training_batches), 1))
         params = self._params(pl_module)
         if self._pending is not None:  # resumed: the averages of the state, on the parameters' device
             self.average = {n: self._pending[n].to(params[n].device, params[n].dtype) for n in params}
@@ -77,7 +82,12 @@ class TrainableEMA(Callback):
             self.average[n] = live
 
     def state_dict(self) -> dict[str, Any]:
-        return {"decay": self.decay, "average": {n: t.detach().cpu() for n, t in self.average.items()}}
+        return {"epochs": self.epochs, "average": {n: t.detach().cpu() for n, t in self.average.items()}}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._pending = dict(state_dict["average"])
+
+
+def ema_decay(epochs: float, steps_per_epoch: int) -> float:
+    """The per-step decay of an average over ``epochs`` epochs of ``steps_per_epoch`` optimiser steps."""
+    return 1.0 - 1.0 / max(epochs * steps_per_epoch, 1.0)

@@ -360,7 +360,7 @@ def fit_run(run: PreparedRun) -> FitOutcome:
     datamodule = GTADataModule(run.data, run.source, cfg)
     meta = {"target_mean": run.data.target_mean, "target_std": run.data.target_std, "task": cfg.task,
             "llm_sha256": run.identity["sha256"]}
-    ema = TrainableEMA(cfg.ema_decay) if cfg.ema_decay else None
+    ema = TrainableEMA(cfg.ema_epochs) if cfg.ema_epochs else None
     checkpoint = RunCheckpoint(out, "val_spearman", run.norm, meta, ema)
     callbacks: list = [checkpoint] + ([ema] if ema else [])
     if cfg.patience > 0:
