@@ -6,7 +6,7 @@ sample `gta benchmark` reads: gradient x input AUPRC on 50 held-out genes and va
         --work W/interpret_runs --out benchmarks/results/ema_interpretation
 
 Each run's metrics are cached in ``--work`` (one folder per run); OUT.json and OUT.md carry the commit and date.
-The genes are the ones `gta benchmark` picks (``gta.interpret.interpret`` with ``n_genes``), so a run's numbers
+The genes and the computation are `gta benchmark`'s (``gta.evaluate.benchmark.interpret_run``), so a run's numbers
 equal its benchmark's interpretation.
 """
 from __future__ import annotations
@@ -18,9 +18,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from compare_runs import seed_of  # beside this script
 
 from gta.atomic import atomic_write_text
-from gta.evaluate.benchmark import INTERPRET_DEFAULTS
+from gta.evaluate.benchmark import INTERPRET_DEFAULTS, interpret_run
 from gta.provenance import source_commit
 
 KEYS = ("auprc", "distal_auprc", "pearson", "sign")
@@ -28,18 +29,13 @@ KEYS = ("auprc", "distal_auprc", "pearson", "sign")
 
 def run_metrics(run: Path, data, store: Path, work: Path) -> dict:
     """The run's importance and variant-effect metrics (cached in ``work``)."""
-    from gta.interpret import interpret, score_variants
-
     folder = work / hashlib.sha256(str(run.resolve()).encode()).hexdigest()[:12]
     cached = folder / "metrics.json"
     if cached.exists():
         return json.loads(cached.read_text())
-    imp = interpret(run, data, store, n_genes=INTERPRET_DEFAULTS["n_genes"], evaluate=True, out=folder, plots=False,
-                    progress=False).metrics
-    genes = imp["genes"][: INTERPRET_DEFAULTS["variant_genes"]]
-    eff = score_variants(run, data, data.variants_path, out=folder / "effects.tsv", features=store, genes=genes,
-                         evaluate=True, progress=False).metrics["overall"]
-    g = imp["methods"]["gradxinput"]
+    imp, effects = interpret_run(run, data, store, folder, INTERPRET_DEFAULTS["n_genes"],
+                                 INTERPRET_DEFAULTS["variant_genes"])
+    g, eff = imp["methods"]["gradxinput"], effects["overall"]
     rec = {"run": str(run), "auprc": g["auprc"], "distal_auprc": g["distal_auprc"],
            "random": imp["reference"]["random"]["auprc"], "distance_prior": imp["reference"]["distance_prior"]["auprc"],
            "pearson": eff["pearson"], "sign": eff["sign_agreement"], "n_variants": eff["n"],
@@ -91,14 +87,13 @@ def main() -> int:
     for name, runs in zip(args.names, (args.a, args.b), strict=True):
         groups[name] = []
         for run in runs:
-            cfg = (run / "config.yaml").read_text()
-            seed = int(next(ln.split(":")[1] for ln in cfg.splitlines() if ln.startswith("seed:")))
-            groups[name].append({"seed": seed, **run_metrics(run, data, args.features, args.work)})
+            groups[name].append({"seed": seed_of(run), **run_metrics(run, data, args.features, args.work)})
             print(name, json.dumps(groups[name][-1]), flush=True)
     means = {n: {k: float(np.mean([r[k] for r in rows])) for k in KEYS} for n, rows in groups.items()}
     a, b = groups.values()
-    out = {"commit": source_commit(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "groups": groups,
-           "means": means, "a_higher": {k: int(sum(x[k] > y[k] for x, y in zip(a, b, strict=True))) for k in KEYS}}
+    out = {"commit": source_commit(dirty=True), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+           "groups": groups, "means": means,
+           "a_higher": {k: int(sum(x[k] > y[k] for x, y in zip(a, b, strict=True))) for k in KEYS}}
     text = markdown(out)
     print(text)
     if args.out:

@@ -438,8 +438,6 @@ def _interpretation(ctx: BenchContext, res: R.Results, fitted: dict[str, Any]) -
     """Importance AUPRC (true elements, overall and distal) and variant-effect agreement of the GTA-family runs
     named in ``cfg.interpret``, on the simulator's truth. ``out/interpret/MODEL/`` keeps what they are computed
     from: ``importance.npz``, tracks, ``top_sections.tsv``, ``interpret_metrics.json`` and ``effects.tsv``."""
-    from gta.interpret import interpret, score_variants
-
     icfg = {**INTERPRET_DEFAULTS, **ctx.cfg.interpret}
     dataset, store, out = ctx.dataset, ctx.store, ctx.out
     done = {m.name for m in res.models if m.status == "ok"}
@@ -455,18 +453,30 @@ def _interpretation(ctx: BenchContext, res: R.Results, fitted: dict[str, Any]) -
                       + (f", effects of the variants near {icfg['variant_genes']} of them" if icfg["variant_genes"]
                          and dataset.variants_path else ""))
         folder = out / "interpret" / R.run_slug(name)
-        imp = interpret(run_dir, dataset, store, n_genes=int(icfg["n_genes"]), evaluate=True, out=folder,
-                        plots=False, progress=ctx.progress).metrics
+        imp, effects = interpret_run(run_dir, dataset, store, folder, int(icfg["n_genes"]),
+                                     int(icfg["variant_genes"]), ctx.progress)
         entry = _entry(imp, imp["genes"], folder, out)
-        if icfg["variant_genes"] and dataset.variants_path is not None:
-            effects = folder / "effects.tsv"
-            summary = score_variants(run_dir, dataset, dataset.variants_path, out=effects, features=store,
-                                     genes=imp["genes"][: int(icfg["variant_genes"])], evaluate=True,
-                                     progress=ctx.progress)
-            entry["variant_effects"] = summary.metrics
-            entry["variant_effects_table"] = str(effects.relative_to(out))
+        if effects is not None:
+            entry["variant_effects"] = effects
+            entry["variant_effects_table"] = str((folder / "effects.tsv").relative_to(out))
         found[name] = entry
     return found
+
+
+def interpret_run(run_dir: Path, dataset, store, folder: Path, n_genes: int, variant_genes: int,
+                  progress: bool = False) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """What the benchmark reads from a trained run against the simulator's truth: importance metrics on
+    ``n_genes`` held-out genes (``gta.interpret.interpret``) and variant-effect metrics near the first
+    ``variant_genes`` of them (``score_variants``; None without a VCF). Arrays and tables go to ``folder``."""
+    from gta.interpret import interpret, score_variants
+
+    imp = interpret(run_dir, dataset, store, n_genes=n_genes, evaluate=True, out=folder, plots=False,
+                    progress=progress).metrics
+    if not variant_genes or dataset.variants_path is None:
+        return imp, None
+    effects = score_variants(run_dir, dataset, dataset.variants_path, out=folder / "effects.tsv", features=store,
+                             genes=imp["genes"][:variant_genes], evaluate=True, progress=progress)
+    return imp, effects.metrics
 
 
 _KEEP = ("auprc", "distal_auprc", "auprc_gene_mean", "distal_auprc_gene_mean")
