@@ -67,8 +67,8 @@ class TrainConfig:
     mirror_augment: float = 0.5
     # evaluate and save an exponential moving average of the trainable weights over a horizon of this many epochs
     # (0 = off: the live weights; gta.train.ema). Validation no longer jumps from epoch to epoch, so early stopping
-    # is not triggered by noise; with 20 epochs +0.028 on bench over 3 seeds, and importance and variant signs read
-    # better in each (docs/learning.md, entry 29)
+    # is not triggered by noise; with 20 epochs +0.019 on bench over 5 seeds (4 higher), importance higher in all 5
+    # and variant effects in 4 (docs/learning.md, entry 29)
     ema_epochs: float = 2.0
     hap_combine: str = "logmeanexp"  # log((exp(h1) + exp(h2)) / 2), or the plain mean
     feature_norm_genes: int = 2000  # training genes read to fit the per-feature mean/std

@@ -7,7 +7,7 @@ the averages (so early stopping and the best epoch judge them), and :class:`gta.
 as ``model.safetensors``; training goes on from the live weights. The averages travel in the resumable state.
 
 Lightning's own ``EMAWeightAveraging`` deep-copies the whole LightningModule, frozen LLM included (a second copy of
-Llama-sized weights) and averages every tensor; this one keeps a copy of the trainable parameters only (~0.3 M
+Llama-sized weights) and averages every tensor; this one keeps a copy of the trainable parameters only (~2.3 M
 for the default model). Buffers (the feature normalisation, the head's statistics) stay live.
 """
 
@@ -32,24 +32,19 @@ class TrainableEMA(Callback):
         self.epochs = float(epochs)
         self.decay = 0.0  # set from the epoch length when training starts
         self.average: dict[str, torch.Tensor] = {}
-        self._pending: dict[str, torch.Tensor] | None = None  # loaded from a checkpoint before setup
+        self._pending: dict[str, torch.Tensor] | None = None  # a resumed state's average, until training starts
 
     @staticmethod
     def _params(pl_module: L.LightningModule) -> dict[str, torch.Tensor]:
         return {n: p for n, p in pl_module.model.named_parameters() if p.requires_grad}
 
-    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if stage == "fit" and not self.average:
-            self.average = {n: p.detach().clone() for n, p in self._params(pl_module).items()}
-
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """The decay from this run's epoch length; the average starts at the weights, or at the resumed state's."""
         self.decay = ema_decay(self.epochs, max(int(trainer.num_training_batches), 1))
         params = self._params(pl_module)
-        if self._pending is not None:  # resumed: the averages of the state, on the parameters' device
-            self.average = {n: self._pending[n].to(params[n].device, params[n].dtype) for n in params}
-            self._pending = None
-        else:
-            self.average = {n: t.to(params[n].device) for n, t in self.average.items()}
+        pending, self._pending = self._pending, None
+        self.average = {n: (p.detach() if pending is None else pending[n]).to(p.device, p.dtype, copy=True)
+                        for n, p in params.items()}
 
     @torch.no_grad()
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
