@@ -3,9 +3,10 @@
     python benchmarks/bench_llm_verdict.py --work W [--seeds 0 1 2] [--threads 2] [--out benchmarks/results]
 
 W is a `benchmarks/bench_acceptance.py` folder (its `data/` and `features.zarr`). For each model seed, `gta
-benchmark` trains GTA, GTA no prompt, GTA no LLM and GTA random LLM with the benchmark's defaults (only the training
-seed changes) on the same held-out chromosomes; seed 0 reuses the acceptance run's `benchmark/` when it holds
-them. Each seed's comparison is the paired bootstrap of the Spearman difference on the same test genes
+benchmark` trains GTA, GTA no prompt, GTA no LLM, GTA random LLM and GTA no alignment (a linear map instead of the
+text prototypes) with the benchmark's defaults (only the training seed changes) on the same held-out chromosomes;
+seed 0 reuses the acceptance run's `benchmark/` when it holds them and was trained at today's defaults. Each seed's
+comparison is the paired bootstrap of the Spearman difference on the same test genes
 (`gta.evaluate.metrics.paired_spearman_difference`). Writes `llm_verdict.json` and `llm_verdict.md`: every seed's
 score, mean and range, and per question how many seeds say better / worse / no difference. Each seed's benchmark
 resumes model by model, so an interrupted run continues.
@@ -30,11 +31,12 @@ from gta.evaluate.results import run_slug
 from gta.provenance import source_commit
 
 OUT = Path(__file__).resolve().parent / "results"
-MODELS = ["GTA", "GTA no prompt", "GTA no LLM", "GTA random LLM"]
+MODELS = ["GTA", "GTA no prompt", "GTA no LLM", "GTA random LLM", "GTA no alignment"]
 QUESTIONS = (("GTA", "GTA random LLM", "a pretrained LLM vs a random one of the same architecture"),
              ("GTA", "GTA no LLM", "the frozen LLM vs a small transformer trained from scratch"),
              ("GTA", "GTA no prompt", "with the annotation prompt vs without"),
-             ("GTA no prompt", "GTA no LLM", "without the prompt: the frozen LLM vs the small transformer"))
+             ("GTA no prompt", "GTA no LLM", "without the prompt: the frozen LLM vs the small transformer"),
+             ("GTA", "GTA no alignment", "patches aligned onto text prototypes vs a linear map into the LLM"))
 
 
 def _has(bench: Path) -> bool:

@@ -178,6 +178,15 @@ def test_enformer_scratch_tiny():
     assert p.shape == (6,) and np.all(np.isfinite(p))
     capped = EnformerScratch(dim=24, depth=1, heads=2, epochs=5, batch_size=3, max_minutes=0).fit(X[:, :2048], y)
     assert capped.fit_report_.stopped_by == "time" and capped.fit_report_.steps == 1
+    # a step budget: the same model twice (a wall-clock cap would depend on the machine's load); a budget spent on
+    # an epoch's last step still completes that epoch
+    stepped = [EnformerScratch(dim=24, depth=1, heads=2, epochs=5, batch_size=3, max_steps=3).fit(X[:, :2048], y)
+               for _ in range(2)]
+    assert [m.fit_report_.stopped_by for m in stepped] == ["steps", "steps"]
+    assert stepped[0].fit_report_.steps == 3 and stepped[0].fit_report_.epochs_done == 1
+    np.testing.assert_array_equal(stepped[0].predict(X[:, :2048]), stepped[1].predict(X[:, :2048]))
+    whole = EnformerScratch(dim=24, depth=1, heads=2, epochs=5, batch_size=3, max_steps=4).fit(X[:, :2048], y)
+    assert whole.fit_report_.epochs_done == 2
     with pytest.raises(GtaInputError, match="multiple of 128"):
         m.predict(X[:, :2000])
     with pytest.raises(ValueError, match="multiple of 6"):

@@ -392,7 +392,7 @@ def _interpretation(res: Results, N: _Numbers) -> str:
 
 
 _FIT_REPORT = re.compile(r'^"?FitReport\((.*)\)"?$', re.S)
-_STOPPED_BY = {"epochs": "the epoch budget", "time": "the time cap"}
+_STOPPED_BY = {"epochs": "the epoch budget", "steps": "the step budget", "time": "the time cap"}
 
 
 def _fit_report_fields(note: str) -> dict[str, Any] | None:

@@ -3,7 +3,9 @@
 ``EnformerScratch`` builds ``enformer_pytorch.Enformer.from_hparams`` at a small size (``dim_divisible_by``
 small so the conv tower keeps its channels), runs its trunk on one-hot ``[G, L, 4]`` windows (optionally only the
 central ``crop_bp``), and learns a readout from the trunk's embeddings at the bins around the TSS to the target.
-Training is time-capped (``max_minutes``): ``fit_report_`` says how far it got. On 2 CPU cores a full 196,608-bp
+Training is budgeted in optimiser steps (``max_steps``), so the same seed and data give the same model on any
+machine; ``max_minutes`` is an optional wall-clock cap on top (a score that depends on the machine's load, so off by
+default). ``fit_report_`` says how far it got and what stopped it. On 2 CPU cores a full 196,608-bp
 window is costly (``seconds_per_sequence`` measures fwd+bwd), hence ``crop_bp`` for demos: the model is then
 labelled "Enformer-arch (central X kb)".
 
@@ -31,7 +33,7 @@ class FitReport:
     epochs_done: int = 0
     steps: int = 0
     seconds: float = 0.0
-    stopped_by: str = "epochs"  # epochs | time
+    stopped_by: str = "epochs"  # epochs | steps | time
     seconds_per_sequence: float = float("nan")  # measured fwd+bwd during training, at the trained length
     train_len_bp: int = 0
     best_val_loss: float | None = None
@@ -74,7 +76,8 @@ class EnformerScratch:
         readout_bins: int = 2,
         crop_bp: int | None = None,
         epochs: int = 20,
-        max_minutes: float = 30.0,
+        max_steps: int | None = None,
+        max_minutes: float | None = None,
         batch_size: int = 4,
         lr: float = 5e-4,
         weight_decay: float = 1e-2,
@@ -84,7 +87,8 @@ class EnformerScratch:
     ) -> None:
         self.dropout = dropout
         self.dim, self.depth, self.heads, self.dim_divisible_by = dim, depth, heads, dim_divisible_by
-        self.readout_bins, self.crop_bp, self.epochs, self.max_minutes = readout_bins, crop_bp, epochs, max_minutes
+        self.readout_bins, self.crop_bp, self.epochs = readout_bins, crop_bp, epochs
+        self.max_steps, self.max_minutes = max_steps, max_minutes
         self.batch_size, self.lr, self.weight_decay, self.seed, self.device = batch_size, lr, weight_decay, seed, device
 
     @property
@@ -111,6 +115,14 @@ class EnformerScratch:
     def _batch(self, X: np.ndarray, idx: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(np.asarray(X[idx], dtype=np.float32), device=self.device)
 
+    def _budget_spent(self, steps: int, start: float) -> str | None:
+        """"steps" or "time" once that budget is spent, else None."""
+        if self.max_steps is not None and steps >= self.max_steps:
+            return "steps"
+        if self.max_minutes is not None and time.perf_counter() - start > self.max_minutes * 60:
+            return "time"
+        return None
+
     def fit(self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray | None = None, y_val: np.ndarray | None = None
             ) -> EnformerScratch:
         """Train; with a validation set, keep the weights of the best validation epoch."""
@@ -133,7 +145,9 @@ class EnformerScratch:
         bar = tqdm(total=self.epochs, desc=self.label, unit="epoch", leave=False)
         for _epoch in range(self.epochs):
             self.net_.train()
-            for b in np.array_split(rng.permutation(len(X)), max(1, int(np.ceil(len(X) / self.batch_size)))):
+            batches = np.array_split(rng.permutation(len(X)), max(1, int(np.ceil(len(X) / self.batch_size))))
+            done = 0
+            for b in batches:
                 t0 = time.perf_counter()
                 loss = nn.functional.mse_loss(self.net_(self._batch(X, b)), yt[b])
                 opt.zero_grad()
@@ -142,10 +156,12 @@ class EnformerScratch:
                 seq_time += time.perf_counter() - t0
                 seqs += len(b)
                 rep.steps += 1
-                if time.perf_counter() - start > self.max_minutes * 60:
-                    rep.stopped_by = "time"
+                done += 1
+                stop = self._budget_spent(rep.steps, start)
+                if stop:
+                    rep.stopped_by = stop
                     break
-            rep.epochs_done += rep.stopped_by != "time"
+            rep.epochs_done += done == len(batches)  # a budget spent on an epoch's last step still completes it
             if X_val is not None and y_val is not None:
                 vl = float(np.mean((self.predict(X_val).reshape(len(X_val), -1) - np.asarray(y_val).reshape(
                     len(X_val), -1)) ** 2))
@@ -154,7 +170,7 @@ class EnformerScratch:
                     best_state = {k: v.detach().clone() for k, v in self.net_.state_dict().items()}
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}")
-            if rep.stopped_by == "time":
+            if rep.stopped_by != "epochs":
                 break
         bar.close()
         if best_state is not None:
