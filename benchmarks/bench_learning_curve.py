@@ -1,11 +1,17 @@
 """Learning curve: cross-gene Spearman on the held-out chromosomes against the number of simulated genes.
 
 For each size, one simulated data set (``gta simulate --preset PRESET --seed SIM_SEED`` with ``n_genes`` overridden)
-is encoded with the motif encoder, then ``gta benchmark`` trains GTA and its ablations with several model seeds and
-the deterministic baselines once, all on the same held-out chromosomes. The GTA settings are the demo's
-(``gta.demo.demo_benchmark_config``); interpretation is off.
+is encoded with the motif encoder, then ``gta benchmark`` trains GTA and GTA no LLM with several model seeds, and
+the other models once, all on the same held-out chromosomes. GTA is trained with ``gta benchmark``'s defaults (the
+acceptance run's model), or with the demo's settings (up to 30 epochs) for ``--preset demo``; interpretation is off.
 
     python benchmarks/bench_learning_curve.py [--sizes 250 1000 2500] [--seeds 0 1 2] [--work DIR] [--tag TAG]
+        [--reuse W]
+
+``--reuse W``: W is a ``benchmarks/bench_acceptance.py`` folder whose data set is one of the sizes (checked against
+the simulator's recorded configuration); that size's point is read from its runs: the acceptance benchmark for the
+first seed, ``benchmarks/bench_llm_verdict.py``'s ``W/verdict/seedS`` for the others (run it first), so the 2,500-gene
+point costs no training of its own.
 
 Writes ``benchmarks/results/learning_curve{_TAG}.{json,md,png}``: per size and model, every seed's score, their mean
 and spread (min-max), the bootstrap interval of seed 0, the noise ceiling, with the commit and the date. Each
@@ -33,6 +39,24 @@ ONCE = ["GTA random LLM", "GTA no prompt", "Ridge (promoter bins)", "Ridge (all 
         "Annotation only"]
 
 
+def sim_config(preset: str, n_genes: int, sim_seed: int) -> dict:
+    from gta.sim.config import make_config
+
+    return make_config(preset, sim_seed, {"n_genes": n_genes}).to_dict()
+
+
+def reused_size(work: Path | None, preset: str, sizes: list[int], sim_seed: int) -> int | None:
+    """The size whose data set is the acceptance folder ``work``'s (None without one); an error if it is none."""
+    if work is None:
+        return None
+    recorded = yaml.safe_load((work / "data" / "truth" / "config.yaml").read_text())
+    for n in sizes:
+        if yaml.safe_load(yaml.safe_dump(sim_config(preset, n, sim_seed), sort_keys=False)) == recorded:
+            return n
+    raise SystemExit(f"--reuse {work}: its data set is not --preset {preset} --sim-seed {sim_seed} at any of the "
+                     f"sizes {sizes} (see {work / 'data' / 'truth' / 'config.yaml'})")
+
+
 def data_set(work: Path, preset: str, n_genes: int, sim_seed: int) -> tuple[Path, Path]:
     from gta.features.extract import extract
     from gta.sim import simulate
@@ -49,21 +73,36 @@ def data_set(work: Path, preset: str, n_genes: int, sim_seed: int) -> tuple[Path
     return manifest, store
 
 
-def run_benchmark(manifest: Path, store: Path, out: Path, seed: int, models: list[str]) -> dict:
+def benchmark_config(preset: str, seed: int, models: list[str]) -> dict:
+    """``gta benchmark``'s defaults with this seed (the demo's settings for the demo preset), interpretation off."""
     from gta.demo import demo_benchmark_config
+
+    raw = demo_benchmark_config(quick=False, seed=seed) if preset == "demo" else {"gta": {"seed": seed}}
+    raw["models"] = models
+    raw["interpret"] = {**raw.get("interpret", {}), "n_genes": 0, "variant_genes": 0}
+    return raw
+
+
+def run_benchmark(manifest: Path, store: Path, out: Path, raw: dict) -> dict:
     from gta.evaluate.benchmark import BenchmarkConfig, benchmark
 
-    raw = demo_benchmark_config(quick=False, seed=seed)
-    raw["models"] = models
-    raw["interpret"] = {**raw["interpret"], "n_genes": 0}
-    if not (out / "results.json").exists() or not _has(out, models):
+    if not (out / "results.json").exists() or not _has(out, raw["models"]):
         benchmark(manifest, store, out, config=BenchmarkConfig(**raw), progress=False)
     return json.loads((out / "results.json").read_text())
 
 
+def reused_run(work: Path, seed: int, first: int, models: list[str]) -> dict:
+    """The acceptance (first seed) or verdict benchmark of ``work`` for this seed; it must hold ``models``."""
+    bench = work / "benchmark" if seed == first else work / "verdict" / f"seed{seed}"
+    if not (bench / "results.json").exists() or not _has(bench, models):
+        raise SystemExit(f"--reuse {work}: {bench} does not hold {models}; run benchmarks/bench_acceptance.py and "
+                         f"benchmarks/bench_llm_verdict.py --work {work} --seeds {seed} first")
+    return json.loads((bench / "results.json").read_text())
+
+
 def _has(out: Path, models: list[str]) -> bool:
     res = json.loads((out / "results.json").read_text())
-    return set(models) <= {m["name"] for m in res.get("models", [])}
+    return set(models) <= {m["name"] for m in res.get("models", []) if m.get("status") == "ok"}
 
 
 def cross_gene(res: dict) -> dict[str, dict]:
@@ -83,19 +122,29 @@ def main() -> None:
     ap.add_argument("--sim-seed", type=int, default=0)
     ap.add_argument("--work", type=Path, default=Path("runs/learning_curve"))
     ap.add_argument("--tag", default="")
+    ap.add_argument("--reuse", type=Path, help="a bench_acceptance.py folder whose data set is one of the sizes")
     args = ap.parse_args()
     t0 = time.perf_counter()
+    reuse = reused_size(args.reuse, args.preset, args.sizes, args.sim_seed)
     points = []
     for n in args.sizes:
-        manifest, store = data_set(args.work, args.preset, n, args.sim_seed)
+        if n == reuse:
+            manifest, store = args.reuse / "data" / "dataset.yaml", args.reuse / "features.zarr"
+        else:
+            manifest, store = data_set(args.work, args.preset, n, args.sim_seed)
         ceiling = None
         per_model: dict[str, list[float]] = {}
         ci0: dict[str, list[float] | None] = {}
         for seed in args.seeds:
             models = SEEDED + (ONCE if seed == args.seeds[0] else [])
-            res = run_benchmark(manifest, store, args.work / f"{args.preset}-{n}-sim{args.sim_seed}" / f"seed{seed}",
-                                seed, models)
+            if n == reuse:
+                res = reused_run(args.reuse, seed, args.seeds[0], models)
+            else:
+                res = run_benchmark(manifest, store, args.work / f"{args.preset}-{n}-sim{args.sim_seed}"
+                                    / f"seed{seed}", benchmark_config(args.preset, seed, models))
             for name, row in cross_gene(res).items():
+                if name not in models:  # a reused benchmark holds more models than this curve draws
+                    continue
                 per_model.setdefault(name, []).append(row["spearman"])
                 ci0.setdefault(name, row["ci"])
             genes = res.get("dataset", {}).get("genes_by_split", {})
@@ -109,7 +158,9 @@ def main() -> None:
     record = {"benchmark": "learning_curve", "commit": source_commit(), "date": time.strftime("%Y-%m-%d %H:%M"),
               "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
               "preset": args.preset, "sim_seed": args.sim_seed, "seeds": args.seeds,
-              "gta_settings": "gta.demo.demo_benchmark_config (the demo's GTA)", "points": points,
+              "gta_settings": ("gta.demo.demo_benchmark_config (the demo's GTA)" if args.preset == "demo" else
+                               "gta benchmark defaults (the acceptance run's GTA)"),
+              "reused": {"size": reuse, "work": str(args.reuse)} if reuse else None, "points": points,
               "wall_s": round(time.perf_counter() - t0, 1)}
     stem = "learning_curve" + (f"_{args.tag}" if args.tag else "")
     atomic_write_text(OUT / f"{stem}.json", json.dumps(record, indent=2) + "\n")
