@@ -92,8 +92,12 @@ class Simple(nn.Module):
         from gta.model.gta import Head
         self.stem = Stem(f, args.stem_c, args.d_model, n, args.patch, args.kernel, args.pool, args.dropout,
                          args.stem_arch)
-        self.head = (Head(args.d_model, self.stem.n_patch, 128, 1, args.dropout) if args.head == "attn" else
-                     AdditiveHead(args.d_model, self.stem.n_patch, 128, args.dropout, args.head))
+        if args.head == "attn":
+            self.head = Head(args.d_model, self.stem.n_patch, 128, 1, args.dropout)
+        elif args.head in ("gated", "sumgated"):
+            self.head = GatedHead(args.d_model, self.stem.n_patch, n, args.patch, 128, args.dropout, args.head)
+        else:
+            self.head = AdditiveHead(args.d_model, self.stem.n_patch, 128, args.dropout, args.head)
         self.register_buffer("feat_mean", torch.zeros(f))
         self.register_buffer("feat_std", torch.ones(f))
 
@@ -154,6 +158,49 @@ class AdditiveHead(nn.Module):
         return y, u
 
 
+def insulation(log_open: torch.Tensor, centre: int) -> torch.Tensor:
+    """[b, p] log(1 - boundary) per patch -> [b, p] log gate: the sum over the patches strictly between a patch and
+    the TSS. Patches ``centre..`` are downstream, ``..centre-1`` upstream (mirror-symmetric when the TSS is at the
+    start of patch ``centre`` and the window is ``2 x centre`` patches long, as with 896 bins of 32)."""
+    right = log_open[:, centre:]
+    left = log_open[:, :centre].flip(-1)  # nearest first
+    g_right = torch.cumsum(right, -1) - right
+    g_left = (torch.cumsum(left, -1) - left).flip(-1)
+    return torch.cat([g_left, g_right], -1)
+
+
+class GatedHead(nn.Module):
+    """GTA's head (``mode="gated"``: attention pooling) or the additive head (``"sumgated"``) with learnt insulation:
+    each patch has a boundary strength b = sigmoid(w.h - 2), and a patch's weight (attention score + log gate) or
+    contribution (times the gate) is scaled by the product of (1 - b) over the patches between it and the TSS."""
+
+    def __init__(self, d, n_patch, n_bins, patch, hidden=128, dropout=0.1, mode="gated", standardise=True):
+        super().__init__()
+        from gta.model.gta import PatchStandardiser
+        first = [PatchStandardiser(n_patch, d)] if standardise else []
+        self.proj = nn.Sequential(*first, nn.LayerNorm(d), nn.Linear(d, hidden), nn.GELU(), nn.Dropout(dropout))
+        self.boundary = nn.Linear(hidden, 1)
+        self.centre = (n_bins // 2) // patch
+        self.mode = mode
+        self.patch_bias = nn.Parameter(torch.zeros(n_patch))
+        if mode == "gated":
+            self.score = nn.Linear(hidden, 1)
+            self.out = nn.Sequential(nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, 1))
+        else:
+            self.contrib = nn.Sequential(nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, 1))
+            self.bias = nn.Parameter(torch.zeros(1))
+        self.n_patch = n_patch
+
+    def forward(self, hidden, summary=None):  # summary: GTA passes the prompt's; read by --prompt-ridge instead
+        h = self.proj(hidden)
+        log_gate = insulation(-nn.functional.softplus(self.boundary(h).squeeze(-1) - 2.0), self.centre)  # [b, p]
+        if self.mode == "gated":
+            w = (self.score(h).squeeze(-1) + self.patch_bias + log_gate).softmax(-1)
+            return self.out(torch.einsum("bp,bpc->bc", w, h)), w
+        u = self.contrib(h).squeeze(-1) * self.patch_bias.exp() * log_gate.exp()
+        return u.sum(-1, keepdim=True) / math.sqrt(self.n_patch) + self.bias, u
+
+
 def centred_forward(self, patches, prototypes, return_attention=False):
     """ReprogrammingLayer.forward with values centred over the prototypes (and an optional temperature)."""
     from einops import rearrange
@@ -187,7 +234,10 @@ def make_model(args, llm, f, n):
     model = build_model(cfg, f, n, llm=llm)
     if args.stem and args.stem_arch != "k3":
         model.stem.net = make_stem_conv(f, args.stem_c, args.kernel, args.stem_arch)
-    if args.head != "attn":
+    if args.head in ("gated", "sumgated"):
+        model.head = GatedHead(model.llm.d_llm, model.n_patch, n, args.patch, 128, args.dropout, args.head,
+                               bool(args.head_standardise))
+    elif args.head != "attn":
         model.head = AdditiveHead(model.llm.d_llm, model.n_patch, 128, args.dropout, args.head,
                                   bool(args.head_standardise))
     if args.centred and cfg.alignment == "prototype":
@@ -278,7 +328,7 @@ def main():
                     help="npz of per-gene prompt summaries ('mean'); made with --layers layers if missing")
     ap.add_argument("--prompt-hidden", type=int, default=0)
     ap.add_argument("--prompt-ridge", type=int, default=0, help="fix the prompt term to a ridge fit (train genes)")
-    ap.add_argument("--head", default="attn", help="attn (GTA's) | sum (additive) | both")
+    ap.add_argument("--head", default="attn", help="attn (GTA's) | sum | both | gated | sumgated")
     ap.add_argument("--readout", type=int, default=1, help="GTAConfig.prompt_readout (learning.md, 6)")
     ap.add_argument("--temp", type=float, default=1.0)
     ap.add_argument("--stem-c", type=int, default=32)
