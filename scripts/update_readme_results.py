@@ -26,6 +26,8 @@ CROSS_INDIVIDUAL = ROOT / "benchmarks" / "results" / "bench" / "cross_individual
 # scripts/compare_runs.py's records by model seed: today's defaults against the previous ones, and the alignments
 SINCE = ROOT / "benchmarks" / "results" / "ema_seeds.json"
 ALIGNMENT = ROOT / "benchmarks" / "results" / "alignment_seeds.json"
+CURVE = ROOT / "benchmarks" / "results" / "learning_curve.json"
+CURVE_MODELS = ("GTA", "GTA no LLM", "Ridge (distance bands)")
 LLM_QUESTIONS = (("GTA", "GTA random LLM", "a pretrained LLM vs a random one of the same architecture"),
                  ("GTA", "GTA no LLM", "the frozen LLM vs a small transformer trained from scratch"),
                  ("GTA", "GTA no prompt", "with the annotation prompt vs without"),
@@ -80,7 +82,8 @@ def block(res: dict, source: str) -> str:
     gta = cross.get("GTA", {}).get("spearman")
     lines += ["", *seed_lines(VERDICT, gta), "", *individual_lines(CROSS_INDIVIDUAL, gta),
               *since_lines(SINCE, meta.get("date")),
-              *alignment_lines(ALIGNMENT), END]
+              *([] if _verdict_asks(VERDICT, "GTA no alignment") else alignment_lines(ALIGNMENT)),
+              *curve_lines(CURVE), END]
     return "\n".join(lines)
 
 
@@ -153,6 +156,31 @@ def alignment_lines(path: Path) -> list[str]:
             f"{lin} {span[lin][0]:.3f} [{span[lin][1]:.3f}, {span[lin][2]:.3f}] against {proto} "
             f"{span[proto][0]:.3f} [{span[proto][1]:.3f}, {span[proto][2]:.3f}]; paired by seed: {counted}. One "
             "seed's gap in the table is not a verdict on the alignment (docs/learning.md, entry 26).", ""]
+
+
+def _verdict_asks(path: Path, b: str) -> bool:
+    """Whether the verdict over seeds compares GTA with ``b`` (then a separate record of that question is older)."""
+    return path.exists() and any(q["b"] == b for q in json.loads(path.read_text())["summary"]["questions"])
+
+
+def curve_lines(path: Path) -> list[str]:
+    """GTA, GTA no LLM and the distance-band ridge against data size, from ``benchmarks/bench_learning_curve.py``."""
+    if not path.exists():
+        return []
+    v = json.loads(path.read_text())
+    sizes = []
+    for p in v["points"]:
+        cells = []
+        for name in CURVE_MODELS:
+            m = p["models"].get(name)
+            if m is not None:
+                spread = f" [{m['min']:.3f}, {m['max']:.3f}]" if len(m["seeds"]) > 1 else ""
+                cells.append(f"{name} {m['mean']:.3f}{spread}")
+        test = p["genes_by_split"].get("test", "?")
+        sizes.append(f"{p['n_genes']} genes ({test} test): {', '.join(cells)}; ceiling {p['noise_ceiling']:.3f}")
+    png = path.with_suffix(".png").relative_to(ROOT)
+    return [f"Learning curve (`{path.relative_to(ROOT)}`, commit {v['commit']}, {v['date']}; {v['gta_settings']}; "
+            f"mean [min, max] over model seeds {v['seeds']}; plot `{png}`): " + "; ".join(sizes) + ".", ""]
 
 
 def individual_lines(path: Path, gta: float | None = None) -> list[str]:
