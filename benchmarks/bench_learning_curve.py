@@ -51,7 +51,7 @@ def reused_size(work: Path | None, preset: str, sizes: list[int], sim_seed: int)
         return None
     recorded = yaml.safe_load((work / "data" / "truth" / "config.yaml").read_text())
     for n in sizes:
-        if yaml.safe_load(yaml.safe_dump(sim_config(preset, n, sim_seed), sort_keys=False)) == recorded:
+        if yaml.safe_load(yaml.safe_dump(sim_config(preset, n, sim_seed))) == recorded:  # as YAML reads it back
             return n
     raise SystemExit(f"--reuse {work}: its data set is not --preset {preset} --sim-seed {sim_seed} at any of the "
                      f"sizes {sizes} (see {work / 'data' / 'truth' / 'config.yaml'})")

@@ -36,7 +36,7 @@ QUESTIONS = (("GTA", "GTA random LLM", "a pretrained LLM vs a random one of the 
              ("GTA", "GTA no LLM", "the frozen LLM vs a small transformer trained from scratch"),
              ("GTA", "GTA no prompt", "with the annotation prompt vs without"),
              ("GTA no prompt", "GTA no LLM", "without the prompt: the frozen LLM vs the small transformer"),
-             ("GTA", "GTA no alignment", "patches aligned onto text prototypes vs a linear map into the LLM"))
+             ("GTA", "GTA no alignment", "prototype alignment vs a linear projection"))
 
 
 def _has(bench: Path) -> bool:
