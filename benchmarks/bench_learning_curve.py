@@ -3,7 +3,7 @@
 For each size, one simulated data set (``gta simulate --preset PRESET --seed SIM_SEED`` with ``n_genes`` overridden)
 is encoded with the motif encoder, then ``gta benchmark`` trains GTA and GTA no LLM with several model seeds, and
 the other models once, all on the same held-out chromosomes. GTA is trained with ``gta benchmark``'s defaults (the
-acceptance run's model), or with the demo's settings (up to 30 epochs) for ``--preset demo``; interpretation is off.
+acceptance run's and the demo's model); interpretation is off.
 
     python benchmarks/bench_learning_curve.py [--sizes 250 1000 2500] [--seeds 0 1 2] [--work DIR] [--tag TAG]
         [--reuse W]
@@ -39,19 +39,14 @@ ONCE = ["GTA random LLM", "GTA no prompt", "Ridge (promoter bins)", "Ridge (all 
         "Annotation only"]
 
 
-def sim_config(preset: str, n_genes: int, sim_seed: int) -> dict:
-    from gta.sim.config import make_config
-
-    return make_config(preset, sim_seed, {"n_genes": n_genes}).to_dict()
-
-
 def reused_size(work: Path | None, preset: str, sizes: list[int], sim_seed: int) -> int | None:
     """The size whose data set is the acceptance folder ``work``'s (None without one); an error if it is none."""
+    from gta.sim.config import make_config, written_by
+
     if work is None:
         return None
-    recorded = yaml.safe_load((work / "data" / "truth" / "config.yaml").read_text())
     for n in sizes:
-        if yaml.safe_load(yaml.safe_dump(sim_config(preset, n, sim_seed))) == recorded:  # as YAML reads it back
+        if written_by(make_config(preset, sim_seed, {"n_genes": n}), work / "data"):
             return n
     raise SystemExit(f"--reuse {work}: its data set is not --preset {preset} --sim-seed {sim_seed} at any of the "
                      f"sizes {sizes} (see {work / 'data' / 'truth' / 'config.yaml'})")
@@ -73,14 +68,9 @@ def data_set(work: Path, preset: str, n_genes: int, sim_seed: int) -> tuple[Path
     return manifest, store
 
 
-def benchmark_config(preset: str, seed: int, models: list[str]) -> dict:
-    """``gta benchmark``'s defaults with this seed (the demo's settings for the demo preset), interpretation off."""
-    from gta.demo import demo_benchmark_config
-
-    raw = demo_benchmark_config(quick=False, seed=seed) if preset == "demo" else {"gta": {"seed": seed}}
-    raw["models"] = models
-    raw["interpret"] = {**raw.get("interpret", {}), "n_genes": 0, "variant_genes": 0}
-    return raw
+def benchmark_config(seed: int, models: list[str]) -> dict:
+    """``gta benchmark``'s defaults with this seed, interpretation off."""
+    return {"gta": {"seed": seed}, "models": models, "interpret": {"n_genes": 0, "variant_genes": 0}}
 
 
 def run_benchmark(manifest: Path, store: Path, out: Path, raw: dict) -> dict:
@@ -141,7 +131,7 @@ def main() -> None:
                 res = reused_run(args.reuse, seed, args.seeds[0], models)
             else:
                 res = run_benchmark(manifest, store, args.work / f"{args.preset}-{n}-sim{args.sim_seed}"
-                                    / f"seed{seed}", benchmark_config(args.preset, seed, models))
+                                    / f"seed{seed}", benchmark_config(seed, models))
             for name, row in cross_gene(res).items():
                 if name not in models:  # a reused benchmark holds more models than this curve draws
                     continue
@@ -158,8 +148,7 @@ def main() -> None:
     record = {"benchmark": "learning_curve", "commit": source_commit(), "date": time.strftime("%Y-%m-%d %H:%M"),
               "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
               "preset": args.preset, "sim_seed": args.sim_seed, "seeds": args.seeds,
-              "gta_settings": ("gta.demo.demo_benchmark_config (the demo's GTA)" if args.preset == "demo" else
-                               "gta benchmark defaults (the acceptance run's GTA)"),
+              "gta_settings": "gta benchmark defaults (the acceptance run's and the demo's GTA)",
               "reused": {"size": reuse, "work": str(args.reuse)} if reuse else None, "points": points,
               "wall_s": round(time.perf_counter() - t0, 1)}
     stem = "learning_curve" + (f"_{args.tag}" if args.tag else "")

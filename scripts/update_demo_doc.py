@@ -1,12 +1,13 @@
 """Write the measured tables of docs/demo.md from a saved `make demo` run (never typed by hand).
 
-    python scripts/update_demo_doc.py [--run runs/demo] [--seeds benchmarks/results/learning_curve_demo.json]
+    python scripts/update_demo_doc.py [--run runs/demo] [--seeds benchmarks/results/learning_curve.json]
 
 Replaces two blocks of docs/demo.md, each between ``<!-- BEGIN generated NAME ...-->`` and
 ``<!-- END generated NAME -->``: ``costs``, the wall time of each stage and the peak memory from the run's
 ``demo_timings.json`` (written by ``gta demo``) with each model's training time; ``results``, the run's
-``benchmark/results.md`` (the benchmark's own table) with the commit and date of the run and, when the
-learning-curve record of the demo preset is given, the seed-to-seed spread of GTA and GTA no LLM.
+``benchmark/results.md`` (the benchmark's own table) with the commit and date of the run and, from the learning-curve
+record, the seed-to-seed spread of GTA and GTA no LLM at the point whose data set is the demo's (same preset, size
+and simulator seed; none is shown when the record has no such point).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import json
 import re
 import time
 from pathlib import Path
+
+import yaml
 
 from gta.atomic import atomic_write_text
 from gta.provenance import source_commit
@@ -42,6 +45,17 @@ def costs(run: Path) -> str:
     return "\n".join(lines)
 
 
+def spread_point(run: Path, seeds: Path | None) -> tuple[dict, dict] | None:
+    """(the learning-curve record, its point) whose data set is the demo run's: same preset, simulator seed and size."""
+    if seeds is None or not seeds.exists():
+        return None
+    sim = yaml.safe_load((run / "data" / "truth" / "config.yaml").read_text())
+    rec = json.loads(seeds.read_text())
+    if (rec["preset"], rec["sim_seed"]) != (sim["preset"], sim["seed"]):
+        return None
+    return next(((rec, p) for p in rec["points"] if p["n_genes"] == sim["n_genes"]), None)
+
+
 def section(run: Path, seeds: Path | None) -> str:
     begin, end = markers("results")
     res = json.loads((run / "benchmark" / "results.json").read_text())
@@ -51,17 +65,16 @@ def section(run: Path, seeds: Path | None) -> str:
     lines = [f"{begin} by scripts/update_demo_doc.py from {run.name}/benchmark/results.json "
              f"(run finished {stamp}; gta {res.get('gta_version', '?')}; doc written at commit {source_commit()}) -->",
              "", *table, ""]
-    if seeds is not None and seeds.exists():
-        rec = json.loads(seeds.read_text())
-        lines += [f"Seed-to-seed spread (model seeds {rec['seeds']}, same data and splits; "
+    point = spread_point(run, seeds)
+    if point is not None:
+        rec, point = point
+        lines += [f"Seed-to-seed spread at this data set (model seeds {rec['seeds']}, same data and splits; "
                   f"`benchmarks/bench_learning_curve.py`, commit {rec['commit']}, {rec['date']}):", "",
                   "| model | seeds | mean | min | max |", "|---|---|---|---|---|"]
-        for point in rec["points"]:
-            for name, m in point["models"].items():
-                if len(m["seeds"]) > 1:
-                    vals = ", ".join(f"{v:.3f}" for v in m["seeds"])
-                    lines.append(f"| {name} ({point['n_genes']} genes) | {vals} | {m['mean']:.3f} | {m['min']:.3f} "
-                                 f"| {m['max']:.3f} |")
+        for name, m in point["models"].items():
+            if len(m["seeds"]) > 1:
+                vals = ", ".join(f"{v:.3f}" for v in m["seeds"])
+                lines.append(f"| {name} | {vals} | {m['mean']:.3f} | {m['min']:.3f} | {m['max']:.3f} |")
         lines.append("")
     lines.append(end)
     return "\n".join(lines)
@@ -70,7 +83,7 @@ def section(run: Path, seeds: Path | None) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--run", type=Path, default=ROOT / "runs" / "demo")
-    ap.add_argument("--seeds", type=Path, default=ROOT / "benchmarks" / "results" / "learning_curve_demo.json")
+    ap.add_argument("--seeds", type=Path, default=ROOT / "benchmarks" / "results" / "learning_curve.json")
     args = ap.parse_args()
     text = DOC.read_text()
     for name, block in (("costs", costs(args.run)), ("results", section(args.run, args.seeds))):

@@ -84,6 +84,18 @@ def test_demo_resumes_without_recomputing(quick_demo):
     assert "reusing" in proc.stderr and "0 items encoded" in proc.stderr
 
 
+def test_full_demo_refuses_a_folder_holding_another_data_set(quick_demo):
+    """The full demo's data set is not the quick one's: reusing it would benchmark the wrong data without a word."""
+    out, _ = quick_demo
+    before = (out / "demo_timings.json").read_text()
+    proc = subprocess.run([sys.executable, "-m", "gta", "demo", "--out", str(out)], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "other than this demo's (bench preset, 1000 genes, seed 0)" in proc.stderr
+    assert "truth/config.yaml" in proc.stderr and "--out" in proc.stderr
+    assert (out / "demo_timings.json").read_text() == before  # the quick demo's record is left alone
+
+
 def _recomputed_interpretation(bench: Path, res, dataset) -> dict:
     """results.json's interpretation section recomputed from the saved importance arrays and effect tables."""
     truth = Path(dataset.manifest.truth)
@@ -170,4 +182,20 @@ def test_update_demo_doc_writes_both_blocks_from_the_run(quick_demo, tmp_path, m
     clock = json.loads((out / "demo_timings.json").read_text())
     assert "old" not in text and text.startswith("intro\n") and "\nmiddle\n" in text and text.endswith("end\n")
     assert f"| benchmark | {clock['stages']['benchmark']:.0f} s |" in text
-    assert clock["commit"] in text and "| GTA |" in text
+    assert clock["commit"] in text and "| GTA |" in text and "Seed-to-seed" not in text
+    # the spread shown is the learning curve's point whose data set is the demo's (tiny, 30 genes, seed 0), no other
+    point = {"models": {"GTA": {"seeds": [0.5, 0.25, 0.75], "mean": 0.5, "min": 0.25, "max": 0.75},
+                        "Ridge (all bins)": {"seeds": [0.4], "mean": 0.4, "min": 0.4, "max": 0.4}}}
+    other = {"models": {"GTA": {"seeds": [0.9, 0.8], "mean": 0.85, "min": 0.8, "max": 0.9}}}
+    rec = {"preset": "tiny", "sim_seed": 0, "seeds": [0, 1, 2], "commit": "abc1234", "date": "2026-12-06 10:00",
+           "points": [{"n_genes": 40, **other}, {"n_genes": 30, **point}]}
+    curve = tmp_path / "learning_curve.json"
+    curve.write_text(json.dumps(rec))
+    monkeypatch.setattr(sys, "argv", ["update_demo_doc.py", "--run", str(out), "--seeds", str(curve)])
+    mod.main()
+    text = doc.read_text()
+    assert "| GTA | 0.500, 0.250, 0.750 | 0.500 | 0.250 | 0.750 |" in text and "0.850" not in text
+    assert "commit abc1234" in text and "| Ridge (all bins) | 0.400" not in text  # one seed is no spread
+    curve.write_text(json.dumps({**rec, "sim_seed": 1}))  # another simulator seed: another data set
+    mod.main()
+    assert "Seed-to-seed" not in doc.read_text()

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from gta.sim import make_config
+
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_learning_curve.py"
 
 
@@ -23,7 +25,8 @@ def curve():
 def _work(tmp_path: Path, curve, n_genes: int) -> Path:
     truth = tmp_path / "W" / "data" / "truth"
     truth.mkdir(parents=True)
-    (truth / "config.yaml").write_text(yaml.safe_dump(curve.sim_config("tiny", n_genes, 0), sort_keys=False))
+    cfg = make_config("tiny", 0, {"n_genes": n_genes}).to_dict()
+    (truth / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))  # as gta simulate writes it
     return tmp_path / "W"
 
 

@@ -197,6 +197,16 @@ def test_dataset_reads_back_through_gta(tiny):
     assert 'gene_id "ENSG' in gtf and '.1"; gene_type' in gtf and 'tag "Ensembl_canonical"' in gtf
 
 
+def test_written_by_recognises_the_config_of_a_data_set(tiny):
+    from gta.sim.config import written_by
+
+    folder = tiny.parent
+    assert written_by(make_config("tiny", 7), folder)  # tuples in the config, lists in the YAML file
+    assert not written_by(make_config("tiny", 8), folder)
+    assert not written_by(make_config("tiny", 7, {"n_genes": 31}), folder)
+    assert not written_by(make_config("tiny", 7), folder / "truth")  # no truth/config.yaml there
+
+
 def test_fasta_and_vcf_with_field_readers(tiny):
     fa = pyfaidx.Fasta(str(tiny.parent / "genome.fa"))
     seq = str(fa["chr1"][:200_000])

@@ -236,3 +236,12 @@ def make_config(preset: str = "demo", seed: int = 0, overrides: dict[str, Any] |
         raise GtaInputError(f"n_genes ({cfg.n_genes}) must be at least n_chromosomes ({cfg.genome.n_chromosomes})",
                             source)
     return cfg
+
+
+def written_by(cfg: SimConfig, folder: str | Path) -> bool:
+    """Whether the data set in ``folder`` (its ``truth/config.yaml``) was simulated from ``cfg``: compared as YAML
+    reads both back, since the file holds lists where the config holds tuples."""
+    recorded = Path(folder) / "truth" / "config.yaml"
+    if not recorded.is_file():
+        return False
+    return yaml.safe_load(yaml.safe_dump(cfg.to_dict())) == yaml.safe_load(recorded.read_text())
