@@ -20,15 +20,37 @@ def test_source_commit_is_the_checkouts_head():
 
 
 def test_outside_git_each_caller_keeps_its_placeholder(monkeypatch):
-    monkeypatch.setattr(provenance, "_git", lambda *args: "")
+    monkeypatch.setattr(provenance, "_git", lambda *args, cwd=None: "")
     assert provenance.source_commit() == "unknown"
     assert provenance.source_commit(dirty=True, missing="?") == "?"
 
 
 def test_dirty_mark_only_when_tracked_files_differ(monkeypatch):
     answers = {"rev-parse": "abc1234", "status": " M src/gta/x.py"}
-    monkeypatch.setattr(provenance, "_git", lambda *args: answers[args[0]])
+    monkeypatch.setattr(provenance, "_git", lambda *args, cwd=None: answers[args[0]])
     assert provenance.source_commit(dirty=True) == "abc1234+dirty"
     assert provenance.source_commit() == "abc1234"
     answers["status"] = ""
     assert provenance.source_commit(dirty=True) == "abc1234"
+
+
+def test_rewritten_results_and_docs_are_not_a_change_of_code(tmp_path):
+    """A benchmark script rewrites benchmarks/results/ (tracked) while it runs: the runs after that are the commit's
+    code all the same, while an edit of a source file anywhere in the checkout is a change."""
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    files = ["src/gta/a.py", "benchmarks/results/r.json", "benchmarks/b.py", "docs/d.md", "README.md"]
+    for name in files:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x")
+    inside = tmp_path / "src" / "gta"  # where gta asks from
+    for name in files[1:2] + files[3:]:
+        (tmp_path / name).write_text("2\n")
+    (tmp_path / "new.py").write_text("untracked\n")
+    assert provenance.changed_code(inside) == ""
+    (tmp_path / "benchmarks" / "b.py").write_text("2\n")
+    assert provenance.changed_code(inside).split() == ["M", "benchmarks/b.py"]
