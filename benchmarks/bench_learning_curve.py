@@ -204,7 +204,9 @@ def plot(r: dict, path: Path) -> None:
         err = [[m["mean"] - m["min"] for _, m in pts], [m["max"] - m["mean"] for _, m in pts]]
         ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=name)
     ax.set_xscale("log")
-    ax.set_xlabel("simulated genes (all splits)")
+    ax.set_xticks(sizes, [f"{n:,}" for n in sizes], minor=False)
+    ax.set_xticks([], minor=True)  # the log axis's own minor labels (3 x 10^2 ...) say nothing here
+    ax.set_xlabel("simulated genes (all splits; GTA, GTA no LLM: mean and range over model seeds)")
     ax.set_ylabel("cross-gene Spearman, held-out chromosomes")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the axes, off the curves
     fig.tight_layout()
