@@ -41,7 +41,7 @@ def test_quick_demo_writes_a_report_whose_numbers_come_from_the_predictions(quic
     assert "report.html" in proc.stdout
     res = read_results(bench / "results.json")
     names = {m.name: m for m in res.models}
-    assert {"GTA", "GTA no LLM", "Ridge (all bins)", "eQTL elastic net"} <= set(names)
+    assert {"GTA", "GTA random LLM", "Ridge (all bins)", "eQTL elastic net"} <= set(names)
     assert names["Enformer readout"].status == "not run" and names["Enformer readout"].reason
     assert names["GTA"].status == "ok"
     # cross-individual rows exist for held-out individuals, so every feature model is scored across individuals
@@ -54,7 +54,7 @@ def test_quick_demo_writes_a_report_whose_numbers_come_from_the_predictions(quic
     raw = json.loads((bench / "results.json").read_text())
     assert raw["dataset"]["simulated"] is True
     # the benchmark interprets GTA and GTA no LLM against the planted truth, and the page shows those numbers
-    for name in ("GTA", "GTA no LLM"):
+    for name in ("GTA", "GTA random LLM"):
         entry = res.interpretation[name]
         assert set(entry["importance"]) == {"attention", "gradxinput", "occlusion"}
         assert 0 <= entry["importance"]["gradxinput"]["auprc"] <= 1
