@@ -53,7 +53,7 @@ def test_quick_demo_writes_a_report_whose_numbers_come_from_the_predictions(quic
     assert len(shown) > 20
     raw = json.loads((bench / "results.json").read_text())
     assert raw["dataset"]["simulated"] is True
-    # the benchmark interprets GTA and GTA no LLM against the planted truth, and the page shows those numbers
+    # the benchmark interprets GTA and GTA random LLM against the planted truth, and the page shows those numbers
     for name in ("GTA", "GTA random LLM"):
         entry = res.interpretation[name]
         assert set(entry["importance"]) == {"attention", "gradxinput", "occlusion"}

@@ -1,8 +1,8 @@
 """``gta demo``: the whole path on the embedded default, from simulated genomes to a report.
 
-simulate (demo preset) -> validate -> extract (motif encoder: reference windows, held-out individuals' haplotypes)
--> benchmark (GTA, its ablations, baselines) -> report.html -> interpretation of a few held-out genes (figures,
-tracks, AUPRC). ``quick``: the tiny preset and 2 epochs, for tests and a first look.
+simulate (bench preset, 1,000 genes) -> validate -> extract (motif encoder: reference windows, held-out
+individuals' haplotypes) -> benchmark (GTA, its random-LLM ablation, baselines) -> report.html -> interpretation of a
+few held-out genes (figures, tracks, AUPRC). ``quick``: the tiny preset and 2 epochs, for tests and a first look.
 Every stage resumes: a second run reuses the data set, the feature store and finished models.
 """
 
@@ -137,7 +137,7 @@ def demo(out: str | Path = "runs/demo", quick: bool = False, seed: int = 0) -> P
     extract(dataset, encoder="motif", out=store, individuals=test_individuals,
             genes=None if quick else personal_genes(dataset, seed=seed))
     clock.lap("extract")
-    console.rule("[bold]4/5 benchmark[/bold] (GTA, ablations, baselines)")
+    console.rule("[bold]4/5 benchmark[/bold] (GTA, GTA random LLM, baselines)")
     cfg = BenchmarkConfig(**demo_benchmark_config(quick, seed))
     html = benchmark(manifest, store, out / "benchmark", config=cfg)
     clock.lap("benchmark")
