@@ -22,9 +22,9 @@ from gta.errors import GtaInputError
 console = Console(stderr=True)
 
 
-# GTA against its random-LLM twin (do the pretrained weights matter?) and the baselines; the other
-# ablations and the Enformer architecture from scratch would add ~11 minutes on 2 cores (GTA no LLM alone ~8.5):
-# the bench runs answer them over 3 seeds (README, benchmarks/results/llm_verdict.md)
+# GTA against its random-LLM twin (do the pretrained weights matter?) and the baselines; GTA no LLM and the Enformer
+# architecture from scratch took 10.5 of a measured 17.7 minutes on 2 cores (docs/learning.md, entry 34): the bench
+# runs answer them and the other ablations over 3 seeds (README, benchmarks/results/llm_verdict.md)
 DEMO_MODELS = ["GTA", "GTA random LLM", "Ridge (promoter bins)", "Ridge (all bins)", "Ridge (distance bands)",
                "Annotation only", "eQTL elastic net", "Enformer readout"]
 # the bench preset at 1,000 genes: a point of the learning curve (benchmarks/results/learning_curve.md), where GTA
@@ -69,7 +69,8 @@ def demo_data(out: Path, quick: bool, seed: int) -> Path:
 
 def personal_genes(dataset, n_test: int = 25, n_train: int = 15, seed: int = 0) -> list[str]:
     """Genes whose held-out individuals' haplotypes the demo encodes: unseen (test-chromosome) genes and seen
-    (training) genes for the cross-individual metrics. All genes would take ~10 minutes more on 2 cores."""
+    (training) genes for the cross-individual metrics; all 1,000 genes would mean 160,000 haplotype windows (80
+    held-out individuals x 2) to encode and predict rather than 6,400."""
     rng = np.random.default_rng(seed)
     chosen = []
     for split, n in (("test", n_test), ("train", n_train)):
