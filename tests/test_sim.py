@@ -207,6 +207,17 @@ def test_written_by_recognises_the_config_of_a_data_set(tiny):
     assert not written_by(make_config("tiny", 7), folder / "truth")  # no truth/config.yaml there
 
 
+def test_written_by_names_a_malformed_config_file(tmp_path):
+    from gta.errors import GtaInputError
+    from gta.sim.config import written_by
+
+    (tmp_path / "truth").mkdir()
+    (tmp_path / "truth" / "config.yaml").write_text("n_genes: 30\nseed: [7\n")  # a truncated write
+    with pytest.raises(GtaInputError) as err:
+        written_by(make_config("tiny", 7), tmp_path)
+    assert "config.yaml" in str(err.value) and "not valid YAML" in str(err.value)
+
+
 def test_fasta_and_vcf_with_field_readers(tiny):
     fa = pyfaidx.Fasta(str(tiny.parent / "genome.fa"))
     seq = str(fa["chr1"][:200_000])
