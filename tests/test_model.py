@@ -194,6 +194,28 @@ def test_feature_norm_is_applied(llm):
         model.set_feature_norm(torch.zeros(3), torch.ones(3))
 
 
+def test_mirror_average_is_the_mean_over_the_window_and_its_mirror_at_inference_only(llm):
+    torch.manual_seed(0)
+    averaged = GTA(_cfg(), D_FEAT, N_BINS, llm=llm).eval()
+    plain = GTA(_cfg(mirror_average=False), D_FEAT, N_BINS, llm=llm).eval()
+    plain.load_trainable_state_dict(averaged.trainable_state_dict())
+    x = _features()
+    with torch.no_grad():
+        one, other = plain(x, PROMPTS), plain(x.flip(1), PROMPTS)
+        assert (one - other).abs().max() > 1e-3  # the model is not mirror-symmetric by construction
+        torch.testing.assert_close(averaged(x, PROMPTS), 0.5 * (one + other))
+        torch.testing.assert_close(averaged(x.flip(1), PROMPTS), averaged(x, PROMPTS))  # symmetric by averaging
+        y, att = averaged(x, PROMPTS, return_attention=True)
+        torch.testing.assert_close(y, 0.5 * (one + other))
+        torch.testing.assert_close(att["pool"], plain(x, PROMPTS, return_attention=True)[1]["pool"])
+    averaged.train()
+    plain.train()
+    torch.manual_seed(1)
+    train_avg = averaged(x, PROMPTS)
+    torch.manual_seed(1)
+    torch.testing.assert_close(train_avg, plain(x, PROMPTS))  # training sees one window, as it is given
+
+
 def test_prefix_cache_switch_gives_same_outputs(llm):
     cached = GTA(_cfg(), D_FEAT, N_BINS, llm=llm).eval()
     uncached = GTA(_cfg(prefix_cache=False), D_FEAT, N_BINS, llm=llm).eval()

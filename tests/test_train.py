@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -117,8 +118,6 @@ def test_feature_norm_uses_training_genes_only(toy):
 
 
 def _module(toy, tiny_llm, task="cross-gene", alignment="prototype", **kw):
-    import dataclasses
-
     from gta.features.store import FeatureStore
     from gta.model.gta import build_model
 
@@ -510,7 +509,8 @@ def test_a_run_config_written_before_the_stem_keeps_its_architecture(cli_run, tm
     """A run folder's config.yaml from before stem/standardiser existed loads as the model it trained; a config a
     user writes without those keys gets today's defaults."""
     raw = yaml.safe_load((cli_run / "config.yaml").read_text())
-    for key in ("stem_channels", "head_standardise", "align_residual", "prompt_readout", "patch_pool"):
+    for key in ("stem_channels", "head_standardise", "align_residual", "prompt_readout", "patch_pool",
+                "mirror_average"):
         raw["model"].pop(key)
     for key in ("mirror_augment", "max_val_individuals", "ema_epochs"):
         raw.pop(key)
@@ -519,6 +519,7 @@ def test_a_run_config_written_before_the_stem_keeps_its_architecture(cli_run, tm
     cfg = load_config(old)
     assert (cfg.model.stem_channels, cfg.model.head_standardise, cfg.model.prompt_readout) == (0, False, False)
     assert (cfg.model.patch_pool, cfg.mirror_augment, cfg.max_val_individuals, cfg.ema_epochs) == ("sum", 0.0, None, 0)
+    assert cfg.model.mirror_average is False  # its predictions stay those of the window as given
     del raw["resolved"]
     user = tmp_path / "user.yaml"
     user.write_text(yaml.safe_dump(raw))
@@ -553,3 +554,7 @@ def test_mirror_augmentation_turns_whole_genes_about_the_tss(toy, tiny_llm):
     assert dm.val_items.mirror == 0.0
     with pytest.raises(GtaInputError, match="mirror_augment"):
         toy_config(mirror_augment=1.5)
+    with pytest.raises(GtaInputError, match="mirror_average"):  # averaging over windows it never trained on
+        toy_config(mirror_augment=0.0)
+    plain = dataclasses.replace(toy_config().model, mirror_average=False)
+    assert toy_config(mirror_augment=0.0, model=plain).mirror_augment == 0.0

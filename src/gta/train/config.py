@@ -109,6 +109,10 @@ class TrainConfig:
             raise GtaInputError(f"lr and scratch_lr must be > 0, got {self.lr}, {self.scratch_lr}", path=path)
         if not 0 <= self.mirror_augment <= 1:
             raise GtaInputError(f"mirror_augment must be in [0, 1], got {self.mirror_augment}", path=path)
+        if self.model.mirror_average and not self.mirror_augment:
+            raise GtaInputError("model.mirror_average averages each prediction over the mirrored window, which a "
+                                "run with mirror_augment 0 never sees in training", path=path,
+                                hint="set mirror_augment above 0, or model.mirror_average: false")
         if not self.ema_epochs >= 0:
             raise GtaInputError(f"ema_epochs must be >= 0, got {self.ema_epochs}", path=path,
                                 hint="0 turns the average off; 2 averages over the last ~2 epochs")
@@ -199,7 +203,7 @@ def load_config(path: str | Path) -> TrainConfig:
 # model keys added after runs were already being written, with the value that reproduces such a run's architecture
 # (a run's config.yaml lists every key of its time, so a missing key means the run predates it)
 RUN_CONFIG_BEFORE_KEYS = {"stem_channels": 0, "head_standardise": False, "align_residual": False,
-                          "prompt_readout": False, "patch_pool": "sum"}
+                          "prompt_readout": False, "patch_pool": "sum", "mirror_average": False}
 # the same for training keys (a resumed run goes on as it started)
 RUN_CONFIG_BEFORE_TRAINING_KEYS = {"mirror_augment": 0.0, "max_val_individuals": None, "ema_epochs": 0.0}
 
