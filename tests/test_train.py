@@ -246,6 +246,21 @@ def test_predict_matches_the_run_and_checks_the_llm(cli_run, toy, tmp_path):
     with pytest.raises(GtaInputError, match="not the one the run was trained"):
         predict(other, toy[0], toy[1], None, progress=False)
 
+    # --no-mirror-average: each window once, as a run whose config says mirror_average: false predicts
+    from gta.cli.app import app
+
+    cfg = yaml.safe_load((cli_run / "config.yaml").read_text())
+    assert cfg["model"]["mirror_average"] is True
+    cfg["model"]["mirror_average"] = False
+    (other / "config.yaml").write_text(yaml.safe_dump(cfg))
+    once = predict(cli_run, toy[0], toy[1], None, progress=False, mirror_average=False)
+    np.testing.assert_allclose(once["y_pred"], predict(other, toy[0], toy[1], None, progress=False)["y_pred"])
+    assert np.abs(once["y_pred"].to_numpy() - df["y_pred"].to_numpy()).max() > 1e-6
+    result = CliRunner().invoke(app, ["predict", "-r", str(cli_run), "-d", str(toy[0]), "-f", str(toy[1]), "-o",
+                                      str(tmp_path / "once.tsv"), "--no-mirror-average", "-q"])
+    assert result.exit_code == 0, result.output
+    np.testing.assert_allclose(pd.read_csv(tmp_path / "once.tsv", sep="\t")["y_pred"], once["y_pred"], rtol=1e-5)
+
 
 def test_both_task_writes_individual_rows(toy, tmp_path, tiny_llm):
     res = train(toy[0], toy[1], tmp_path / "run", toy_config(task="both", max_epochs=1, predict_individuals="all"),

@@ -69,6 +69,10 @@ def predict_command(
     device: str = device_option("cpu, cuda, cuda:N or auto (CUDA when present); a run trained bf16-mixed runs in "
                                 "bf16 on a GPU."),
     threads: int | None = threads_option(),
+    single_view: bool = typer.Option(False, "--no-mirror-average",
+                                     help="Predict each window once, in half the time, rather than as the mean over "
+                                          "it and its mirror about the TSS (the run's default when it was trained on "
+                                          "mirrored windows)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Predict expression for reference (and personal) genomes with a trained run. Under torchrun (N processes)
@@ -84,7 +88,8 @@ def predict_command(
             raise GtaInputError("--individuals is the old spelling of -s all: give one of them")
         chosen = "all"
     df = predict(run, data, features, out, individuals=chosen == "all", batch_size=batch_size, progress=not quiet,
-                 device=device, genes=parse_genes(genes), samples=chosen if isinstance(chosen, list) else None)
+                 device=device, genes=parse_genes(genes), samples=chosen if isinstance(chosen, list) else None,
+                 mirror_average=False if single_view else None)
     n_genes, n_ind = int((df["sample"] == "").sum()), int((df["sample"] != "").sum())
     if launched_ranks()[0] == 0:  # under torchrun the ranks share one sharded LLM and rank 0 writes
         typer.echo(f"wrote {out}: {n_genes} genes" + (f", {n_ind} individual rows" if n_ind else ""))

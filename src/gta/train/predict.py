@@ -10,6 +10,7 @@ no expression. Values are in the manifest's expression units (the run's target s
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -265,11 +266,13 @@ def launched_ranks() -> tuple[int, int]:
 
 def predict(run: str | Path, manifest, features, out: str | Path | None = None, individuals: bool = False,
             batch_size: int | None = None, llm=None, progress: bool = True, device: str = "cpu",
-            genes: list[str] | None = None, samples: list[str] | None = None) -> pd.DataFrame:
+            genes: list[str] | None = None, samples: list[str] | None = None,
+            mirror_average: bool | None = None) -> pd.DataFrame:
     """Predict with the run ``run`` on ``manifest`` (path or Dataset) and ``features`` (path or FeatureStore);
     write the table to ``out`` (.tsv, .csv or .parquet) when given; return it. ``individuals``: also every
     individual of the store; ``samples``: only these individuals; ``genes`` (ids or symbols): only these genes
-    (default: every gene of the store). On a GPU (``device`` cuda or auto) a run trained bf16-mixed is run the
+    (default: every gene of the store). ``mirror_average``: False predicts each window once, in half the time
+    (None: the run's ``model.mirror_average``). On a GPU (``device`` cuda or auto) a run trained bf16-mixed is run the
     same way: frozen LLM weights in bf16, under bf16 autocast.
 
     Under ``torchrun`` with W > 1 processes the frozen LLM's decoder is sharded across them (as in training with
@@ -279,7 +282,7 @@ def predict(run: str | Path, manifest, features, out: str | Path | None = None, 
     device = resolve_device(device)
     if world == 1:
         return _predict(run, manifest, features, out, individuals, batch_size, llm, progress, device,
-                        genes=genes, samples=samples)
+                        genes=genes, samples=samples, mirror_average=mirror_average)
     import torch.distributed as dist
 
     if device.startswith("cuda"):  # one GPU per rank: cuda:$LOCAL_RANK (cuda:0 where each sees just its own)
@@ -288,14 +291,15 @@ def predict(run: str | Path, manifest, features, out: str | Path | None = None, 
     dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
     try:
         return _predict(run, manifest, features, out if rank == 0 else None, individuals, batch_size, llm,
-                        progress and rank == 0, device, shard=True, genes=genes, samples=samples)
+                        progress and rank == 0, device, shard=True, genes=genes, samples=samples,
+                        mirror_average=mirror_average)
     finally:
         dist.destroy_process_group()
 
 
 def _predict(run, manifest, features, out, individuals: bool, batch_size: int | None, llm, progress: bool,
              device: str, shard: bool = False, genes: list[str] | None = None,
-             samples: list[str] | None = None) -> pd.DataFrame:
+             samples: list[str] | None = None, mirror_average: bool | None = None) -> pd.DataFrame:
     from gta.features.store import FeatureStore
     from gta.io.dataset import open_dataset
 
@@ -310,6 +314,11 @@ def _predict(run, manifest, features, out, individuals: bool, batch_size: int | 
     dataset = open_dataset(manifest) if isinstance(manifest, str | Path) else manifest
     dtype = torch.bfloat16 if bf16 and resolved.get("llm_dtype") == "bfloat16" else torch.float32
     model, cfg, resolved, meta = load_run_model(run, store.n_features, store.n_bins, llm=llm, llm_dtype=dtype)
+    if mirror_average is not None and mirror_average != cfg.model.mirror_average:
+        if mirror_average and not cfg.mirror_augment:
+            raise GtaInputError("the run never saw a mirrored window in training (mirror_augment 0): its predictions "
+                                "cannot be averaged over mirrored windows", path=run / "config.yaml")
+        model.cfg = dataclasses.replace(model.cfg, mirror_average=mirror_average)
     if shard:
         model.shard_llm(device.split(":")[0])
     model.to(device)
