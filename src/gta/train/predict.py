@@ -314,11 +314,10 @@ def _predict(run, manifest, features, out, individuals: bool, batch_size: int | 
     dataset = open_dataset(manifest) if isinstance(manifest, str | Path) else manifest
     dtype = torch.bfloat16 if bf16 and resolved.get("llm_dtype") == "bfloat16" else torch.float32
     model, cfg, resolved, meta = load_run_model(run, store.n_features, store.n_bins, llm=llm, llm_dtype=dtype)
-    if mirror_average is not None and mirror_average != cfg.model.mirror_average:
-        if mirror_average and not cfg.mirror_augment:
-            raise GtaInputError("the run never saw a mirrored window in training (mirror_augment 0): its predictions "
-                                "cannot be averaged over mirrored windows", path=run / "config.yaml")
-        model.cfg = dataclasses.replace(model.cfg, mirror_average=mirror_average)
+    if mirror_average is not None:  # TrainConfig.validate refuses the average for a run never trained on mirrors
+        cfg.model = dataclasses.replace(cfg.model, mirror_average=mirror_average)
+        cfg.validate(run / "config.yaml")
+        model.cfg = cfg.model
     if shard:
         model.shard_llm(device.split(":")[0])
     model.to(device)
