@@ -272,6 +272,15 @@ def test_interpret_command_writes_plots_tracks_top_sections_and_metrics(toy_run,
     assert metrics["reference"]["random"]["auprc"] == pytest.approx(8 / 32)
     with np.load(out / "importance.npz") as z:
         assert z["gene_ids"].tolist() == ["TOYG0000", "TOYG0001"] and z["occlusion"].shape == (2, 32)
+    # --no-mirror-average explains each window as given: the maps of the default average differ from it
+    once = tmp_path / "once"
+    res = CliRunner().invoke(app, ["interpret", "--run", str(run), "--data", str(manifest), "--features", str(store),
+                                   "--genes", "TOYG0000,TOY1", "--method", "gradxinput", "--no-plots", "--out",
+                                   str(once), "--quiet", "--no-mirror-average"])
+    assert res.exit_code == 0, res.output
+    with np.load(out / "importance.npz") as z, np.load(once / "importance.npz") as z1:
+        assert z1["gradxinput"].shape == z["gradxinput"].shape
+        assert np.abs(z1["gradxinput"] - z["gradxinput"]).max() > 1e-9
 
 
 def test_evaluate_importance_for_the_benchmark(toy_run):

@@ -239,6 +239,47 @@ def test_score_variants_command_on_a_trained_run(gc_run, tmp_path):
     assert res2.exit_code == 0, res2.output
     again = pd.read_csv(tmp_path / "e2.tsv", sep="\t")
     np.testing.assert_allclose(again.effect, effects.effect, atol=1e-5)
+    # --no-mirror-average: each window once, as a run whose config says mirror_average: false scores it
+    res3 = CliRunner().invoke(app, ["score-variants", "--run", str(run), "--data", str(manifest), "--vcf", str(vcf),
+                                    "--features", str(store), "--out", str(tmp_path / "e3.tsv"), "--quiet",
+                                    "--no-mirror-average"])
+    assert res3.exit_code == 0, res3.output
+    once = pd.read_csv(tmp_path / "e3.tsv", sep="\t")
+    assert np.abs(once.effect - effects.effect).max() > 1e-7  # the default averages the window and its mirror
+    single = _run_copy(run, tmp_path / "single", mirror_average=False)
+    res4 = CliRunner().invoke(app, ["score-variants", "--run", str(single), "--data", str(manifest), "--vcf", str(vcf),
+                                    "--features", str(store), "--out", str(tmp_path / "e4.tsv"), "--quiet"])
+    assert res4.exit_code == 0, res4.output
+    np.testing.assert_allclose(pd.read_csv(tmp_path / "e4.tsv", sep="\t").effect, once.effect, atol=1e-6)
+
+
+def _run_copy(run, folder, **model):
+    """A copy of a run folder whose config.yaml's model section is changed by ``model``."""
+    import yaml
+
+    folder.mkdir()
+    for name in ("model.safetensors", "prompts.json"):
+        (folder / name).write_bytes((run / name).read_bytes())
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    cfg["model"].update(model)
+    (folder / "config.yaml").write_text(yaml.safe_dump(cfg))
+    return folder
+
+
+def test_the_mirror_average_is_refused_for_a_run_never_trained_on_mirrors(gc_run, tmp_path):
+    from gta.interpret import score_variants
+
+    manifest, store, run, dataset = gc_run
+    seq = dataset.genome.fetch("chr1", 0, 5000)
+    vcf = write_vcf(tmp_path / "v.vcf.gz", {"chr1": 20_000}, ["S"], [("chr1", *_snv(seq, 2100), ["0|1"])])
+    plain = _run_copy(run, tmp_path / "plain", mirror_average=False)
+    cfg = (plain / "config.yaml").read_text().replace("mirror_augment: 0.5", "mirror_augment: 0.0")
+    assert "mirror_augment: 0.0" in cfg
+    (plain / "config.yaml").write_text(cfg)
+    score_variants(plain, manifest, vcf, tmp_path / "e.tsv", features=store, progress=False)  # as trained: fine
+    with pytest.raises(GtaInputError, match="mirror_average") as err:
+        score_variants(plain, manifest, vcf, tmp_path / "e.tsv", features=store, progress=False, mirror_average=True)
+    assert "config.yaml" in str(err.value)
 
 
 def test_score_variants_evaluates_against_truth(gc_run, tmp_path):

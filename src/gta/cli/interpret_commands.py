@@ -17,6 +17,7 @@ from gta.cli.options import (
     parse_genes,
     run_option,
     set_threads,
+    single_view_option,
     threads_option,
 )
 
@@ -39,6 +40,7 @@ def interpret_command(
                               "top_sections.tsv."),
     batch_size: int = typer.Option(16, "--batch-size", help="Occluded copies per forward pass."),
     no_plots: bool = typer.Option(False, "--no-plots", help="Skip the PNG figures."),
+    single_view: bool = single_view_option(),
     device: str = device_option(),
     out: Path = out_option(Path("interpret"), "Output folder (created)."),
     threads: int | None = threads_option(),
@@ -50,7 +52,8 @@ def interpret_command(
     set_threads(threads)
     result = interpret(run, data, features, genes=parse_genes(genes), n_genes=n_genes, method=method,
                        evaluate=evaluate, out=out, top_k=top_k, attention_mode=attention_mode, batch_size=batch_size,
-                       plots=not no_plots, device=device, progress=not quiet)
+                       plots=not no_plots, device=device, progress=not quiet,
+                       mirror_average=False if single_view else None)
     typer.echo(result.summary())
 
 
@@ -70,6 +73,7 @@ def score_variants_command(
     evaluate: bool | None = typer.Option(None, "--evaluate/--no-evaluate", help="Compare with the simulator's "
                                          "truth/variants.tsv (default: when the data set has one)."),
     batch_size: int = typer.Option(16, "--batch-size", help="ALT windows per forward pass."),
+    single_view: bool = single_view_option(),
     device: str = device_option(),
     threads: int | None = threads_option(),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -79,5 +83,6 @@ def score_variants_command(
 
     set_threads(threads)
     summary = score_variants(run, data, vcf, out, features=features, weights=weights, genes=parse_genes(genes),
-                             strict=strict, batch_size=batch_size, evaluate=evaluate, device=device, progress=not quiet)
+                             strict=strict, batch_size=batch_size, evaluate=evaluate, device=device, progress=not quiet,
+                             mirror_average=False if single_view else None)
     typer.echo(str(summary))

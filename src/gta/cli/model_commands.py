@@ -19,6 +19,7 @@ from gta.cli.options import (
     samples_file_option,
     samples_option,
     set_threads,
+    single_view_option,
     threads_option,
 )
 
@@ -69,10 +70,7 @@ def predict_command(
     device: str = device_option("cpu, cuda, cuda:N or auto (CUDA when present); a run trained bf16-mixed runs in "
                                 "bf16 on a GPU."),
     threads: int | None = threads_option(),
-    single_view: bool = typer.Option(False, "--no-mirror-average",
-                                     help="Predict each window once, in half the time, rather than as the mean over "
-                                          "it and its mirror about the TSS (the run's default when it was trained on "
-                                          "mirrored windows)."),
+    single_view: bool = single_view_option(),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Predict expression for reference (and personal) genomes with a trained run. Under torchrun (N processes)

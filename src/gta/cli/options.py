@@ -74,6 +74,13 @@ def device_option(help: str = DEVICE_HELP):  # noqa: A002
     return typer.Option("auto", "--device", help=help)
 
 
+def single_view_option():
+    """``--no-mirror-average``: the value to pass on is ``mirror_average=False if single_view else None``."""
+    return typer.Option(False, "--no-mirror-average",
+                        help="Use each window once, in half the time, rather than the mean over it and its mirror "
+                             "about the TSS (the run's default when it was trained on mirrored windows).")
+
+
 def _read_list(path: Path, option: str) -> list[str]:
     if not path.is_file():
         raise GtaInputError(f"{option}: no such file", path, hint=f"give {option} a comma-separated list, or a file")

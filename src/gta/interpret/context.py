@@ -86,9 +86,11 @@ class RunContext:
             return None
 
 
-def open_run(run: str | Path, data, features=None, llm=None, device: str = "auto") -> RunContext:
+def open_run(run: str | Path, data, features=None, llm=None, device: str = "auto",
+             mirror_average: bool | None = None) -> RunContext:
     """Load a run folder's model (and its LLM), the data set (path or Dataset) and, when given, the feature store
-    (path or FeatureStore; refused when its encoder, config, weights, geometry or dtype differ from the run's)."""
+    (path or FeatureStore; refused when its encoder, config, weights, geometry or dtype differ from the run's).
+    ``mirror_average``: as :func:`gta.train.predict.load_run_model` (None: the run's own setting)."""
     from gta.devices import resolve_device
     from gta.features.store import FeatureStore
     from gta.io.dataset import open_dataset
@@ -103,7 +105,7 @@ def open_run(run: str | Path, data, features=None, llm=None, device: str = "auto
     dataset = open_dataset(data) if isinstance(data, str | Path) else data
     d_feat = store.n_features if store is not None else None
     n_bins = store.n_bins if store is not None else None
-    model, cfg, resolved, meta = load_run_model(run, d_feat, n_bins, llm=llm)
+    model, cfg, resolved, meta = load_run_model(run, d_feat, n_bins, llm=llm, mirror_average=mirror_average)
     model.to(resolve_device(device)).eval()
     return RunContext(run, model, cfg, resolved, float(meta.get("target_mean", 0.0)),
                       float(meta.get("target_std", 1.0)), dataset, store)

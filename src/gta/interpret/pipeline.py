@@ -136,12 +136,14 @@ def _elements(ctx: RunContext, required: bool) -> pd.DataFrame | None:
 def interpret(run: str | Path, data, features, genes: Sequence[str] | str | None = None, n_genes: int | None = None,
               method: str | Sequence[str] = "all", evaluate: bool = False, out: str | Path | None = "interpret",
               top_k: int = 10, attention_mode: str = "rollout", batch_size: int = 16, plots: bool = True,
-              llm=None, device: str = "auto", progress: bool = True) -> InterpretResult:
+              llm=None, device: str = "auto", progress: bool = True,
+              mirror_average: bool | None = None) -> InterpretResult:
     """Per-bin importance of a run's predictions for ``genes`` (ids/symbols) or ``n_genes`` held-out-first genes
-    (default 10); writes the outputs listed in the module docstring to ``out`` (None: nothing written)."""
+    (default 10); writes the outputs listed in the module docstring to ``out`` (None: nothing written).
+    ``mirror_average``: False explains the prediction of each window as given (None: the run's setting)."""
     t0 = time.perf_counter()
     methods = parse_methods(method)
-    ctx = open_run(run, data, features, llm=llm, device=device)
+    ctx = open_run(run, data, features, llm=llm, device=device, mirror_average=mirror_average)
     chosen = select_genes(ctx.dataset, ctx.store, genes, n_genes)
     elements = _elements(ctx, required=evaluate)
     imps = compute_importance(ctx, chosen, methods, attention_mode, batch_size, progress)
@@ -188,10 +190,11 @@ def _write_outputs(ctx: RunContext, genes, imps, methods, out: Path, elements, t
 def evaluate_importance(run: str | Path, data, features, truth: str | Path | None = None,
                         genes: Sequence[str] | str | None = None, n_genes: int | None = None,
                         methods: str | Sequence[str] = "all", attention_mode: str = "rollout", batch_size: int = 16,
-                        llm=None, device: str = "auto", progress: bool = False) -> dict[str, Any]:
+                        llm=None, device: str = "auto", progress: bool = False,
+                        mirror_average: bool | None = None) -> dict[str, Any]:
     """AUPRC of each importance method for the true elements' bins (see :mod:`gta.interpret.evaluate`), for a
     run + data set + store; ``truth`` defaults to the manifest's truth folder; all genes unless told otherwise."""
-    ctx = open_run(run, data, features, llm=llm, device=device)
+    ctx = open_run(run, data, features, llm=llm, device=device, mirror_average=mirror_average)
     elements = read_truth_table(truth, "elements.tsv") if truth is not None else _elements(ctx, required=True)
     if genes is None and n_genes is None:
         n_genes = len(ctx.dataset.genes)

@@ -286,17 +286,18 @@ def _cell(x: Any) -> str:
 def score_variants(run: str | Path, data, vcf: str | Path, out: str | Path = "effects.tsv", features=None,
                    weights: str | Path | None = None, genes: Sequence[str] | str | None = None, strict: bool = False,
                    batch_size: int = 16, evaluate: bool | None = None, llm=None, device: str = "auto",
-                   progress: bool = True) -> ScoreSummary:
+                   progress: bool = True, mirror_average: bool | None = None) -> ScoreSummary:
     """Predicted effect of every VCF allele on the expression of each gene whose input window holds it.
 
     ``features``: the run's feature store (optional; its reference features are reused, else reference windows are
     encoded). ``weights``: the encoder's weights folder (Enformer). ``genes``: restrict to these ids/symbols.
     ``evaluate``: compare with the simulator's truth/variants.tsv (default: when the manifest has one) and write
-    ``<out stem>.metrics.json``."""
+    ``<out stem>.metrics.json``. ``mirror_average``: False scores each window once, in half the time (None: the
+    run's setting)."""
     from gta.interpret.context import open_run, rebuild_encoder
     from gta.interpret.evaluate import variant_effect_metrics
 
-    ctx = open_run(run, data, features, llm=llm, device=device)
+    ctx = open_run(run, data, features, llm=llm, device=device, mirror_average=mirror_average)
     attrs = ctx.store.attrs if ctx.store is not None else ctx.store_attrs
     if not attrs:
         raise GtaInputError("the run records no feature store settings", path=Path(run) / "config.yaml",

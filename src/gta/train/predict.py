@@ -147,14 +147,19 @@ def read_run(run: str | Path) -> tuple[TrainConfig, dict[str, Any]]:
 
 
 def load_run_model(run: str | Path, d_feat: int | None = None, n_bins: int | None = None, llm=None,
-                   llm_dtype: torch.dtype = torch.float32):
+                   llm_dtype: torch.dtype = torch.float32, mirror_average: bool | None = None):
     """(model with the run's best weights, TrainConfig, resolved, model metadata). Loads the run's LLM (in
-    ``llm_dtype``) and refuses one whose sha256 differs from the recorded one."""
+    ``llm_dtype``) and refuses one whose sha256 differs from the recorded one. ``mirror_average``: False predicts
+    each window once, in half the time (None: the run's ``model.mirror_average``; True is refused for a run never
+    trained on mirrored windows, by TrainConfig.validate's rule)."""
     from gta.llm_loader import llm_identity, load_llm
     from gta.model.gta import build_model
 
     run = Path(run)
     cfg, resolved = read_run(run)
+    if mirror_average is not None:
+        cfg.model = dataclasses.replace(cfg.model, mirror_average=mirror_average)
+        cfg.validate(run / "config.yaml")
     if llm is None:
         layers = 1 if cfg.model.backbone == "none" else cfg.model.llm_layers
         llm = load_llm(cfg.model.llm, num_layers=layers, dtype=llm_dtype)
@@ -313,11 +318,8 @@ def _predict(run, manifest, features, out, individuals: bool, batch_size: int | 
         store = features
     dataset = open_dataset(manifest) if isinstance(manifest, str | Path) else manifest
     dtype = torch.bfloat16 if bf16 and resolved.get("llm_dtype") == "bfloat16" else torch.float32
-    model, cfg, resolved, meta = load_run_model(run, store.n_features, store.n_bins, llm=llm, llm_dtype=dtype)
-    if mirror_average is not None:  # TrainConfig.validate refuses the average for a run never trained on mirrors
-        cfg.model = dataclasses.replace(cfg.model, mirror_average=mirror_average)
-        cfg.validate(run / "config.yaml")
-        model.cfg = cfg.model
+    model, cfg, resolved, meta = load_run_model(run, store.n_features, store.n_bins, llm=llm, llm_dtype=dtype,
+                                                mirror_average=mirror_average)
     if shard:
         model.shard_llm(device.split(":")[0])
     model.to(device)
