@@ -155,3 +155,25 @@ def test_old_spellings_still_work_but_are_hidden():
         assert old and old[0].hidden
         res = CliRunner().invoke(app, [name, "-h"])
         assert "--individuals" not in res.output and "--samples" in res.output
+
+
+CONFIGURED = [p for p, c in COMMANDS.items() if any("--config" in _names(o) for o in _options(c))]
+
+
+@pytest.mark.parametrize("path", CONFIGURED, ids=[" ".join(p) for p in CONFIGURED])
+def test_a_missing_or_malformed_config_is_one_line_naming_the_file(path, capsys, tmp_path):
+    """Read before anything else, so the other options may be fillers; a YAML error names its line."""
+    required = [a for p in _options(COMMANDS[path]) if p.required for a in (p.opts[0], str(tmp_path / "x"))]
+    missing = tmp_path / "missing.yaml"
+    rc, out, err = run_cli([*path, *required, "--config", str(missing)], capsys)
+    _one_line_usage_error(rc, out, err, "missing config")
+    assert "missing.yaml" in err and "not found" in err, err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("seed: 1\nmodel: [1, 2\nlr: 3\n")
+    rc, out, err = run_cli([*path, *required, "--config", str(bad)], capsys)
+    _one_line_usage_error(rc, out, err, "malformed config")
+    assert "bad.yaml:" in err and "not valid YAML" in err, err
+
+
+def test_every_config_option_is_covered():
+    assert {("simulate",), ("train",), ("benchmark",), ("prompt",)} <= set(CONFIGURED), CONFIGURED

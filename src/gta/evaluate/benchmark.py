@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import yaml
 from rich.console import Console
 from tqdm.auto import tqdm
 
@@ -29,6 +28,7 @@ from gta.evaluate import results as R
 from gta.evaluate.metrics import noise_ceiling
 from gta.memory import peak_rss_mb
 from gta.stats import combine_haplotypes
+from gta.yaml_input import read_yaml
 
 if TYPE_CHECKING:
     from gta.train.data import RunData
@@ -88,7 +88,7 @@ class BenchmarkConfig:
     def load(cls, path: str | Path | None) -> BenchmarkConfig:
         if path is None:
             return cls()
-        raw = yaml.safe_load(Path(path).read_text()) or {}
+        raw = read_yaml(path, "benchmark config", hint="pass --config PATH to a YAML file") or {}
         if not isinstance(raw, dict):
             raise GtaInputError("a benchmark config is a YAML mapping", path)
         unknown = set(raw) - set(cls.__dataclass_fields__)

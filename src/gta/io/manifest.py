@@ -27,6 +27,7 @@ import yaml
 
 from gta.errors import GtaInputError
 from gta.geometry import Geometry
+from gta.yaml_input import read_yaml
 
 if TYPE_CHECKING:
     from gta.io.variants import HaplotypePolicy
@@ -111,15 +112,7 @@ def _manifest_file(path: Path) -> Path:
 
 def _read_mapping(path: Path) -> dict[str, Any]:
     """The manifest's YAML mapping, with only known keys and the required ones present."""
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise GtaInputError("manifest is not UTF-8 text", path, hint="a manifest is a small YAML file") from None
-    except yaml.YAMLError as e:
-        line = getattr(getattr(e, "problem_mark", None), "line", None)
-        raise GtaInputError(
-            f"not valid YAML: {getattr(e, 'problem', e)}", path, None if line is None else line + 1
-        ) from None
+    raw = read_yaml(path, "manifest", hint="pass --data PATH to a dataset.yaml")
     if not isinstance(raw, dict):
         raise GtaInputError("a manifest is a YAML mapping with at least 'genome' and 'genes'", path)
     unknown = sorted(set(raw) - KNOWN_KEYS)

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from gta.errors import GtaInputError
+from gta.yaml_input import read_yaml
 
 
 @dataclass
@@ -210,16 +211,6 @@ def _to_tuple(x: Any) -> Any:
     return tuple(_to_tuple(v) for v in x) if isinstance(x, list | tuple) else x
 
 
-def _read_yaml(path: Path) -> Any:
-    """The content of a YAML file; a file that is not YAML is a GtaInputError naming the file and line."""
-    try:
-        return yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        raise GtaInputError(f"not valid YAML: {getattr(e, 'problem', e)}", path,
-                            None if mark is None else mark.line + 1) from None
-
-
 def make_config(preset: str = "demo", seed: int = 0, overrides: dict[str, Any] | str | Path | None = None) -> SimConfig:
     """The configuration of a preset, with optional overrides (a dict or a YAML file path)."""
     if preset not in PRESETS:
@@ -228,9 +219,7 @@ def make_config(preset: str = "demo", seed: int = 0, overrides: dict[str, Any] |
     source: str | Path | None = None
     if isinstance(overrides, str | Path):
         source = Path(overrides)
-        if not source.is_file():
-            raise GtaInputError("config file not found", source, hint="pass a YAML file of parameter overrides")
-        overrides = _read_yaml(source) or {}
+        overrides = read_yaml(source, "config file", hint="pass a YAML file of parameter overrides") or {}
     if overrides:
         overrides = dict(overrides)
         overrides.pop("preset", None)
@@ -249,4 +238,4 @@ def written_by(cfg: SimConfig, folder: str | Path) -> bool:
     recorded = Path(folder) / "truth" / "config.yaml"
     if not recorded.is_file():
         return False
-    return yaml.safe_load(yaml.safe_dump(cfg.to_dict())) == _read_yaml(recorded)
+    return yaml.safe_load(yaml.safe_dump(cfg.to_dict())) == read_yaml(recorded, "simulator config")

@@ -19,6 +19,7 @@ from gta.atomic import atomic_write_text
 from gta.errors import GtaInputError
 from gta.model.gta import GTAConfig
 from gta.model.prompt import check_template
+from gta.yaml_input import read_yaml
 
 TASKS = ("cross-gene", "cross-individual", "both")
 STRATEGIES = ("auto", "ddp", "fsdp")
@@ -184,14 +185,7 @@ def gta_config_from_dict(raw: dict[str, Any], path: str | Path | None = None) ->
 def load_config(path: str | Path) -> TrainConfig:
     """Read a TrainConfig YAML (a run's ``config.yaml`` too: its ``resolved`` section is ignored)."""
     path = Path(path)
-    if not path.exists():
-        raise GtaInputError("training config not found", path=path, hint="pass --config PATH to a YAML file")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        raise GtaInputError(f"not valid YAML: {getattr(e, 'problem', e)}", path=path,
-                            line=None if mark is None else mark.line + 1) from None
+    raw = read_yaml(path, "training config", hint="pass --config PATH to a YAML file") or {}
     if isinstance(raw, dict):
         if "resolved" in raw and isinstance(raw.get("model"), dict):  # a run folder's config: written by a gta
             raw["model"] = {**RUN_CONFIG_BEFORE_KEYS, **raw["model"]}  # that may predate some model keys
