@@ -147,6 +147,30 @@ def test_model_file_round_trip_gives_identical_predictions(tmp_path, tiny_llm):
         assert torch.equal(a(x, prompts), b(x, prompts))
 
 
+
+def test_a_damaged_or_foreign_model_file_is_one_line_naming_it(tmp_path, tiny_llm):
+    from safetensors.torch import save_file
+
+    from gta.model.gta import build_model
+
+    cfg = toy_config().model
+    a = build_model(cfg, 4, 32, llm=tiny_llm)
+    path = tmp_path / "model.safetensors"
+    save_trainable(path, a, a.feat_mean, a.feat_std, {})
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) // 2])  # cut short, as by a full disk or an interrupted copy
+    with pytest.raises(GtaInputError, match="not a readable safetensors file") as err:
+        load_trainable(path, a)
+    assert str(path) in str(err.value)
+    save_file({"x": torch.zeros(2)}, str(path))  # a safetensors file gta did not write
+    with pytest.raises(GtaInputError, match="feature normalisation"):
+        load_trainable(path, a)
+    other = build_model(dataclasses.replace(cfg, alignment="linear"), 4, 32, llm=tiny_llm)
+    save_trainable(path, other, a.feat_mean, a.feat_std, {})  # another architecture's weights
+    with pytest.raises(GtaInputError, match="does not fit the run's config.yaml"):
+        load_trainable(path, a)
+
+
 def _final_weights(run) -> dict[str, torch.Tensor]:
     return {k: v for k, v in load_file(str(run / STATE_TENSORS)).items() if k.startswith("/state_dict/")}
 

@@ -194,17 +194,29 @@ def save_trainable(path: str | Path, model, feature_mean: torch.Tensor, feature_
 
 def load_trainable(path: str | Path, model) -> dict[str, Any]:
     """Load ``model.safetensors`` into ``model`` (weights + feature norm); returns its metadata dict."""
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
     path = Path(path)
     if not path.exists():
         raise GtaInputError("run folder has no model.safetensors", path=path,
                             hint="train first (gta train), or point --run at a finished run")
-    with safe_open(str(path), framework="pt") as f:
-        metadata = f.metadata() or {}
-    tensors = load_file(str(path))
-    mean = tensors.pop(NORM_PREFIX + "feature_mean")
-    std = tensors.pop(NORM_PREFIX + "feature_std")
-    model.load_trainable_state_dict(tensors)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+        tensors = load_file(str(path))
+    except SafetensorError as e:
+        raise GtaInputError(f"not a readable safetensors file ({e})", path=path,
+                            hint="the file is truncated or damaged: copy it again, or train the run again") from None
+    norm = [NORM_PREFIX + "feature_mean", NORM_PREFIX + "feature_std"]
+    if not all(k in tensors for k in norm):
+        raise GtaInputError("model.safetensors lacks the feature normalisation tensors", path=path,
+                            hint="this is not a model file written by gta train")
+    mean, std = (tensors.pop(k) for k in norm)
+    try:
+        model.load_trainable_state_dict(tensors)
+    except RuntimeError as e:  # strict load_state_dict: missing, unexpected or mis-shaped tensors
+        first = str(e).splitlines()[1].strip() if "\n" in str(e) else str(e)
+        raise GtaInputError(f"model.safetensors does not fit the run's config.yaml: {first[:200]}", path=path,
+                            hint="keep each run folder's files together, as gta train wrote them") from None
     model.set_feature_norm(mean, std)
     return json.loads(metadata.get("meta", "{}"))
