@@ -262,6 +262,29 @@ def test_predict_matches_the_run_and_checks_the_llm(cli_run, toy, tmp_path):
     np.testing.assert_allclose(pd.read_csv(tmp_path / "once.tsv", sep="\t")["y_pred"], once["y_pred"], rtol=1e-5)
 
 
+def test_a_damaged_prompts_file_is_one_line_naming_it(cli_run, toy, tmp_path):
+    from gta.interpret.context import open_run
+
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("config.yaml", "model.safetensors"):
+        (run / name).write_bytes((cli_run / name).read_bytes())
+    (run / "prompts.json").write_text('{"prompts": {"TOYG0000": ')  # cut short
+    with pytest.raises(GtaInputError, match="damaged prompts file") as err:
+        predict(run, toy[0], toy[1], None, progress=False)
+    assert str(run / "prompts.json") in str(err.value)
+    ctx = open_run(run, toy[0], toy[1])
+    with pytest.raises(GtaInputError, match="damaged prompts file"):
+        ctx.prompts(["TOYG0000"])
+    (run / "prompts.json").write_text('["not", "a", "mapping"]')
+    with pytest.raises(GtaInputError, match="a 'prompts' mapping"):
+        predict(run, toy[0], toy[1], None, progress=False)
+    (run / "prompts.json").unlink()  # as the hint says: the prompts are built again, with the run's template
+    rebuilt = predict(run, toy[0], toy[1], None, progress=False)
+    np.testing.assert_allclose(rebuilt["y_pred"], predict(cli_run, toy[0], toy[1], None, progress=False)["y_pred"],
+                               rtol=1e-5, atol=1e-6)
+
+
 def test_both_task_writes_individual_rows(toy, tmp_path, tiny_llm):
     res = train(toy[0], toy[1], tmp_path / "run", toy_config(task="both", max_epochs=1, predict_individuals="all"),
                 llm=tiny_llm,

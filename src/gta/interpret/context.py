@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,12 +48,11 @@ class RunContext:
 
     def prompts(self, gene_ids: list[str]) -> dict[str, str]:
         """Each gene's prompt: the run's saved prompts.json, else built from the data set as training does."""
-        from gta.train.prompts import PROMPTS_FILE, gene_prompt
+        from gta.train.prompts import PROMPTS_FILE, gene_prompt, read_prompts_file
 
         missing = [g for g in gene_ids if g not in self._prompts]
         if missing:
-            path = self.run / PROMPTS_FILE
-            saved = json.loads(path.read_text()).get("prompts", {}) if path.exists() else {}
+            saved = read_prompts_file(self.run / PROMPTS_FILE).get("prompts", {})
             if getattr(self.cfg, "shuffle_prompts", False) and any(g not in saved for g in missing):
                 log.warning("the run used shuffled prompts; genes it never saw get their own (unshuffled) prompt")
             for g in missing:

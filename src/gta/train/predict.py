@@ -11,7 +11,6 @@ no expression. Values are in the manifest's expression units (the run's target s
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 from pathlib import Path
@@ -31,7 +30,7 @@ from gta.stats import combine_haplotypes, per_gene_spearman, spearman
 from gta.train.checkpoint import MODEL_FILE, load_trainable
 from gta.train.config import TrainConfig, load_config
 from gta.train.data import FeatureSource, GeneItems, RunData, collate, genes_per_batch
-from gta.train.prompts import PROMPTS_FILE, run_prompts
+from gta.train.prompts import PROMPTS_FILE, read_prompts_file, run_prompts
 
 log = logging.getLogger(__name__)
 COLUMNS = ["gene_id", "sample", "haplotype", "split", "y_true", "y_pred", "sample_split"]
@@ -244,11 +243,9 @@ def _sample_indices(store, data: RunData, samples: list[str]) -> list[int]:
 
 
 def _run_prompts(run: Path, dataset, gene_ids: list[str], cfg: TrainConfig, progress: bool = True) -> dict[str, str]:
-    path = run / PROMPTS_FILE
-    if path.exists():
-        saved = json.loads(path.read_text()).get("prompts", {})
-        if set(gene_ids) <= set(saved):
-            return {g: saved[g] for g in gene_ids}
+    saved = read_prompts_file(run / PROMPTS_FILE).get("prompts", {})
+    if set(gene_ids) <= set(saved):
+        return {g: saved[g] for g in gene_ids}
     if cfg.shuffle_prompts:
         log.warning("the run used shuffled prompts; genes it never saw get shuffled prompts among themselves")
     return run_prompts(dataset, gene_ids, folder=None, shuffle=cfg.shuffle_prompts, seed=cfg.seed,

@@ -27,6 +27,21 @@ log = logging.getLogger(__name__)
 PROMPTS_FILE = "prompts.json"
 
 
+def read_prompts_file(path: Path) -> dict[str, Any]:
+    """What ``prompts.json`` (a run's, or the cache beside a data set) holds: ``key`` and ``prompts`` ({} when
+    there is no such file); a damaged one is a GtaInputError naming it."""
+    if not path.exists():
+        return {}
+    hint = "delete it: gta builds the prompts again from the data set, with the run's template"
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise GtaInputError(f"damaged prompts file ({e})", path, hint=hint) from None
+    if not isinstance(saved, dict) or not isinstance(saved.get("prompts", {}), dict):
+        raise GtaInputError("a prompts file is a JSON object with a 'prompts' mapping", path, hint=hint)
+    return saved
+
+
 def _gene(dataset, gene):
     return dataset.gene(gene) if isinstance(gene, str) else gene
 
@@ -104,8 +119,8 @@ def run_prompts(dataset, gene_ids: Iterable[str], folder: str | Path | None = No
     path = Path(folder) / PROMPTS_FILE if folder is not None else None
     key = {"template": PROMPT_TEMPLATE_VERSION if template is None else template, "shuffle": bool(shuffle),
            "seed": int(seed)}
-    if path is not None and path.exists():
-        saved: dict[str, Any] = json.loads(path.read_text())
+    if path is not None:
+        saved = read_prompts_file(path)
         if saved.get("key") == key and set(gene_ids) <= set(saved.get("prompts", {})):
             return {g: saved["prompts"][g] for g in gene_ids}
     annotations = dataset.annotations
