@@ -87,6 +87,12 @@ def test_state_files_are_safetensors_and_json_and_a_torn_pair_is_refused(tmp_pat
     (tmp_path / STATE_TENSORS).write_bytes(old)  # tensors from another save than the JSON
     with pytest.raises(GtaInputError, match="does not match"):
         load_state(tmp_path)
+    (tmp_path / STATE_JSON).write_text('{"format": ')  # a damaged JSON half is named, not a traceback
+    with pytest.raises(GtaInputError, match=f"damaged {STATE_JSON}"):
+        load_state(tmp_path)
+    (tmp_path / STATE_JSON).write_text("[1, 2]")
+    with pytest.raises(GtaInputError, match="unknown checkpoint format"):
+        load_state(tmp_path)
 
 
 class _Crash(BaseException):

@@ -135,9 +135,14 @@ def load_state(folder: str | Path) -> Any:
     if not meta_path.exists() or not (tensor_path.exists() or (folder / STATE_NEXT).exists()):
         raise GtaInputError("no resumable state in the run folder", path=folder,
                             hint=f"--resume needs {STATE_JSON} and {STATE_TENSORS}; start without --resume")
-    meta = json.loads(meta_path.read_text())
-    if meta.get("format") != FORMAT:
-        raise GtaInputError(f"unknown checkpoint format {meta.get('format')!r}", path=meta_path)
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise GtaInputError(f"damaged {STATE_JSON} ({e})", path=meta_path,
+                            hint="start again without --resume") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        got = meta.get("format") if isinstance(meta, dict) else None
+        raise GtaInputError(f"unknown checkpoint format {got!r}", path=meta_path)
     for path in (tensor_path, folder / STATE_NEXT):
         if path.exists() and meta.get("tensors_sha256") == sha256_file(path):
             return unflatten(meta["tree"], load_file(str(path)))
