@@ -75,6 +75,31 @@ def test_personal_haplotypes(tmp_path, storage):
         again.read_hap("ENSG1", "k9")
 
 
+@pytest.mark.parametrize("storage", ["sparse", "full"])
+def test_a_damaged_chunk_is_one_line_naming_the_store_and_gene(tmp_path, storage):
+    store = make(tmp_path / "f.zarr", hap_storage=storage)
+    ref = np.ones((8, 3), np.float32)
+    store.write_ref("ENSG1", ref)
+    store.set_sample_haps("ENSG1", {"S1": ("k1", "ref")})
+    store.write_hap("ENSG1", "k1", ref * 2)
+    before = {p: p.read_bytes() for p in (tmp_path / "f.zarr").rglob("*") if p.is_file() and "c" in p.parts}
+    reopened = FeatureStore.open(tmp_path / "f.zarr")
+    np.testing.assert_array_equal(reopened.read_hap("ENSG1", "k1"), ref * 2)
+    for path, data in before.items():  # every chunk file cut short in turn: the reads that touch it say so
+        path.write_bytes(data[: len(data) // 2])
+        fresh = FeatureStore.open(tmp_path / "f.zarr")
+        try:
+            fresh.read_hap("ENSG1", "k1")
+        except GtaInputError as e:
+            assert "f.zarr" in str(e) and "damaged chunk" in str(e), e
+        path.write_bytes(data)
+    ref_chunks = [p for p in before if "ref" in p.parts and "ref_done" not in p.parts]
+    assert ref_chunks
+    ref_chunks[0].write_bytes(before[ref_chunks[0]][:5])
+    with pytest.raises(GtaInputError, match="damaged chunk of gene 'ENSG1'"):
+        FeatureStore.open(tmp_path / "f.zarr").read_ref("ENSG1")
+
+
 def test_sparse_delta_is_exact_in_float16(tmp_path):
     store = make(tmp_path / "f.zarr", dtype="float16")
     rng = np.random.default_rng(2)

@@ -31,6 +31,7 @@ its range, at 3 significant digits; pass ``float32`` for exact storage. Reads al
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -221,17 +222,31 @@ class FeatureStore:
 
     # -- reference -----------------------------------------------------------------------------------------------
     def ref_done_mask(self) -> np.ndarray:
-        return np.asarray(self._ref_done[: len(self.gene_ids)], dtype=bool)
+        with self._readable():
+            return np.asarray(self._ref_done[: len(self.gene_ids)], dtype=bool)
 
     def has_ref(self, gene_id: str) -> bool:
-        return bool(self._ref_done[self.gene_index(gene_id)])
+        i = self.gene_index(gene_id)
+        with self._readable(gene_id):
+            return bool(self._ref_done[i])
 
     def read_ref(self, gene_id: str) -> np.ndarray:
         """float32 [bins, d]."""
-        i = self.gene_index(gene_id)
-        if not self._ref_done[i]:
+        if not self.has_ref(gene_id):
             raise GtaInputError(f"gene {gene_id!r} has no reference features yet", self.path, hint="run gta extract")
-        return np.asarray(self._ref[i], dtype=np.float32)
+        with self._readable(gene_id):
+            return np.asarray(self._ref[self.gene_index(gene_id)], dtype=np.float32)
+
+    @contextlib.contextmanager
+    def _readable(self, gene_id: str | None = None):
+        """Reads of the store's chunks: one that does not decode (truncated, overwritten) is a GtaInputError naming
+        the store (and the gene), not a codec's traceback."""
+        try:
+            yield
+        except (RuntimeError, ValueError) as e:
+            of = f" of gene {gene_id!r}" if gene_id is not None else ""
+            raise GtaInputError(f"damaged chunk{of} ({e})", self.path,
+                                hint="copy the store again, or extract into a new folder") from None
 
     def read_refs(self, gene_ids: list[str]) -> np.ndarray:
         """float32 [G, bins, d]."""
@@ -295,7 +310,9 @@ class FeatureStore:
             arr = haps[name]
             if not arr.attrs.get("done"):
                 continue
-            for g, t in json.loads(np.asarray(arr[...]).tobytes() or b"{}").items():
+            with self._readable():
+                table = json.loads(np.asarray(arr[...]).tobytes() or b"{}")
+            for g, t in table.items():
                 out.setdefault(g, {}).update({s: (k[0], k[1]) for s, k in t.items()})
         return out
 
@@ -360,8 +377,9 @@ class FeatureStore:
         if hit is None:
             v0, nv, r0, nr = next((v, n, r, sum(c)) for p, v, n, r, _, c in self._part_blocks()[gene_id] if p == name)
             haps = self._root["haps"]
-            hit = (np.asarray(haps[name + ".rows"][r0 : r0 + nr], dtype=np.int64),
-                   np.asarray(haps[name][v0 : v0 + nv], dtype=np.float32))
+            with self._readable(gene_id):
+                hit = (np.asarray(haps[name + ".rows"][r0 : r0 + nr], dtype=np.int64),
+                       np.asarray(haps[name][v0 : v0 + nv], dtype=np.float32))
             self._part_cache[(gene_id, name)] = hit
             while len(self._part_cache) > 64:
                 self._part_cache.pop(next(iter(self._part_cache)))
@@ -456,13 +474,14 @@ class FeatureStore:
                 self.path,
                 hint="run gta extract --samples ... to add personal haplotypes",
             )
-        if not self.sparse:
-            return np.asarray(arr[...], dtype=np.float32)
-        out = np.array(ref, dtype=np.float32, copy=True)
-        bins = np.asarray(arr.attrs["bins"], dtype=np.int64)
-        if len(bins):
-            out[bins] = np.asarray(arr[...], dtype=np.float32)
-        return out
+        with self._readable(gene_id):
+            if not self.sparse:
+                return np.asarray(arr[...], dtype=np.float32)
+            out = np.array(ref, dtype=np.float32, copy=True)
+            bins = np.asarray(arr.attrs["bins"], dtype=np.int64)
+            if len(bins):
+                out[bins] = np.asarray(arr[...], dtype=np.float32)
+            return out
 
     def _check_shape(self, features: np.ndarray) -> None:
         if features.shape != (self.n_bins, self.n_features):
