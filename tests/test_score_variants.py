@@ -239,6 +239,20 @@ def test_score_variants_command_on_a_trained_run(gc_run, tmp_path):
     assert res2.exit_code == 0, res2.output
     again = pd.read_csv(tmp_path / "e2.tsv", sep="\t")
     np.testing.assert_allclose(again.effect, effects.effect, atol=1e-5)
+    # an existing table (or its skipped/metrics companions) is not replaced unasked
+    from gta.cli import main
+
+    args = ["score-variants", "--run", str(run), "--data", str(manifest), "--vcf", str(vcf), "--features", str(store),
+            "--out", str(out), "--quiet"]
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    assert e.value.code == 2
+    (tmp_path / "new.skipped.tsv").write_text("mine\n")
+    with pytest.raises(SystemExit) as e:
+        main([*args[:-2], str(tmp_path / "new.tsv"), "--quiet"])
+    assert e.value.code == 2 and (tmp_path / "new.skipped.tsv").read_text() == "mine\n"
+    assert not (tmp_path / "new.tsv").exists()
+    assert CliRunner().invoke(app, [*args, "--overwrite"]).exit_code == 0
     # --no-mirror-average: each window once, as a run whose config says mirror_average: false scores it
     res3 = CliRunner().invoke(app, ["score-variants", "--run", str(run), "--data", str(manifest), "--vcf", str(vcf),
                                     "--features", str(store), "--out", str(tmp_path / "e3.tsv"), "--quiet",

@@ -260,6 +260,17 @@ def test_predict_matches_the_run_and_checks_the_llm(cli_run, toy, tmp_path):
                                       str(tmp_path / "once.tsv"), "--no-mirror-average", "-q"])
     assert result.exit_code == 0, result.output
     np.testing.assert_allclose(pd.read_csv(tmp_path / "once.tsv", sep="\t")["y_pred"], once["y_pred"], rtol=1e-5)
+    # never overwrite a user's file unasked: an existing --out is refused (exit 2, the file kept) unless --overwrite
+    from gta.cli import main
+
+    mine = tmp_path / "expression.tsv"
+    mine.write_text("gene_id\tS1\nTOYG0000\t1.0\n")
+    args = ["predict", "-r", str(cli_run), "-d", str(toy[0]), "-f", str(toy[1]), "-o", str(mine), "-q"]
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    assert e.value.code == 2 and mine.read_text() == "gene_id\tS1\nTOYG0000\t1.0\n"
+    assert CliRunner().invoke(app, [*args, "--overwrite"]).exit_code == 0
+    assert len(pd.read_csv(mine, sep="\t")) == len(df)
 
 
 def test_a_damaged_prompts_file_is_one_line_naming_it(cli_run, toy, tmp_path):

@@ -14,7 +14,9 @@ from gta.cli.options import (
     features_option,
     genes_option,
     out_option,
+    overwrite_option,
     parse_genes,
+    refuse_existing,
     run_option,
     set_threads,
     single_view_option,
@@ -74,14 +76,17 @@ def score_variants_command(
                                          "truth/variants.tsv (default: when the data set has one)."),
     batch_size: int = typer.Option(16, "--batch-size", help="ALT windows per forward pass."),
     single_view: bool = single_view_option(),
+    overwrite: bool = overwrite_option(),
     device: str = device_option(),
     threads: int | None = threads_option(),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Predicted effect (ALT minus REF) of every variant on each gene whose input window holds it."""
     from gta.interpret import score_variants
+    from gta.interpret.variants import metrics_path_for, skipped_path_for
 
     set_threads(threads)
+    refuse_existing([out, skipped_path_for(out), metrics_path_for(out)], overwrite)
     summary = score_variants(run, data, vcf, out, features=features, weights=weights, genes=parse_genes(genes),
                              strict=strict, batch_size=batch_size, evaluate=evaluate, device=device, progress=not quiet,
                              mirror_average=False if single_view else None)

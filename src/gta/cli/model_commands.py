@@ -13,8 +13,10 @@ from gta.cli.options import (
     features_option,
     genes_option,
     out_option,
+    overwrite_option,
     parse_genes,
     parse_samples,
+    refuse_existing,
     run_option,
     samples_file_option,
     samples_option,
@@ -71,6 +73,7 @@ def predict_command(
                                 "bf16 on a GPU."),
     threads: int | None = threads_option(),
     single_view: bool = single_view_option(),
+    overwrite: bool = overwrite_option(),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Predict expression for reference (and personal) genomes with a trained run. Under torchrun (N processes)
@@ -80,6 +83,7 @@ def predict_command(
     from gta.train.predict import launched_ranks
 
     set_threads(threads)
+    refuse_existing([out], overwrite)
     chosen = parse_samples(samples, samples_file)
     if individuals:
         if chosen is not None:

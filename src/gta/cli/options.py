@@ -74,6 +74,21 @@ def device_option(help: str = DEVICE_HELP):  # noqa: A002
     return typer.Option("auto", "--device", help=help)
 
 
+def overwrite_option():
+    return typer.Option(False, "--overwrite", help="Replace output files that already exist (default: refuse, so a "
+                                                   "mistyped --out cannot clobber a file).")
+
+
+def refuse_existing(paths: list[Path], overwrite: bool) -> None:
+    """Never overwrite a user's file unasked: an output that exists is an error unless ``--overwrite``."""
+    if overwrite:
+        return
+    for path in paths:
+        if Path(path).exists():
+            raise GtaInputError("output file already exists", path,
+                                hint="pass --overwrite to replace it, or another --out")
+
+
 def single_view_option():
     """``--no-mirror-average``: the value to pass on is ``mirror_average=False if single_view else None``."""
     return typer.Option(False, "--no-mirror-average",

@@ -82,9 +82,18 @@ def _fmt(x: float | None) -> str:
 
 
 def skipped_path_for(out: str | Path) -> Path:
+    """Where the skipped alleles of the effects table ``out`` go: ``<stem>.skipped.tsv`` beside it."""
+    return _beside(out, "skipped.tsv")
+
+
+def metrics_path_for(out: str | Path) -> Path:
+    """Where the comparison with the simulator's truth goes: ``<stem>.metrics.json`` beside ``out``."""
+    return _beside(out, "metrics.json")
+
+
+def _beside(out: str | Path, suffix: str) -> Path:
     out = Path(out)
-    stem = out.name.split(".")[0] or "effects"
-    return out.with_name(f"{stem}.skipped.tsv")
+    return out.with_name(f"{out.name.split('.')[0] or 'effects'}.{suffix}")
 
 
 def tss_distance(gene: Gene, pos0: int) -> int:
@@ -322,6 +331,5 @@ def score_variants(run: str | Path, data, vcf: str | Path, out: str | Path = "ef
                             hint="--evaluate needs simulated data (gta simulate)")
     if has_truth and evaluate is not False:
         summary.metrics = variant_effect_metrics(out, Path(truth) / "variants.tsv")
-        stem = Path(out).name.split(".")[0] or "effects"
-        atomic_write_text(Path(out).with_name(f"{stem}.metrics.json"), json.dumps(summary.metrics, indent=1))
+        atomic_write_text(metrics_path_for(out), json.dumps(summary.metrics, indent=1))
     return summary
