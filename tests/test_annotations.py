@@ -226,6 +226,14 @@ def test_build_annotations_cli_and_script(tiny_sqlite: tuple[Path, Path], tmp_pa
     monkeypatch.setattr(sys, "argv", ["gta", "annotations", "build", "--sqlite-dir", str(root), "--out", str(out)])
     main()
     assert "5 genes" in capsys.readouterr().out
+    built = out.read_bytes()
+    out.write_bytes(b"mine")
+    with pytest.raises(SystemExit) as exc:  # the same --out again: refused, the file kept; --overwrite replaces it
+        main()
+    assert exc.value.code == 2 and "already exists" in capsys.readouterr().err and out.read_bytes() == b"mine"
+    monkeypatch.setattr(sys, "argv", [*sys.argv, "--overwrite"])
+    main()
+    assert out.read_bytes() == built
     monkeypatch.setattr(sys, "argv", ["gta", "annotations", "build", "--sqlite-dir", str(tmp_path / "none")])
     with pytest.raises(SystemExit) as exc:
         main()

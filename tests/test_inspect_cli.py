@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from fixtures import make_dataset, write_vcf
 from gta.cli import app
+from gta.errors import GtaInputError
 from gta.geometry import Geometry
 from gta.io.genome import Genome, reverse_complement
 from gta.io.types import Gene
@@ -82,6 +83,12 @@ def test_flank_and_out(data, tmp_path):
     assert len(seq) == 11 and "window=27-38" in header
     out = tmp_path / "w.fa"
     assert "wrote" in run("sequence", "-d", data["manifest"], "-g", "BETA", "--flank", "5", "--out", out)
+    assert out.read_text() == text
+    out.write_text(">mine\nACGT\n")  # an existing file is kept unless --overwrite
+    res = CliRunner().invoke(app, ["sequence", "-d", str(data["manifest"]), "-g", "BETA", "--out", str(out)])
+    assert res.exit_code != 0 and isinstance(res.exception, GtaInputError) and "already exists" in str(res.exception)
+    assert out.read_text() == ">mine\nACGT\n"
+    run("sequence", "-d", data["manifest"], "-g", "BETA", "--flank", "5", "--out", out, "--overwrite")
     assert out.read_text() == text
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from gta.cli.app import app
-from gta.cli.options import data_option, out_option
+from gta.cli.options import data_option, out_option, overwrite_option, refuse_existing
 
 _DATA = data_option()
 _GENE = typer.Option(..., "--gene", "-g", help="Gene id (with or without version) or symbol.")
@@ -36,6 +36,7 @@ def sequence_command(
     haplotype: int = typer.Option(1, "--haplotype", "-H", min=1, max=2, help="Haplotype 1 or 2 of --sample."),
     flank: int = typer.Option(None, "--flank", min=0, help="Show only the TSS and N bases on each side."),
     out: Path = out_option(None, "Write the FASTA here instead of standard output."),
+    overwrite: bool = overwrite_option(),
     unphased: str | None = _UNPHASED,
     missing: str | None = _MISSING,
     multiallelic: str | None = _MULTI,
@@ -45,6 +46,8 @@ def sequence_command(
     from gta.atomic import atomic_write_text
     from gta.inspect import sequence
 
+    if out is not None:
+        refuse_existing([out], overwrite)
     text = sequence(data, gene, sample, haplotype, flank,
                     overrides=_overrides(unphased, missing, multiallelic, pass_only))
     if out is None:
