@@ -177,3 +177,16 @@ def test_a_missing_or_malformed_config_is_one_line_naming_the_file(path, capsys,
 
 def test_every_config_option_is_covered():
     assert {("simulate",), ("train",), ("benchmark",), ("prompt",)} <= set(CONFIGURED), CONFIGURED
+
+
+def test_config_values_of_the_wrong_type_are_named(tmp_path):
+    """Training, model and benchmark configs share one type rule (gta.yaml_input.typed_fields)."""
+    from gta.errors import GtaInputError
+    from gta.evaluate.benchmark import BenchmarkConfig
+
+    path = tmp_path / "b.yaml"
+    path.write_text("n_boot: many\n")
+    with pytest.raises(GtaInputError, match="n_boot must be a whole number, got 'many'"):
+        BenchmarkConfig.load(path)
+    path.write_text("n_boot: 20\nseed: 1\nenformer_track: null\n")
+    assert (BenchmarkConfig.load(path).n_boot, BenchmarkConfig.load(path).seed) == (20, 1)

@@ -75,6 +75,10 @@ def test_presets_overrides_and_bad_config(tmp_path):
     path.write_text("grammar:\n  enhancers_meen: 3\n")
     with pytest.raises(GtaInputError, match="grammar.enhancers_meen"):
         make_config("demo", 0, path)
+    path.write_text("n_genes: '12'\n")  # a value of the wrong type: named, with what it must be
+    with pytest.raises(GtaInputError, match="'n_genes' must be a whole number, got '12'"):
+        make_config("demo", 0, path)
+    assert make_config("demo", 0, {"expression": {"sigma_gene": 1}}).expression.sigma_gene == 1.0  # int for float
     with pytest.raises(GtaInputError, match="unknown preset"):
         make_config("huge")
 

@@ -64,6 +64,20 @@ def test_config_refuses_unknown_and_bad_values(tmp_path):
     (tmp_path / "c.yaml").write_text("model: {n_layerz: 3}\n")
     with pytest.raises(GtaInputError, match="n_layerz"):
         load_config(tmp_path / "c.yaml")
+    # a value of the wrong type names its key and what it must be, instead of failing deep in training
+    for text, message in (("lr: abc\n", "lr must be a number, got 'abc'"),
+                          ("max_epochs: 1.5\n", "max_epochs must be a whole number, got 1.5"),
+                          ("shuffle_prompts: 1\n", "shuffle_prompts must be true or false"),
+                          ("task: 3\n", "task must be text"),
+                          ("model: {use_prompt: 'no'}\n", "model.use_prompt must be true or false"),
+                          ("model: {d_model: 64.5}\n", "model.d_model must be a whole number")):
+        (tmp_path / "d.yaml").write_text(text)
+        with pytest.raises(GtaInputError, match=message.replace(".", r"\.")) as err:
+            load_config(tmp_path / "d.yaml")
+        assert str(tmp_path / "d.yaml") in str(err.value)
+    (tmp_path / "e.yaml").write_text("lr: 1\ngradient_clip: null\nmodel: {dropout: 0}\n")  # int for float, None
+    cfg = load_config(tmp_path / "e.yaml")
+    assert cfg.lr == 1.0 and isinstance(cfg.lr, float) and cfg.gradient_clip is None and cfg.model.dropout == 0.0
 
 
 def test_precision_auto_is_bf16_on_a_gpu_with_bf16(monkeypatch):

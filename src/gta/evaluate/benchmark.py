@@ -28,7 +28,7 @@ from gta.evaluate import results as R
 from gta.evaluate.metrics import noise_ceiling
 from gta.memory import peak_rss_mb
 from gta.stats import combine_haplotypes
-from gta.yaml_input import read_yaml
+from gta.yaml_input import read_yaml, typed_fields
 
 if TYPE_CHECKING:
     from gta.train.data import RunData
@@ -95,7 +95,7 @@ class BenchmarkConfig:
         if unknown:
             raise GtaInputError(f"unknown key(s) {sorted(unknown)}", path,
                                 hint=f"known: {sorted(cls.__dataclass_fields__)}")
-        cfg = cls(**raw)
+        cfg = cls(**typed_fields(cls, raw, path))
         odd = set(cfg.interpret) - set(INTERPRET_DEFAULTS)
         if odd:
             raise GtaInputError(f"unknown interpret key(s) {sorted(odd)}", path,

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from gta.errors import GtaInputError
-from gta.yaml_input import read_yaml
+from gta.yaml_input import read_yaml, typed_value
 
 
 @dataclass
@@ -197,11 +197,8 @@ def _merge(obj: Any, overrides: dict[str, Any], where: str, source: str | Path |
             changes[key] = {**current, **value}
         elif isinstance(current, tuple):
             changes[key] = _to_tuple(value)
-        elif isinstance(current, bool | int | float | str) and not isinstance(value, type(current)):
-            try:
-                changes[key] = type(current)(value)
-            except (TypeError, ValueError):
-                raise GtaInputError(f"'{name}' must be a {type(current).__name__}, got {value!r}", source) from None
+        elif isinstance(current, bool | int | float | str):
+            changes[key] = typed_value(type(current), value, f"'{name}'", source)
         else:
             changes[key] = value
     return dataclasses.replace(obj, **changes)

@@ -19,7 +19,7 @@ from gta.atomic import atomic_write_text
 from gta.errors import GtaInputError
 from gta.model.gta import GTAConfig
 from gta.model.prompt import check_template
-from gta.yaml_input import read_yaml
+from gta.yaml_input import read_yaml, typed_fields
 
 TASKS = ("cross-gene", "cross-individual", "both")
 STRATEGIES = ("auto", "ddp", "fsdp")
@@ -147,8 +147,9 @@ class TrainConfig:
         if unknown:
             raise GtaInputError(f"unknown training config key(s) {unknown}", path=path,
                                 hint=f"known keys: {sorted(known)}")
-        raw = dict(raw)
-        raw["model"] = gta_config_from_dict(raw.get("model") or {}, path=path)
+        model = raw.get("model") or {}
+        raw = typed_fields(cls, {k: v for k, v in raw.items() if k != "model"}, path)
+        raw["model"] = gta_config_from_dict(model, path=path)
         try:
             cfg = cls(**raw)
         except (TypeError, ValueError) as e:
@@ -175,7 +176,7 @@ def gta_config_from_dict(raw: dict[str, Any], path: str | Path | None = None) ->
         raise GtaInputError(f"unknown model config key(s) {unknown}", path=path, hint=f"known keys: {sorted(fields)}")
     defaults = GTAConfig()
     values = {k: (tuple(v) if isinstance(v, list) and isinstance(getattr(defaults, k), tuple) else v)
-              for k, v in raw.items()}
+              for k, v in typed_fields(GTAConfig, raw, path, "model.").items()}
     try:
         return dataclasses.replace(defaults, **values)
     except (TypeError, ValueError) as e:
