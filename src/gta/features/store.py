@@ -232,10 +232,12 @@ class FeatureStore:
 
     def read_ref(self, gene_id: str) -> np.ndarray:
         """float32 [bins, d]."""
-        if not self.has_ref(gene_id):
-            raise GtaInputError(f"gene {gene_id!r} has no reference features yet", self.path, hint="run gta extract")
+        i = self.gene_index(gene_id)
         with self._readable(gene_id):
-            return np.asarray(self._ref[self.gene_index(gene_id)], dtype=np.float32)
+            if not self._ref_done[i]:
+                raise GtaInputError(f"gene {gene_id!r} has no reference features yet", self.path,
+                                    hint="run gta extract")
+            return np.asarray(self._ref[i], dtype=np.float32)
 
     @contextlib.contextmanager
     def _readable(self, gene_id: str | None = None):
