@@ -7,6 +7,7 @@ training path (that is gta.train); results are appended to --log (JSON lines).
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import os
@@ -46,9 +47,12 @@ def load(data_dir: Path):
 class Stem(nn.Module):
     """Shared per-bin encoder: [b, n, f] -> conv stem -> pool within patch -> [b, p, d] (+ position)."""
 
-    def __init__(self, f, c, d, n_bins, patch, kernel=3, pool="sum", dropout=0.1, arch="k3"):
+    def __init__(self, f, c, d, n_bins, patch, kernel=3, pool="sum", dropout=0.1, arch="k3", promoter=0):
         super().__init__()
-        self.patch, self.pool = patch, pool
+        self.patch, self.pool, self.promoter = patch, pool, promoter
+        if promoter:  # the 2K bins around the TSS at full resolution: one more token, weights per bin offset
+            self.prom = nn.Linear(c * 2 * promoter, d)
+            self.prom_pos = nn.Parameter(torch.randn(d) * 0.02)
         self.conv = make_stem_conv(f, c, kernel, arch)
         self.n_patch = math.ceil(n_bins / patch)
         width = 2 * c if pool == "summax" else c
@@ -59,6 +63,7 @@ class Stem(nn.Module):
     def forward(self, x):
         h = self.conv(x.transpose(1, 2))  # [b, c, n]
         b, c, n = h.shape
+        h0 = h
         pad = self.n_patch * self.patch - n
         if pad:
             h = torch.nn.functional.pad(h, (0, pad))
@@ -72,7 +77,12 @@ class Stem(nn.Module):
             z = torch.relu(h).pow(q).mean(-1).clamp_min(1e-6).pow(1 / q)
         else:
             z = h.amax(-1)
-        return self.dropout(self.proj(z.transpose(1, 2)) + self.position)
+        tok = self.proj(z.transpose(1, 2)) + self.position
+        if self.promoter:
+            c0, k = n // 2, self.promoter
+            pr = self.prom(h0[:, :, c0 - k:c0 + k].reshape(b, -1)) + self.prom_pos
+            tok = torch.cat([tok[:, :self.n_patch // 2], pr[:, None], tok[:, self.n_patch // 2:]], 1)
+        return self.dropout(tok)
 
 
 def make_stem_conv(f, c, kernel, arch):
@@ -91,9 +101,9 @@ class Simple(nn.Module):
         super().__init__()
         from gta.model.gta import Head
         self.stem = Stem(f, args.stem_c, args.d_model, n, args.patch, args.kernel, args.pool, args.dropout,
-                         args.stem_arch)
+                         args.stem_arch, args.promoter)
         if args.head == "attn":
-            self.head = Head(args.d_model, self.stem.n_patch, 128, 1, args.dropout)
+            self.head = Head(args.d_model, self.stem.n_patch + (1 if args.promoter else 0), 128, 1, args.dropout)
         elif args.head in ("gated", "sumgated"):
             self.head = GatedHead(args.d_model, self.stem.n_patch, n, args.patch, 128, args.dropout, args.head)
         else:
@@ -304,6 +314,38 @@ def transform(X, args):
     return X
 
 
+def score_variants(path, data, Xt, predict_x):
+    """Lab variant scoring: Pearson of predicted ALT - REF and the true effect of every variant in ``path``."""
+    from scipy.stats import pearsonr
+    d = np.load(path)
+    index = {g: i for i, g in enumerate(data.gene_ids)}
+    eff = d["effect"]
+    gid = d["gene_id"]
+    pred = np.zeros(len(eff), np.float32)
+    rows, bins, vals = d["row"], d["bin"], d["val"].astype(np.float32)
+    order = np.argsort(rows, kind="stable")
+    rows, bins, vals = rows[order], bins[order], vals[order]
+    starts = np.searchsorted(rows, np.arange(len(eff) + 1))
+    ref_cache = {}
+    for g in np.unique(gid):
+        ref_cache[g] = float(predict_x(Xt[index[g]][None])[0])
+    changed = [i for i in range(len(eff)) if starts[i + 1] > starts[i]]
+    for s in range(0, len(changed), 64):
+        idx = changed[s:s + 64]
+        xb = torch.stack([Xt[index[gid[i]]] for i in idx]).clone()
+        for k, i in enumerate(idx):
+            a, b = starts[i], starts[i + 1]
+            xb[k, torch.as_tensor(bins[a:b])] = torch.as_tensor(vals[a:b])
+        alt = predict_x(xb)
+        for k, i in enumerate(idx):
+            pred[i] = alt[k] - ref_cache[gid[i]]
+    causal = np.abs(eff) > 1e-6
+    out = {"n": int(len(eff)), "n_causal": int(causal.sum()), "pearson": float(pearsonr(pred, eff)[0]),
+           "causal_pearson": float(pearsonr(pred[causal], eff[causal])[0]),
+           "sign": float((np.sign(pred[causal]) == np.sign(eff[causal])).mean())}
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", type=Path, required=True, help="folder with dataset.yaml and features.zarr")
@@ -351,6 +393,11 @@ def main():
                     help="bins each side of the TSS that mirroring leaves in place (the promoter)")
     ap.add_argument("--mirror-tta", type=int, default=0, help="predict the mean of the window and its mirror")
     ap.add_argument("--tag", default="")
+    ap.add_argument("--promoter", type=int, default=0,
+                    help="promoter token: K bins each side of the TSS at full resolution (GTAConfig.promoter_bins)")
+    ap.add_argument("--variants", type=Path, default=None,
+                    help="ALT features of the test genes' truth variants (the .alt.npz of scripts/variant_runs.py), "
+                    "scored at the best validation epoch (learning.md, entry 42)")
     ap.add_argument("--log", type=Path, default=Path("lab_results.jsonl"), help="JSON lines, one per run")
     args = ap.parse_args()
 
@@ -458,6 +505,27 @@ def main():
         model.train()
         return torch.cat(out).numpy()
 
+    def predict_features(xb):
+        """Predictions for a feature tensor (same path as predict: EMA weights, mirror TTA)."""
+        if shadow is not None:
+            live = {n: q.detach().clone() for n, q in named}
+            with torch.no_grad():
+                for n, q in named:
+                    q.copy_(shadow[n])
+        model.eval()
+        try:
+            with torch.no_grad():
+                out = model(xb)[:, 0]
+                if args.mirror_tta:
+                    out = (out + model(xb.flip(1))[:, 0]) / 2
+            return out.numpy()
+        finally:
+            model.train()
+            if shadow is not None:
+                with torch.no_grad():
+                    for n, q in named:
+                        q.copy_(live[n])
+
     probe = attach_diagnostics(model) if args.diag else None
     step = 0
     hist = []
@@ -490,9 +558,19 @@ def main():
         hist.append(dict(epoch=ep, loss=float(np.mean(losses)), train=float(rtr), val=float(rv), test=float(rt),
                          sd_ratio=float(pt.std() / y[te].std()), t=round(time.time() - t0, 1)))
         print(json.dumps(hist[-1]), flush=True)
+        if rv >= max(h["val"] for h in hist):  # the weights of the best validation epoch, for --variants
+            best_state = copy.deepcopy(model.state_dict())
+            best_shadow = copy.deepcopy(shadow)
     best = max(hist, key=lambda h: h["val"])
+    var = {}
+    if args.variants:
+        model.load_state_dict(best_state)
+        if shadow is not None:
+            shadow.update(best_shadow)
+        var = score_variants(args.variants, data, Xt, predict_features)
     rec = dict(args=vars(args) | {"data": str(args.data)}, hist=hist, final_test=hist[-1]["test"],
-               best_val_epoch=best["epoch"], test_at_best_val=best["test"], n_trainable=model.n_trainable())
+               best_val_epoch=best["epoch"], test_at_best_val=best["test"], n_trainable=model.n_trainable(),
+               variants=var)
     print("RESULT", args.tag, json.dumps({k: v for k, v in rec.items() if k != "hist"}, default=str))
     with open(args.log, "a") as fh:
         fh.write(json.dumps(rec, default=str) + "\n")

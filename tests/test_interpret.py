@@ -56,8 +56,8 @@ def _x(seed: int = 0, batch: int = 2) -> torch.Tensor:
 # ---- attention -----------------------------------------------------------------------------------------------------
 def test_attention_maps_have_the_right_shapes_and_sum_to_one_per_query(model, tiny_llm):
     maps = attention_maps(model, _x(), PROMPTS)
-    n_patch = model.n_patch
-    assert n_patch == N_BINS // PATCH
+    n_patch = model.n_tokens  # the patches and the promoter token
+    assert n_patch == N_BINS // PATCH + 1
     assert len(maps["llm"]) == tiny_llm.n_layers
     longest = max(len(tiny_llm.tokenize(p)) for p in PROMPTS)
     for a in maps["llm"]:
@@ -72,7 +72,8 @@ def test_attention_maps_have_the_right_shapes_and_sum_to_one_per_query(model, ti
     assert tiny_llm.hf.config._attn_implementation != "eager"
 
 
-def test_attention_importance_is_a_share_of_the_readout(model):
+def test_attention_importance_is_a_share_of_the_readout(tiny_llm):
+    model = _model(tiny_llm, promoter_bins=0)  # patches only: each bin is read by one token
     imp = attention_importance(model, _x(), PROMPTS)
     assert imp.shape == (2, N_BINS) and (imp >= 0).all()
     per_patch = imp[:, ::PATCH]  # patches do not overlap: each bin carries its patch's score
@@ -80,6 +81,11 @@ def test_attention_importance_is_a_share_of_the_readout(model):
     assert (per_patch.sum(1) <= 1 + 1e-6).all() and (per_patch.sum(1) > 0).all()
     pool = attention_importance(model, _x(), PROMPTS, mode="pool")[:, ::PATCH]
     np.testing.assert_allclose(pool.sum(1), 1.0, rtol=1e-5)  # pooling weights alone: a distribution
+    promoter = _model(tiny_llm)  # token 4 reads bins 12-20, the patches beside the TSS (tokens 3 and 5) too
+    tokens = attention_maps(promoter, _x(), PROMPTS)["pool"].numpy()
+    bins = attention_importance(promoter, _x(), PROMPTS, mode="pool")
+    np.testing.assert_allclose(bins[:, 12], (tokens[:, 3] + tokens[:, 4]) / 2, rtol=1e-5)  # mean of its tokens
+    np.testing.assert_allclose(bins[:, 8], tokens[:, 2], rtol=1e-5)
 
 
 def test_attention_importance_is_the_same_without_the_prefix_cache(tiny_llm):
@@ -135,7 +141,7 @@ def test_gradxinput_is_zero_at_the_training_mean_and_matches_autograd(model):
 # ---- occlusion -----------------------------------------------------------------------------------------------------
 def test_occluding_bins_the_model_cannot_see_changes_nothing(tiny_llm):
     # one Linear per patch offset: a bin can be cut off exactly (in the window as given: the mirror would see it)
-    m = _model(tiny_llm, stem_channels=0, mirror_average=False)
+    m = _model(tiny_llm, stem_channels=0, mirror_average=False, promoter_bins=0)
     with torch.no_grad():
         m.embed.proj.weight[:, :D_FEAT] = 0  # patch layout is (bin, feature): the first bin of every patch is unseen
     imp = occlusion_importance(m, _x(5), PROMPTS, window=1)

@@ -573,7 +573,7 @@ def test_a_run_config_written_before_the_stem_keeps_its_architecture(cli_run, tm
     user writes without those keys gets today's defaults."""
     raw = yaml.safe_load((cli_run / "config.yaml").read_text())
     for key in ("stem_channels", "head_standardise", "align_residual", "prompt_readout", "patch_pool",
-                "mirror_average"):
+                "mirror_average", "promoter_bins"):
         raw["model"].pop(key)
     for key in ("mirror_augment", "max_val_individuals", "ema_epochs"):
         raw.pop(key)
@@ -583,11 +583,13 @@ def test_a_run_config_written_before_the_stem_keeps_its_architecture(cli_run, tm
     assert (cfg.model.stem_channels, cfg.model.head_standardise, cfg.model.prompt_readout) == (0, False, False)
     assert (cfg.model.patch_pool, cfg.mirror_augment, cfg.max_val_individuals, cfg.ema_epochs) == ("sum", 0.0, None, 0)
     assert cfg.model.mirror_average is False  # its predictions stay those of the window as given
+    assert cfg.model.promoter_bins == 0  # no promoter token: the saved weights fit the model built
     del raw["resolved"]
     user = tmp_path / "user.yaml"
     user.write_text(yaml.safe_dump(raw))
     assert (load_config(user).model.stem_channels, load_config(user).model.head_standardise) == (32, True)
     assert (load_config(user).model.patch_pool, load_config(user).mirror_augment) == ("gem", 0.5)
+    assert load_config(user).model.promoter_bins == 4
     assert load_config(user).ema_epochs == TrainConfig().ema_epochs > 0
     assert load_config(cli_run / "config.yaml").model.stem_channels == 32  # today's runs say what they used
 

@@ -34,7 +34,8 @@ ATTENTION_MODES = ("rollout", "last", "pool")
 
 
 def patch_windows(model) -> list[tuple[int, int]]:
-    """Bin range [start, end) of each patch, clipped to the model's bins."""
+    """Bin range [start, end) of each sequence token (the patches and the promoter token), clipped to the model's
+    bins."""
     return [(int(a), min(int(b), model.n_bins)) for a, b in model.positions().tolist()]
 
 
@@ -107,7 +108,7 @@ def attention_maps(model, features, prompts: Sequence[str] | None = None) -> dic
                         model.llm.encode_prefix(p)  # cached before capturing: only the token pass is recorded
                 with capture_llm_attention(model.llm) as maps:
                     y, att = model(x, prompts, return_attention=True)
-                llm_maps = [m[:, :, -model.n_patch :, :].float() for m in maps[-model.llm.n_layers :]]
+                llm_maps = [m[:, :, -model.n_tokens :, :].float() for m in maps[-model.llm.n_layers :]]
             else:
                 y, att = model(x, prompts, return_attention=True)
     finally:
@@ -135,7 +136,7 @@ def attention_importance(model, features, prompts: Sequence[str] | None = None, 
     """[b, n] attention importance (non-negative; the sum over patches is the share of the readout that reaches
     the sequence tokens rather than the prompt)."""
     maps = attention_maps(model, features, prompts)
-    t = model.n_patch
+    t = model.n_tokens
     blocks = [m.mean(dim=1)[:, :, -t:] for m in maps["llm"]]  # [b, p, p] token-to-token
     scores = rollout(blocks, maps["pool"], mode)
     return windows_to_bins(scores.cpu().numpy(), patch_windows(model), model.n_bins)

@@ -83,6 +83,32 @@ class PooledPatchEmbedding(nn.Module):
         return self.dropout(self.proj(pooled) + self.position)
 
 
+class PromoterToken(nn.Module):
+    """[b, n, c] -> [b, d]: the ``2 * bins`` bins around the TSS (index ``n // 2``) at full resolution, one weight
+    per bin offset and channel, Linear, plus a learnt embedding: one token for the core promoter, whose sites act
+    only within a few hundred bp of the TSS. Pooled into the 4-kb patches beside it, they were mixed with the
+    promoter-like decoys 0.35-2 kb away and the model could not tell a broken TATA or YY1 site from noise
+    (docs/learning.md, entry 42). The span is symmetric about the TSS, so a mirrored window maps it onto itself."""
+
+    def __init__(self, bins: int, channels: int, d_model: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        if bins < 1:
+            raise ValueError(f"promoter bins must be >= 1, got {bins}")
+        self.bins = bins
+        self.proj = nn.Linear(2 * bins * channels, d_model)
+        self.position = nn.Parameter(torch.randn(d_model) * 0.02)
+        self.dropout = nn.Dropout(dropout)
+
+    def span(self, n_bins: int) -> tuple[int, int]:
+        """Bin range [start, end) the token reads."""
+        centre = n_bins // 2
+        return centre - self.bins, centre + self.bins
+
+    def forward(self, x: Tensor) -> Tensor:
+        a, b = self.span(x.shape[1])
+        return self.dropout(self.proj(x[:, a:b].flatten(1)) + self.position)
+
+
 class PatchEmbedding(nn.Module):
     """[b, p, l*f] -> [b, p, d]: Linear + a learnt embedding per patch position (TSS-relative: bins are in
     transcription order with the TSS at the centre, so patch index i always means the same offset from the TSS)."""

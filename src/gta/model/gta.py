@@ -30,6 +30,7 @@ from gta.model.align import (
     PatchEmbedding,
     Patcher,
     PooledPatchEmbedding,
+    PromoterToken,
     ReprogrammingLayer,
     TextPrototypes,
     embedding_rms,
@@ -76,6 +77,9 @@ class GTAConfig:
     # 5 seeds: +0.008 across genes (4 higher), importance AUPRC +0.028 (5 of 5); docs/learning.md entry 36. It
     # doubles the cost of a prediction.
     mirror_average: bool = True
+    # bins each side of the TSS read at full resolution as one more token, placed between the two patches that meet
+    # at the TSS (0 = none); docs/learning.md entry 42
+    promoter_bins: int = 4
 
     def __post_init__(self) -> None:
         for name, value, valid in (("alignment", self.alignment, ALIGNMENTS), ("backbone", self.backbone, BACKBONES),
@@ -84,6 +88,8 @@ class GTAConfig:
                 raise GtaInputError(f"model {name} {value!r} is unknown", hint=f"choose one of {', '.join(valid)}")
         if self.patch_pool_p < 1:
             raise GtaInputError(f"model patch_pool_p={self.patch_pool_p} must be >= 1", hint="1 = mean, 2 = default")
+        if self.promoter_bins < 0:
+            raise GtaInputError(f"model promoter_bins={self.promoter_bins} must be >= 0", hint="0 = no promoter token")
         if self.d_model % self.n_heads:
             raise GtaInputError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}",
                                 hint="pick d_model as a multiple of n_heads")
@@ -219,6 +225,11 @@ class GTA(nn.Module):
         self.llm = _resolve_llm(cfg, llm)
         m = self.llm.d_llm
         self.n_patch = n_patches(n_bins, cfg.patch_len, cfg.patch_stride)
+        if 2 * cfg.promoter_bins > n_bins:
+            raise GtaInputError(f"model promoter_bins={cfg.promoter_bins} needs {2 * cfg.promoter_bins} bins, the "
+                                f"features have {n_bins}", hint="lower promoter_bins (0 = no promoter token)")
+        self.n_tokens = self.n_patch + (1 if cfg.promoter_bins else 0)  # sequence tokens the LLM and the head see
+        self.promoter_at = self.n_patch // 2  # token index of the promoter token (the TSS is at bin n_bins // 2)
         self.register_buffer("feat_mean", torch.zeros(d_feat))
         self.register_buffer("feat_std", torch.ones(d_feat))
         self.reads_prompt = cfg.use_prompt and cfg.prompt_readout
@@ -233,6 +244,8 @@ class GTA(nn.Module):
         else:
             self.stem = None
             self.embed = PatchEmbedding(cfg.patch_len * d_feat, cfg.d_model, self.n_patch, cfg.dropout)
+        self.promoter = (PromoterToken(cfg.promoter_bins, cfg.stem_channels or d_feat, cfg.d_model, cfg.dropout)
+                         if cfg.promoter_bins else None)
         rms = embedding_rms(self.llm.word_embeddings())
         if cfg.alignment == "prototype":
             vocab = min(cfg.prototype_vocab or self.llm.vocab_size, self.llm.vocab_size)
@@ -245,10 +258,10 @@ class GTA(nn.Module):
         self.scratch = None
         if cfg.backbone == "none":
             heads = int(getattr(self.llm.config, "num_attention_heads", 8))
-            self.scratch = ScratchBackbone(m, heads, cfg.scratch_layers, self.n_patch, cfg.dropout, rms)
+            self.scratch = ScratchBackbone(m, heads, cfg.scratch_layers, self.n_tokens, cfg.dropout, rms)
         elif cfg.gradient_checkpointing:
             self.llm.set_gradient_checkpointing(True)
-        self.head = Head(m, self.n_patch, cfg.head_hidden, cfg.n_targets, cfg.dropout, cfg.head_standardise,
+        self.head = Head(m, self.n_tokens, cfg.head_hidden, cfg.n_targets, cfg.dropout, cfg.head_standardise,
                          prompt_readout=cfg.use_prompt and cfg.prompt_readout)
 
     def set_feature_norm(self, mean, std) -> None:
@@ -295,6 +308,9 @@ class GTA(nn.Module):
         if self.stem is not None:
             x = self.stem(x)  # [b, n, c]
         patches = self.embed(self.patcher(x))  # [b, p, d]
+        if self.promoter is not None:  # [b, p + 1, d]
+            k = self.promoter_at
+            patches = torch.cat([patches[:, :k], self.promoter(x)[:, None], patches[:, k:]], dim=1)
         protos = self.prototypes(self.llm.word_embeddings()) if self.prototypes is not None else None  # [k, m]
         tokens, attention = self.align(patches, protos, return_attention=True)  # [b, p, m]
         prefixes = list(prompts) if self.cfg.use_prompt else None
@@ -333,9 +349,14 @@ class GTA(nn.Module):
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
     def positions(self) -> Tensor:
-        """Bin index range [p, 2] (start, end) covered by each patch (the last may be padded past n_bins)."""
+        """Bin index range [t, 2] (start, end) read by each sequence token: the patches (the last may be padded past
+        n_bins), with the promoter token's span at ``promoter_at``."""
         start = torch.arange(self.n_patch) * self.cfg.patch_stride
-        return torch.stack([start, start + self.cfg.patch_len], dim=1)
+        spans = torch.stack([start, start + self.cfg.patch_len], dim=1)
+        if self.promoter is None:
+            return spans
+        k = self.promoter_at
+        return torch.cat([spans[:k], torch.tensor([self.promoter.span(self.n_bins)]), spans[k:]])
 
 
 def _floored(std: Tensor) -> Tensor:

@@ -198,7 +198,8 @@ def load_config(path: str | Path) -> TrainConfig:
 # model keys added after runs were already being written, with the value that reproduces such a run's architecture
 # (a run's config.yaml lists every key of its time, so a missing key means the run predates it)
 RUN_CONFIG_BEFORE_KEYS = {"stem_channels": 0, "head_standardise": False, "align_residual": False,
-                          "prompt_readout": False, "patch_pool": "sum", "mirror_average": False}
+                          "prompt_readout": False, "patch_pool": "sum", "mirror_average": False,
+                          "promoter_bins": 0}
 # the same for training keys (a resumed run goes on as it started)
 RUN_CONFIG_BEFORE_TRAINING_KEYS = {"mirror_augment": 0.0, "max_val_individuals": None, "ema_epochs": 0.0}
 
