@@ -396,8 +396,8 @@ def main():
     ap.add_argument("--promoter", type=int, default=0,
                     help="promoter token: K bins each side of the TSS at full resolution (GTAConfig.promoter_bins)")
     ap.add_argument("--variants", type=Path, default=None,
-                    help="ALT features of the test genes' truth variants (the .alt.npz of scripts/variant_runs.py), "
-                    "scored at the best validation epoch (learning.md, entry 42)")
+                    help="ALT features of the test genes' truth variants (the --cache file of "
+                    "scripts/variant_runs.py), scored at the best validation epoch (learning.md, entry 42)")
     ap.add_argument("--log", type=Path, default=Path("lab_results.jsonl"), help="JSON lines, one per run")
     args = ap.parse_args()
 
