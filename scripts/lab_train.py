@@ -7,6 +7,7 @@ training path (that is gta.train); results are appended to --log (JSON lines).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import math
@@ -478,53 +479,43 @@ def main():
     named = [(n, q) for n, q in model.named_parameters() if q.requires_grad]
     shadow = {n: q.detach().clone() for n, q in named} if args.ema else None
 
-    def predict(idx):
-        if shadow is not None:
-            live = {n: q.detach().clone() for n, q in named}
+    @contextlib.contextmanager
+    def evaluating():
+        """Eval mode with the moving average's weights (when --ema) swapped in, restored afterwards."""
+        live = {n: q.detach().clone() for n, q in named} if shadow is not None else None
+        if live is not None:
             with torch.no_grad():
                 for n, q in named:
                     q.copy_(shadow[n])
+        model.eval()
         try:
-            return _predict(idx)
+            with torch.no_grad():
+                yield
         finally:
-            if shadow is not None:
+            model.train()
+            if live is not None:
                 with torch.no_grad():
                     for n, q in named:
                         q.copy_(live[n])
 
-    def _predict(idx):
-        model.eval()
+    def predict(idx):
         out = []
-        with torch.no_grad():
+        with evaluating():
             for i in range(0, len(idx), 32):
                 j = idx[i:i + 32]
                 pred = call(j)
                 if args.mirror_tta:  # average the window and its mirror image
                     pred = (pred + call(j, torch.ones(len(j), dtype=torch.bool))) / 2
                 out.append(pred)
-        model.train()
         return torch.cat(out).numpy()
 
     def predict_features(xb):
-        """Predictions for a feature tensor (same path as predict: EMA weights, mirror TTA)."""
-        if shadow is not None:
-            live = {n: q.detach().clone() for n, q in named}
-            with torch.no_grad():
-                for n, q in named:
-                    q.copy_(shadow[n])
-        model.eval()
-        try:
-            with torch.no_grad():
-                out = model(xb)[:, 0]
-                if args.mirror_tta:
-                    out = (out + model(xb.flip(1))[:, 0]) / 2
-            return out.numpy()
-        finally:
-            model.train()
-            if shadow is not None:
-                with torch.no_grad():
-                    for n, q in named:
-                        q.copy_(live[n])
+        """Predictions for a feature tensor (the path of predict: moving-average weights, mirror average)."""
+        with evaluating():
+            out = model(xb)[:, 0]
+            if args.mirror_tta:
+                out = (out + model(xb.flip(1))[:, 0]) / 2
+        return out.numpy()
 
     probe = attach_diagnostics(model) if args.diag else None
     step = 0
