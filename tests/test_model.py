@@ -161,8 +161,19 @@ def test_promoter_token_reads_only_the_bins_around_the_tss(llm):
     assert without.n_tokens == without.n_patch == 5 and without.promoter is None
     with pytest.raises(GtaInputError, match="promoter_bins=21 needs 42 bins"):
         build_model(_cfg(promoter_bins=21), D_FEAT, N_BINS, llm=llm)
-    with pytest.raises(GtaInputError, match="promoter_bins=-1"):
+    with pytest.raises(GtaInputError, match="promoter_bins=-1 must be >= 0"):
         _cfg(promoter_bins=-1)
+
+
+@pytest.mark.parametrize("field, value, message", [("d_model", -8, "d_model=-8 must be >= 1"),
+                                                   ("n_heads", 0, "n_heads=0 must be >= 1"),
+                                                   ("patch_len", 0, "patch_len=0 must be >= 1"),
+                                                   ("stem_channels", -1, "stem_channels=-1 must be >= 0"),
+                                                   ("dropout", 1.0, r"dropout=1.0 must be in \[0, 1\)")])
+def test_model_config_names_the_value_out_of_range(field, value, message):
+    """A negative width used to read "d_model=-8 is not divisible by n_heads" or fail deep inside torch."""
+    with pytest.raises(GtaInputError, match=message):
+        _cfg(**{field: value})
 
 
 def test_llm_frozen_during_training(llm):

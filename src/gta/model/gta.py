@@ -88,8 +88,14 @@ class GTAConfig:
                 raise GtaInputError(f"model {name} {value!r} is unknown", hint=f"choose one of {', '.join(valid)}")
         if self.patch_pool_p < 1:
             raise GtaInputError(f"model patch_pool_p={self.patch_pool_p} must be >= 1", hint="1 = mean, 2 = default")
-        if self.promoter_bins < 0:
-            raise GtaInputError(f"model promoter_bins={self.promoter_bins} must be >= 0", hint="0 = no promoter token")
+        for name, least in (("patch_len", 1), ("patch_stride", 1), ("d_model", 1), ("n_heads", 1), ("n_prototypes", 1),
+                            ("head_hidden", 1), ("n_targets", 1), ("scratch_layers", 1), ("stem_kernel", 1),
+                            ("stem_channels", 0), ("promoter_bins", 0)):
+            if getattr(self, name) < least:
+                raise GtaInputError(f"model {name}={getattr(self, name)} must be >= {least}",
+                                    hint="0 = none" if least == 0 else None)
+        if not 0 <= self.dropout < 1:
+            raise GtaInputError(f"model dropout={self.dropout} must be in [0, 1)")
         if self.d_model % self.n_heads:
             raise GtaInputError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}",
                                 hint="pick d_model as a multiple of n_heads")
