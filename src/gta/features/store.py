@@ -230,14 +230,21 @@ class FeatureStore:
         with self._readable(gene_id):
             return bool(self._ref_done[i])
 
-    def read_ref(self, gene_id: str) -> np.ndarray:
-        """float32 [bins, d]."""
+    def read_ref(self, gene_id: str, finite: bool = True) -> np.ndarray:
+        """float32 [bins, d]. The array's fill value is NaN, so a chunk file that is gone (deleted, or a copy cut
+        short) under a gene marked done reads as NaN: that, or NaN an encoder wrote, is an error, not features
+        (``finite=False``: as stored, for the writers' diffs)."""
         i = self.gene_index(gene_id)
         with self._readable(gene_id):
             if not self._ref_done[i]:
                 raise GtaInputError(f"gene {gene_id!r} has no reference features yet", self.path,
                                     hint="run gta extract")
-            return np.asarray(self._ref[i], dtype=np.float32)
+            out = np.asarray(self._ref[i], dtype=np.float32)
+        if finite and np.isnan(out).any():
+            raise GtaInputError(f"the reference features of gene {gene_id!r} hold NaN: missing from the store (a "
+                                "chunk file deleted, or a copy cut short) or written so by the encoder", self.path,
+                                hint="copy the store again, or extract into a new folder")
+        return out
 
     @contextlib.contextmanager
     def _readable(self, gene_id: str | None = None):
@@ -529,7 +536,7 @@ class PartWriter:
         from gta.features._part_kernels import FLOAT_BITS, changed_rows, kept_rows
 
         value_bins = np.asarray(value_bins, dtype=np.int64)
-        base = (st.read_ref(gene_id) if ref is None else np.asarray(ref)).astype(st.dtype)
+        base = (st.read_ref(gene_id, finite=False) if ref is None else np.asarray(ref)).astype(st.dtype)
         new = np.asarray(values).astype(st.dtype)
         bits = FLOAT_BITS.get(st.dtype)
         if bits is not None:  # compared as the floats' bits, NaN == NaN (changed_rows)
