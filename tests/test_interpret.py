@@ -255,7 +255,7 @@ def toy_run(tmp_path_factory):
     return manifest, store, run
 
 
-def test_interpret_command_writes_plots_tracks_top_sections_and_metrics(toy_run, tmp_path):
+def test_interpret_command_writes_plots_tracks_top_sections_and_metrics(toy_run, tmp_path, capsys):
     import gta.cli.interpret_commands  # noqa: F401 - registers the commands
     from gta.cli.app import app
 
@@ -278,6 +278,19 @@ def test_interpret_command_writes_plots_tracks_top_sections_and_metrics(toy_run,
     assert metrics["reference"]["random"]["auprc"] == pytest.approx(8 / 32)
     with np.load(out / "importance.npz") as z:
         assert z["gene_ids"].tolist() == ["TOYG0000", "TOYG0001"] and z["occlusion"].shape == (2, 32)
+    # the same --out again: refused (exit 2, the results kept) unless --overwrite
+    again = ["interpret", "--run", str(run), "--data", str(manifest), "--features", str(store), "--genes", "TOYG0000",
+             "--method", "gradxinput", "--no-plots", "--out", str(out), "--quiet"]
+    before = (out / "importance.npz").read_bytes()
+    from gta.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(again)
+    assert e.value.code == 2 and (out / "importance.npz").read_bytes() == before
+    assert "not empty" in capsys.readouterr().err
+    assert CliRunner().invoke(app, [*again, "--overwrite"]).exit_code == 0
+    with np.load(out / "importance.npz") as z:
+        assert z["gene_ids"].tolist() == ["TOYG0000"]
     # --no-mirror-average explains each window as given: the maps of the default average differ from it
     once = tmp_path / "once"
     res = CliRunner().invoke(app, ["interpret", "--run", str(run), "--data", str(manifest), "--features", str(store),
@@ -285,8 +298,8 @@ def test_interpret_command_writes_plots_tracks_top_sections_and_metrics(toy_run,
                                    str(once), "--quiet", "--no-mirror-average"])
     assert res.exit_code == 0, res.output
     with np.load(out / "importance.npz") as z, np.load(once / "importance.npz") as z1:
-        assert z1["gradxinput"].shape == z["gradxinput"].shape
-        assert np.abs(z1["gradxinput"] - z["gradxinput"]).max() > 1e-9
+        assert z1["gradxinput"].shape == (2, 32) and z["gradxinput"].shape == (1, 32)
+        assert np.abs(z1["gradxinput"][:1] - z["gradxinput"]).max() > 1e-9
 
 
 def test_evaluate_importance_for_the_benchmark(toy_run):

@@ -17,6 +17,7 @@ from gta.cli.options import (
     overwrite_option,
     parse_genes,
     refuse_existing,
+    refuse_filled_folder,
     run_option,
     set_threads,
     single_view_option,
@@ -43,14 +44,16 @@ def interpret_command(
     batch_size: int = typer.Option(16, "--batch-size", help="Occluded copies per forward pass."),
     no_plots: bool = typer.Option(False, "--no-plots", help="Skip the PNG figures."),
     single_view: bool = single_view_option(),
+    overwrite: bool = overwrite_option(),
     device: str = device_option(),
-    out: Path = out_option(Path("interpret"), "Output folder (created)."),
+    out: Path = out_option(Path("interpret"), "Output folder (created; one that holds files needs --overwrite)."),
     threads: int | None = threads_option(),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Which sections of each gene's window drive the prediction: figures, bedGraph/bigWig tracks, top sections."""
     from gta.interpret import interpret
 
+    refuse_filled_folder(out, overwrite)
     set_threads(threads)
     result = interpret(run, data, features, genes=parse_genes(genes), n_genes=n_genes, method=method,
                        evaluate=evaluate, out=out, top_k=top_k, attention_mode=attention_mode, batch_size=batch_size,

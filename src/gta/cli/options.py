@@ -89,6 +89,15 @@ def refuse_existing(paths: list[Path], overwrite: bool) -> None:
                                 hint="pass --overwrite to replace it, or another --out")
 
 
+def refuse_filled_folder(folder: Path, overwrite: bool) -> None:
+    """An output folder that already holds files (an earlier run's results) is an error unless ``--overwrite``;
+    with it, only the files the command writes are replaced."""
+    folder = Path(folder)
+    if not overwrite and folder.is_dir() and any(folder.iterdir()):
+        raise GtaInputError("output folder is not empty", folder,
+                            hint="pass --overwrite to replace its results, or another --out")
+
+
 def single_view_option():
     """``--no-mirror-average``: the value to pass on is ``mirror_average=False if single_view else None``."""
     return typer.Option(False, "--no-mirror-average",
