@@ -235,7 +235,8 @@ class GTA(nn.Module):
             raise GtaInputError(f"model promoter_bins={cfg.promoter_bins} needs {2 * cfg.promoter_bins} bins, the "
                                 f"features have {n_bins}", hint="lower promoter_bins (0 = no promoter token)")
         self.n_tokens = self.n_patch + (1 if cfg.promoter_bins else 0)  # sequence tokens the LLM and the head see
-        self.promoter_at = self.n_patch // 2  # token index of the promoter token (the TSS is at bin n_bins // 2)
+        # token index of the promoter token: after the patches that start before the TSS (bin n_bins // 2)
+        self.promoter_at = int(sum(i * cfg.patch_stride < n_bins // 2 for i in range(self.n_patch)))
         self.register_buffer("feat_mean", torch.zeros(d_feat))
         self.register_buffer("feat_std", torch.ones(d_feat))
         self.reads_prompt = cfg.use_prompt and cfg.prompt_readout
