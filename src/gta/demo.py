@@ -48,13 +48,13 @@ def demo_benchmark_config(quick: bool, seed: int = 0) -> dict[str, Any]:
     }
 
 
-def demo_data(out: Path, quick: bool, seed: int) -> Path:
-    """The demo's data set in ``out``: simulated, or reused when a previous demo wrote the same one; a data set from
-    another configuration (an older demo's) is an error rather than silently benchmarked."""
+def demo_data(out: Path, preset: str, overrides: dict, seed: int) -> Path:
+    """The demo's data set (``preset`` with ``overrides``) in ``out``: simulated, or reused when a previous demo wrote
+    the same one; a data set from another configuration (an older demo's) is an error rather than silently
+    benchmarked."""
     from gta.sim import make_config, simulate
     from gta.sim.config import written_by
 
-    preset, overrides = QUICK_DATA if quick else DEMO_DATA
     cfg = make_config(preset, seed, overrides)
     manifest = out / "dataset.yaml"
     if manifest.exists():
@@ -122,7 +122,7 @@ def demo(out: str | Path = "runs/demo", quick: bool = False, seed: int = 0) -> P
     clock = StageClock(out / TIMINGS_FILE, preset=preset, seed=seed, **overrides)
     console.rule(f"[bold]1/5 simulate[/bold] ({preset} preset{''.join(f', {k} {v}' for k, v in overrides.items())}, "
                  f"seed {seed})")
-    manifest = demo_data(out / "data", quick, seed)
+    manifest = demo_data(out / "data", preset, overrides, seed)
     clock.lap("simulate")
     console.rule("[bold]2/5 validate[/bold]")
     report = validate(manifest)
