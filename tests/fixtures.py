@@ -8,6 +8,7 @@ Coordinates: ``GeneSpec.start``/``end`` are 0-based half-open (written 1-based i
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,15 @@ class GeneSpec:
     @property
     def tss(self) -> int:
         return self.start if self.strand == "+" else self.end - 1
+
+
+def load_script(relative: str):
+    """A script of the repository (``scripts/X.py``, ``benchmarks/X.py``) imported as a module, for its tests."""
+    path = Path(__file__).resolve().parents[1] / relative
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def random_sequence(n: int, seed: int = 0, alphabet: str = "ACGT") -> str:

@@ -2,24 +2,19 @@
 set is the simulator's at that size, and only when the runs it needs are there."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 import yaml
 
+from fixtures import load_script
 from gta.sim import make_config
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_learning_curve.py"
 
 
 @pytest.fixture(scope="module")
 def curve():
-    spec = importlib.util.spec_from_file_location("bench_learning_curve", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("benchmarks/bench_learning_curve.py")
 
 
 def _work(tmp_path: Path, curve, n_genes: int) -> Path:

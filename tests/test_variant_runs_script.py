@@ -2,21 +2,15 @@
 difference (the numbers of learning.md entry 42)."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "variant_runs.py"
+from fixtures import load_script
 
 
 @pytest.fixture(scope="module")
 def vr():
-    spec = importlib.util.spec_from_file_location("variant_runs", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("scripts/variant_runs.py")
 
 
 def _alts(n_genes: int = 40, per_gene: int = 30, seed: int = 0) -> dict[str, np.ndarray]:
