@@ -79,6 +79,7 @@ class Stem(nn.Module):
         else:
             z = h.amax(-1)
         tok = self.proj(z.transpose(1, 2)) + self.position
+        self.last_bins = h0  # [b, c, n]: read by a head whose boundaries come from single bins (--boundary bins)
         if self.promoter:
             c0, k = n // 2, self.promoter
             pr = self.prom(h0[:, :, c0 - k:c0 + k].reshape(b, -1)) + self.prom_pos
@@ -106,7 +107,9 @@ class Simple(nn.Module):
         if args.head == "attn":
             self.head = Head(args.d_model, self.stem.n_patch + (1 if args.promoter else 0), 128, 1, args.dropout)
         elif args.head in ("gated", "sumgated"):
-            self.head = GatedHead(args.d_model, self.stem.n_patch, n, args.patch, 128, args.dropout, args.head)
+            self.head = GatedHead(args.d_model, self.stem.n_patch, n, args.patch, 128, args.dropout, args.head,
+                                  promoter_at=self.stem.n_patch // 2 if args.promoter else None,
+                                  bin_channels=args.stem_c if args.boundary == "bins" else 0)
         else:
             self.head = AdditiveHead(args.d_model, self.stem.n_patch, 128, args.dropout, args.head)
         self.register_buffer("feat_mean", torch.zeros(f))
@@ -120,7 +123,10 @@ class Simple(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     def forward(self, x, prompts=None):
-        return self.head(self.stem((x - self.feat_mean) / self.feat_std))[0]
+        tokens = self.stem((x - self.feat_mean) / self.feat_std)
+        if getattr(self.head, "bin_boundary", None) is not None:
+            return self.head(tokens, bins=self.stem.last_bins)[0]
+        return self.head(tokens)[0]
 
 
 class WithPromptTerm(nn.Module):
@@ -169,15 +175,10 @@ class AdditiveHead(nn.Module):
         return y, u
 
 
-def insulation(log_open: torch.Tensor, centre: int) -> torch.Tensor:
-    """[b, p] log(1 - boundary) per patch -> [b, p] log gate: the sum over the patches strictly between a patch and
-    the TSS. Patches ``centre..`` are downstream, ``..centre-1`` upstream (mirror-symmetric when the TSS is at the
-    start of patch ``centre`` and the window is ``2 x centre`` patches long, as with 896 bins of 32)."""
-    right = log_open[:, centre:]
-    left = log_open[:, :centre].flip(-1)  # nearest first
-    g_right = torch.cumsum(right, -1) - right
-    g_left = (torch.cumsum(left, -1) - left).flip(-1)
-    return torch.cat([g_left, g_right], -1)
+def insulation(log_open: torch.Tensor, centre: int, skip: int | None = None) -> torch.Tensor:
+    """The package's insulation gate (GTAConfig.insulation) for the lab's heads."""
+    from gta.model.gta import insulation_gate
+    return insulation_gate(log_open, centre, skip)
 
 
 class GatedHead(nn.Module):
@@ -185,9 +186,16 @@ class GatedHead(nn.Module):
     each patch has a boundary strength b = sigmoid(w.h - 2), and a patch's weight (attention score + log gate) or
     contribution (times the gate) is scaled by the product of (1 - b) over the patches between it and the TSS."""
 
-    def __init__(self, d, n_patch, n_bins, patch, hidden=128, dropout=0.1, mode="gated", standardise=True):
+    def __init__(self, d, n_patch, n_bins, patch, hidden=128, dropout=0.1, mode="gated", standardise=True,
+                 promoter_at: int | None = None, bin_channels: int = 0):
         super().__init__()
+        self.patch = patch
+        # boundaries read from single bins (max over the patch's bins) rather than from the pooled patch token
+        self.bin_boundary = nn.Sequential(nn.Linear(bin_channels, hidden), nn.GELU(), nn.Linear(hidden, 1)) \
+            if bin_channels else None
         from gta.model.gta import PatchStandardiser
+        self.promoter_at = promoter_at  # index of the promoter token: no boundary, gate 1 (it sits at the TSS)
+        n_patch += promoter_at is not None
         first = [PatchStandardiser(n_patch, d)] if standardise else []
         self.proj = nn.Sequential(*first, nn.LayerNorm(d), nn.Linear(d, hidden), nn.GELU(), nn.Dropout(dropout))
         self.boundary = nn.Linear(hidden, 1)
@@ -202,9 +210,19 @@ class GatedHead(nn.Module):
             self.bias = nn.Parameter(torch.zeros(1))
         self.n_patch = n_patch
 
-    def forward(self, hidden, summary=None):  # summary: GTA passes the prompt's; read by --prompt-ridge instead
+    def forward(self, hidden, summary=None, bins=None):  # summary: GTA passes the prompt's (--prompt-ridge reads it)
         h = self.proj(hidden)
-        log_gate = insulation(-nn.functional.softplus(self.boundary(h).squeeze(-1) - 2.0), self.centre)  # [b, p]
+        if bins is not None:  # [b, c, n] -> per-bin logits -> max over each patch's bins
+            logit = self.bin_boundary(bins.transpose(1, 2)).squeeze(-1)  # [b, n]
+            pad = -logit.shape[1] % self.patch
+            logit = nn.functional.pad(logit, (0, pad), value=-1e4).reshape(len(logit), -1, self.patch).amax(-1)
+            if self.promoter_at is not None:
+                i = self.promoter_at
+                logit = torch.cat([logit[:, :i], torch.zeros_like(logit[:, :1]), logit[:, i:]], 1)
+        else:
+            logit = self.boundary(h).squeeze(-1)
+        log_open = -nn.functional.softplus(logit - 2.0)  # [b, p]
+        log_gate = insulation(log_open, self.centre, self.promoter_at)
         if self.mode == "gated":
             w = (self.score(h).squeeze(-1) + self.patch_bias + log_gate).softmax(-1)
             return self.out(torch.einsum("bp,bpc->bc", w, h)), w
@@ -239,7 +257,7 @@ def make_model(args, llm, f, n):
                     backbone=args.backbone, alignment=args.alignment, dropout=args.dropout,
                     stem_channels=args.stem_c if args.stem else 0, stem_kernel=args.kernel,
                     head_standardise=bool(args.head_standardise), prompt_readout=bool(args.readout),
-                    align_residual=bool(args.align_residual),
+                    align_residual=bool(args.align_residual), promoter_bins=args.promoter,
                     patch_pool="gem" if args.pool.startswith("gem") else "sum",
                     patch_pool_p=float(args.pool[3:] or 2) if args.pool.startswith("gem") else 2.0)
     model = build_model(cfg, f, n, llm=llm)
@@ -247,7 +265,8 @@ def make_model(args, llm, f, n):
         model.stem.net = make_stem_conv(f, args.stem_c, args.kernel, args.stem_arch)
     if args.head in ("gated", "sumgated"):
         model.head = GatedHead(model.llm.d_llm, model.n_patch, n, args.patch, 128, args.dropout, args.head,
-                               bool(args.head_standardise))
+                               bool(args.head_standardise),
+                               promoter_at=model.promoter_at if model.promoter is not None else None)
     elif args.head != "attn":
         model.head = AdditiveHead(model.llm.d_llm, model.n_patch, 128, args.dropout, args.head,
                                   bool(args.head_standardise))
@@ -317,7 +336,6 @@ def transform(X, args):
 
 def score_variants(path, data, Xt, predict_x):
     """Lab variant scoring: Pearson of predicted ALT - REF and the true effect of every variant in ``path``."""
-    from scipy.stats import pearsonr
     d = np.load(path)
     index = {g: i for i, g in enumerate(data.gene_ids)}
     eff = d["effect"]
@@ -340,11 +358,10 @@ def score_variants(path, data, Xt, predict_x):
         alt = predict_x(xb)
         for k, i in enumerate(idx):
             pred[i] = alt[k] - ref_cache[gid[i]]
-    causal = np.abs(eff) > 1e-6
-    out = {"n": int(len(eff)), "n_causal": int(causal.sum()), "pearson": float(pearsonr(pred, eff)[0]),
-           "causal_pearson": float(pearsonr(pred[causal], eff[causal])[0]),
-           "sign": float((np.sign(pred[causal]) == np.sign(eff[causal])).mean())}
-    return out
+    sys.path.insert(0, str(Path(__file__).parent))
+    from variant_runs import scores  # the same measures as the package-level comparison, per element kind
+    out = {"n": int(len(eff)), "n_causal": int((np.abs(eff) > 1e-6).sum()), **scores(pred, dict(d))}
+    return out, pred
 
 
 def main():
@@ -372,6 +389,7 @@ def main():
     ap.add_argument("--prompt-hidden", type=int, default=0)
     ap.add_argument("--prompt-ridge", type=int, default=0, help="fix the prompt term to a ridge fit (train genes)")
     ap.add_argument("--head", default="attn", help="attn (GTA's) | sum | both | gated | sumgated")
+    ap.add_argument("--boundary", default="token", help="gated heads: boundaries from the patch token or from bins")
     ap.add_argument("--readout", type=int, default=1, help="GTAConfig.prompt_readout (learning.md, 6)")
     ap.add_argument("--temp", type=float, default=1.0)
     ap.add_argument("--stem-c", type=int, default=32)
@@ -399,6 +417,7 @@ def main():
     ap.add_argument("--variants", type=Path, default=None,
                     help="ALT features of the test genes' truth variants (the --cache file of "
                     "scripts/variant_runs.py), scored at the best validation epoch (learning.md, entry 42)")
+    ap.add_argument("--variant-pred", type=Path, default=None, help="save the predicted effects (.npy)")
     ap.add_argument("--log", type=Path, default=Path("lab_results.jsonl"), help="JSON lines, one per run")
     args = ap.parse_args()
 
@@ -558,7 +577,9 @@ def main():
         model.load_state_dict(best_state)
         if shadow is not None:
             shadow.update(best_shadow)
-        var = score_variants(args.variants, data, Xt, predict_features)
+        var, var_pred = score_variants(args.variants, data, Xt, predict_features)
+        if args.variant_pred:
+            np.save(args.variant_pred, var_pred)
     rec = dict(args=vars(args) | {"data": str(args.data)}, hist=hist, final_test=hist[-1]["test"],
                best_val_epoch=best["epoch"], test_at_best_val=best["test"], n_trainable=model.n_trainable(),
                variants=var)

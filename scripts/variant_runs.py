@@ -93,6 +93,11 @@ def _pearson(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a, b)[0, 1]) if len(a) > 2 and a.std() > 0 and b.std() > 0 else float("nan")
 
 
+def _slope(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Least-squares slope of predicted on true effects: 1 = the right size, 0 = blind to the kind."""
+    return float(np.polyfit(truth, pred, 1)[0]) if len(truth) > 2 and truth.std() > 0 else float("nan")
+
+
 def scores(pred: np.ndarray, alts: dict[str, np.ndarray]) -> dict[str, float]:
     eff = alts["effect"]
     causal = np.abs(eff) > 1e-6
@@ -101,6 +106,7 @@ def scores(pred: np.ndarray, alts: dict[str, np.ndarray]) -> dict[str, float]:
     for code, name in KINDS.items():
         m = causal & (alts["kind"] == code)
         out[f"{name}_pearson"] = _pearson(pred[m], eff[m])
+        out[f"{name}_slope"] = _slope(pred[m], eff[m])
     return out
 
 

@@ -165,6 +165,48 @@ def test_promoter_token_reads_only_the_bins_around_the_tss(llm):
         _cfg(promoter_bins=-1)
 
 
+def test_insulation_gate_shields_only_what_lies_beyond_a_boundary():
+    """A boundary at one token lowers the gate of every token further from the TSS on its side, and nothing else;
+    the promoter token is neither a boundary nor gated, and a mirrored window gets the mirrored gate."""
+    from gta.model.gta import insulation_gate
+    log_open = torch.zeros(1, 6)  # tokens 0-2 upstream, 3-5 downstream (TSS between 2 and 3)
+    log_open[0, 1] = -2.0  # a boundary 2 tokens upstream
+    log_open[0, 4] = -1.0  # and one 2 tokens downstream
+    gate = insulation_gate(log_open, centre=3)
+    assert gate.tolist() == [[-2.0, 0.0, 0.0, 0.0, 0.0, -1.0]]  # a boundary does not gate itself
+    assert torch.equal(insulation_gate(log_open.flip(-1), 3), gate.flip(-1))
+    with_token = torch.cat([log_open[:, :3], torch.full((1, 1), -9.0), log_open[:, 3:]], 1)  # promoter at 3
+    gated = insulation_gate(with_token, centre=3, skip=3)
+    assert gated.tolist() == [[-2.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0]]
+
+
+def test_insulated_head_moves_weight_inside_a_boundary(llm):
+    """GTAConfig.insulation: the head's pooling weights include the gate, so a strong boundary one token upstream
+    of the TSS takes the weight off the token beyond it; off, the head has no boundary weights (run folders written
+    before it load unchanged)."""
+
+    class Fixed(torch.nn.Module):  # boundary logits set by the test: token 1 a strong boundary
+        def forward(self, h):
+            logits = torch.full(h.shape[:2], -30.0)
+            logits[:, 1] = 30.0
+            return logits[..., None]
+
+    model = build_model(_cfg(insulation=True, promoter_bins=2), D_FEAT, N_BINS, llm=llm).eval()
+    head = model.head
+    assert head.promoter_at == head.tss_at == model.promoter_at == 3 and model.n_tokens == 6
+    with torch.no_grad():
+        head.score.weight.zero_()
+        head.score.bias.zero_()
+    head.boundary = Fixed()
+    _, weights = head(torch.randn(2, 6, llm.d_llm), torch.zeros(2, llm.d_llm))
+    assert weights[:, 0].max() < 1e-9  # beyond the boundary
+    assert torch.allclose(weights[:, 1:], torch.full((2, 5), 0.2), atol=1e-6)  # the boundary itself and the rest
+    y = model(_features(), PROMPTS)
+    assert y.shape == (3, 1) and torch.isfinite(y).all()
+    off = build_model(_cfg(promoter_bins=2), D_FEAT, N_BINS, llm=llm)
+    assert off.head.boundary is None and not [k for k in off.state_dict() if "boundary" in k]
+
+
 @pytest.mark.parametrize("field, value, message", [("d_model", -8, "d_model=-8 must be >= 1"),
                                                    ("n_heads", 0, "n_heads=0 must be >= 1"),
                                                    ("patch_len", 0, "patch_len=0 must be >= 1"),

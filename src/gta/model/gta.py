@@ -80,6 +80,10 @@ class GTAConfig:
     # bins each side of the TSS read at full resolution as one more token, placed between the two patches that meet
     # at the TSS (0 = none); docs/learning.md entry 42
     promoter_bins: int = 4
+    # the head's pooling weights times a learnt insulation gate: each patch token gets a boundary strength, and a
+    # patch's weight is scaled by the product of (1 - boundary) over the patch tokens between it and the TSS, as a
+    # TAD boundary shields a promoter from enhancers beyond it (docs/learning.md, entries 30, 43)
+    insulation: bool = False
 
     def __post_init__(self) -> None:
         for name, value, valid in (("alignment", self.alignment, ALIGNMENTS), ("backbone", self.backbone, BACKBONES),
@@ -187,16 +191,34 @@ class PatchStandardiser(nn.Module):
         return mean, var
 
 
+def insulation_gate(log_open: Tensor, centre: int, skip: int | None = None) -> Tensor:
+    """[b, p] log(1 - boundary) per token -> [b, p] log gate: for each token the sum over the tokens strictly between
+    it and the TSS. Tokens ``centre..`` lie downstream, ``..centre-1`` upstream; token ``skip`` (the promoter token,
+    at the TSS) is neither a boundary nor gated."""
+    if skip is not None:
+        rest = insulation_gate(torch.cat([log_open[:, :skip], log_open[:, skip + 1:]], 1), centre)
+        return torch.cat([rest[:, :skip], torch.zeros_like(rest[:, :1]), rest[:, skip:]], 1)
+    down, up = log_open[:, centre:], log_open[:, :centre].flip(-1)  # each nearest to the TSS first
+    gate_down = torch.cumsum(down, -1) - down
+    gate_up = (torch.cumsum(up, -1) - up).flip(-1)
+    return torch.cat([gate_up, gate_down], -1)
+
+
 class Head(nn.Module):
     """[b, p, m] -> [b, t]: (standardise across genes,) LayerNorm, Linear-GELU, attention pooling (content score +
     learnt per-patch bias), MLP; with ``prompt_readout`` plus a linear read of the prompt's summary [b, m] (already
     standardised by the caller with fixed train-gene statistics) through weights fixed by a ridge fit before
     training, so what the annotation says reaches the output directly: an additive annotation term beside the
-    sequence term (docs/learning.md, entry 13)."""
+    sequence term (docs/learning.md, entry 13). With ``insulation`` (the TSS between tokens ``tss_at - 1`` and
+    ``tss_at``; the promoter token, if any, at ``promoter_at``) the pooling scores add a learnt log insulation
+    gate (``insulation_gate``)."""
 
     def __init__(self, d_llm: int, n_patch: int, hidden: int, n_targets: int, dropout: float,
-                 standardise: bool = True, prompt_readout: bool = False) -> None:
+                 standardise: bool = True, prompt_readout: bool = False, insulation: bool = False,
+                 tss_at: int = 0, promoter_at: int | None = None) -> None:
         super().__init__()
+        self.tss_at, self.promoter_at = tss_at, promoter_at
+        self.boundary = nn.Linear(hidden, 1) if insulation else None
         first = [PatchStandardiser(n_patch, d_llm)] if standardise else []
         self.proj = nn.Sequential(*first, nn.LayerNorm(d_llm), nn.Linear(d_llm, hidden), nn.GELU(),
                                   nn.Dropout(dropout))
@@ -212,7 +234,11 @@ class Head(nn.Module):
 
     def forward(self, hidden: Tensor, summary: Tensor | None = None) -> tuple[Tensor, Tensor]:
         h = self.proj(hidden)  # [b, p, c]
-        weights = (self.score(h).squeeze(-1) + self.patch_bias).softmax(dim=-1)  # [b, p]
+        scores = self.score(h).squeeze(-1) + self.patch_bias  # [b, p]
+        if self.boundary is not None:  # boundary strength sigmoid(w.h - 2): ~0.12 at the start
+            log_open = -nn.functional.softplus(self.boundary(h).squeeze(-1) - 2.0)  # log(1 - boundary)
+            scores = scores + insulation_gate(log_open, self.tss_at, self.promoter_at)
+        weights = scores.softmax(dim=-1)
         pooled = torch.einsum("bp,bpc->bc", weights, h)  # [b, c]
         y = self.out(pooled)
         if self.prompt is not None:
@@ -269,7 +295,8 @@ class GTA(nn.Module):
         elif cfg.gradient_checkpointing:
             self.llm.set_gradient_checkpointing(True)
         self.head = Head(m, self.n_tokens, cfg.head_hidden, cfg.n_targets, cfg.dropout, cfg.head_standardise,
-                         prompt_readout=cfg.use_prompt and cfg.prompt_readout)
+                         prompt_readout=cfg.use_prompt and cfg.prompt_readout, insulation=cfg.insulation,
+                         tss_at=self.promoter_at, promoter_at=self.promoter_at if self.promoter is not None else None)
 
     def set_feature_norm(self, mean, std) -> None:
         """Per-feature mean and std fitted on the train split (std below 1e-6 is treated as 1)."""
