@@ -45,6 +45,30 @@ def load(data_dir: Path):
     return dataset, data, X, prompts, names
 
 
+def load_haplotypes(hap_store: Path, dataset, genes: np.ndarray, n_ind: int, seed: int, args):
+    """Personal windows of ``n_ind`` training individuals per gene (fixed draw): features [G, n, 2, bins, f] as
+    float16 and standardised targets [G, n] (the gene-level standardisation), for within-gene supervision."""
+    from gta.features.store import FeatureStore
+    store = FeatureStore.open(hap_store)
+    hdata = build_run_data(dataset, store, TrainConfig(task="both"), need_individuals=True)
+    train_s = hdata.samples_in("train")
+    rng = np.random.default_rng([seed, 7])
+    H = np.zeros((len(genes), n_ind, 2, store.n_bins, store.n_features), np.float16)
+    Y = np.full((len(genes), n_ind), np.nan, np.float32)
+    index = {g: i for i, g in enumerate(hdata.gene_ids)}
+    t0 = time.time()
+    for r, gid in enumerate(genes):
+        gi = index[gid]
+        table = store.sample_haps(gid)
+        ok = [k for k in train_s if np.isfinite(hdata.y_ind[gi, k]) and hdata.samples[k] in table]
+        pick = [ok[i] for i in sorted(rng.choice(len(ok), min(n_ind, len(ok)), replace=False))]
+        keys = [key for k in pick for key in table[hdata.samples[k]]]
+        H[r, :len(pick)] = transform(store.read_haps(gid, keys), args).reshape(len(pick), 2, *H.shape[3:])
+        Y[r, :len(pick)] = hdata.standardise(hdata.y_ind[gi, pick])
+    print(f"haplotypes of {n_ind} individuals x {len(genes)} genes in {time.time() - t0:.0f} s", flush=True)
+    return torch.from_numpy(H), torch.from_numpy(Y)
+
+
 class Stem(nn.Module):
     """Shared per-bin encoder: [b, n, f] -> conv stem -> pool within patch -> [b, p, d] (+ position)."""
 
@@ -412,11 +436,19 @@ def main():
                     help="bins each side of the TSS that mirroring leaves in place (the promoter)")
     ap.add_argument("--mirror-tta", type=int, default=0, help="predict the mean of the window and its mirror")
     ap.add_argument("--tag", default="")
+    ap.add_argument("--hap-store", type=Path, default=None, help="feature store with personal haplotypes: adds a "
+                    "within-gene loss on individuals' deviations from their gene's mean")
+    ap.add_argument("--hap-ind", type=int, default=8, help="training individuals per gene (a fixed draw)")
+    ap.add_argument("--hap-genes", type=int, default=8, help="genes of each batch that bring their individuals")
+    ap.add_argument("--hap-weight", type=float, default=1.0)
+    ap.add_argument("--target", default="observed",
+                    help="observed | sequence (diagnostic: the simulator's noise-free sequence term, no baseline)")
     ap.add_argument("--promoter", type=int, default=0,
                     help="promoter token: K bins each side of the TSS at full resolution (GTAConfig.promoter_bins)")
     ap.add_argument("--variants", type=Path, default=None,
                     help="ALT features of the test genes' truth variants (the --cache file of "
                     "scripts/variant_runs.py), scored at the best validation epoch (learning.md, entry 42)")
+    ap.add_argument("--boundaries", type=Path, default=None, help="save the gated head's boundary strengths (.npy)")
     ap.add_argument("--variant-pred", type=Path, default=None, help="save the predicted effects (.npy)")
     ap.add_argument("--log", type=Path, default=Path("lab_results.jsonl"), help="JSON lines, one per run")
     args = ap.parse_args()
@@ -426,6 +458,11 @@ def main():
     X = transform(X, args)
     tr, va, te = (np.array(data.genes_in(s)) for s in ("train", "val", "test"))
     y = data.standardise(data.y_gene).astype(np.float32)
+    if args.target == "sequence":  # diagnostic only: the truth's noise-free sequence term (reference haplotype)
+        import pandas as pd
+        truth = pd.read_csv(Path(dataset.manifest.truth) / "genes.tsv", sep="\t").set_index("gene_id")
+        seq = (truth.ref_expression - truth.baseline).reindex(data.gene_ids).to_numpy(np.float32)
+        y = ((seq - seq[tr].mean()) / seq[tr].std()).astype(np.float32)
     mu = X[tr].reshape(-1, X.shape[-1]).mean(0)
     sd = X[tr].reshape(-1, X.shape[-1]).std(0)
     torch.manual_seed(args.seed)
@@ -475,6 +512,12 @@ def main():
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
     Xt = torch.from_numpy(X)
+    hap_row = {}
+    if args.hap_store:
+        gids = np.array(data.gene_ids)[tr]
+        Ht, Yt = load_haplotypes(args.hap_store, dataset, gids, args.hap_ind, args.seed, args)
+        hap_row = {int(g): r for r, g in enumerate(tr)}
+        within_var = float(np.nanvar(Yt.numpy() - np.nanmean(Yt.numpy(), 1, keepdims=True)))  # loss in its units
     P = [prompts[g] for g in data.gene_ids]
     rng = np.random.default_rng(args.seed)
 
@@ -548,6 +591,26 @@ def main():
             flip = torch.from_numpy(aug.random(len(j)) < args.mirror) if args.mirror else None
             pred = call(j, flip)
             loss = torch.nn.functional.mse_loss(pred, torch.from_numpy(y[j]))
+            if hap_row:  # within-gene: individuals' predicted deviations from their gene's mean vs observed ones
+                rows = [hap_row[int(g)] for g in j[:args.hap_genes]]
+                xh = Ht[rows].float()  # [m, n, 2, bins, f]
+                m, n = xh.shape[:2]
+                xh = xh.reshape(m * n * 2, *xh.shape[3:])
+                if flip is not None:
+                    turn = flip[:len(rows)].repeat_interleave(n * 2)
+                    xh[turn] = xh[turn].flip(1)
+                # eval mode (with gradients): dropout would give every window of a gene its own noise, which the
+                # within-gene loss then reads as deviations; and the head's standardiser keeps its gene-level
+                # running statistics rather than those of a few genes' individuals
+                model.eval()
+                ph = model(xh)[:, 0].reshape(m, n, 2).mean(-1)  # diploid: mean of the two haplotypes (log scale)
+                model.train()
+                yh = Yt[rows]
+                ok = torch.isfinite(yh)
+                yh, count = torch.nan_to_num(yh), ok.sum(1, keepdim=True).clamp_min(1)
+                dev_p = ph - (ph * ok).sum(1, keepdim=True) / count
+                dev_y = yh - yh.sum(1, keepdim=True) / count
+                loss = loss + args.hap_weight * ((dev_p - dev_y)[ok] ** 2).mean() / within_var
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -580,6 +643,15 @@ def main():
         var, var_pred = score_variants(args.variants, data, Xt, predict_features)
         if args.variant_pred:
             np.save(args.variant_pred, var_pred)
+    if args.boundaries and getattr(model.head, "boundary", None) is not None:  # [genes, tokens] b of the gate
+        model.load_state_dict(best_state)
+        seen = []
+        hook = model.head.boundary.register_forward_hook(lambda _m, _i, out: seen.append(torch.sigmoid(out - 2)))
+        with evaluating(), torch.no_grad():
+            for s in range(0, len(Xt), 64):
+                model(Xt[s:s + 64])
+        hook.remove()
+        np.save(args.boundaries, torch.cat(seen).squeeze(-1).numpy())
     rec = dict(args=vars(args) | {"data": str(args.data)}, hist=hist, final_test=hist[-1]["test"],
                best_val_epoch=best["epoch"], test_at_best_val=best["test"], n_trainable=model.n_trainable(),
                variants=var)
