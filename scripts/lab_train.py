@@ -441,6 +441,7 @@ def main():
     ap.add_argument("--hap-ind", type=int, default=8, help="training individuals per gene (a fixed draw)")
     ap.add_argument("--hap-genes", type=int, default=8, help="genes of each batch that bring their individuals")
     ap.add_argument("--hap-weight", type=float, default=1.0)
+    ap.add_argument("--hap-dropout", type=int, default=0, help="keep dropout on in the haplotype windows' pass")
     ap.add_argument("--target", default="observed",
                     help="observed | sequence (diagnostic: the simulator's noise-free sequence term, no baseline)")
     ap.add_argument("--promoter", type=int, default=0,
@@ -602,7 +603,9 @@ def main():
                 # eval mode (with gradients): dropout would give every window of a gene its own noise, which the
                 # within-gene loss then reads as deviations; and the head's standardiser keeps its gene-level
                 # running statistics rather than those of a few genes' individuals
-                model.eval()
+                for mod in model.modules() if args.hap_dropout else [model]:  # --hap-dropout: standardisers only
+                    if not args.hap_dropout or type(mod).__name__ == "PatchStandardiser":
+                        mod.eval()
                 ph = model(xh)[:, 0].reshape(m, n, 2).mean(-1)  # diploid: mean of the two haplotypes (log scale)
                 model.train()
                 yh = Yt[rows]

@@ -187,6 +187,30 @@ def test_cross_individual_batches_use_training_individuals_and_encode_each_haplo
     assert dm.val_dataloader().batch_size == min(module.cfg.batch_size, max(1, 1024 // 7))
 
 
+def test_individuals_pass_without_dropout_in_training(toy, tiny_llm):
+    """Within-gene deviations must come from the haplotypes, not from each window's own dropout noise: a batch with
+    individuals encodes the same way twice in training mode, a reference-only batch does not (dropout on)."""
+    module, dm = _module(toy, tiny_llm, "both", max_individuals_per_gene=4)
+    module.model.cfg.dropout = 0.5
+    for m in module.model.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.5
+    module.train()
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["ind_r1"].numel() > 0
+    with torch.no_grad():
+        assert torch.equal(module.encode(batch), module.encode(batch))
+    assert all(m.training for m in module.model.modules() if isinstance(m, torch.nn.Dropout))  # restored
+    ref_only, dm_ref = _module(toy, tiny_llm, "cross-gene")
+    for m in ref_only.model.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.5
+    ref_only.train()
+    plain = next(iter(dm_ref.train_dataloader()))
+    with torch.no_grad():
+        assert not torch.equal(ref_only.encode(plain), ref_only.encode(plain))
+
+
 def test_max_train_examples_caps_the_training_genes(toy, tiny_llm):
     _, dm = _module(toy, tiny_llm, max_train_examples=5)
     assert len(dm.train_items) == 5 and set(dm.train_genes) <= set(dm.data.genes_in("train"))

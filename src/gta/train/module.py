@@ -13,6 +13,7 @@ logs ``val_spearman_gene`` (reference prediction vs gene mean across validation 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 
@@ -61,7 +62,23 @@ class GTAModule(L.LightningModule):
             dummy = torch.zeros(1, self.model.n_bins, self.model.d_feat, device=self.device)
             return self.model(dummy, [DUMMY_PROMPT] if self.model.cfg.use_prompt else None)[:0, 0].float()
         prompts = batch["prompts"] if self.model.cfg.use_prompt else None
-        return self.model(batch["features"], prompts)[:, 0].float()
+        with self._without_dropout(self.training and batch["ind_r1"].numel() > 0):
+            return self.model(batch["features"], prompts)[:, 0].float()
+
+    @contextlib.contextmanager
+    def _without_dropout(self, active: bool):
+        """Batches with individuals' rows pass without dropout: each window would carry its own dropout noise, which
+        the centred (within-gene) loss reads as differences between a gene's individuals, so the model learns to
+        shrink its outputs (lab, seed 0: across genes 0.626 -> 0.561, variant Pearson 0.577 -> 0.507, enhancer
+        slope 0.19 -> 0.06; docs/learning.md, entry 43). The reference rows of such a batch go without it too."""
+        drops = [m for m in self.model.modules() if isinstance(m, torch.nn.Dropout) and m.training] if active else []
+        for m in drops:
+            m.eval()
+        try:
+            yield
+        finally:
+            for m in drops:
+                m.train()
 
     def individual(self, h: Tensor, batch: dict) -> Tensor:
         """Individual predictions (standardised units) from the rows of their two haplotypes."""
