@@ -22,7 +22,7 @@ from scipy.stats import spearmanr
 from torch import nn
 
 from gta.llm_loader import load_llm
-from gta.model.gta import GTAConfig, build_model
+from gta.model.gta import GTAConfig, build_model, insulation_gate
 from gta.train.config import TrainConfig
 from gta.train.data import build_run_data
 from gta.train.prompts import run_prompts
@@ -199,12 +199,6 @@ class AdditiveHead(nn.Module):
         return y, u
 
 
-def insulation(log_open: torch.Tensor, centre: int, skip: int | None = None) -> torch.Tensor:
-    """The package's insulation gate (GTAConfig.insulation) for the lab's heads."""
-    from gta.model.gta import insulation_gate
-    return insulation_gate(log_open, centre, skip)
-
-
 class GatedHead(nn.Module):
     """GTA's head (``mode="gated"``: attention pooling) or the additive head (``"sumgated"``) with learnt insulation:
     each patch has a boundary strength b = sigmoid(w.h - 2), and a patch's weight (attention score + log gate) or
@@ -246,7 +240,7 @@ class GatedHead(nn.Module):
         else:
             logit = self.boundary(h).squeeze(-1)
         log_open = -nn.functional.softplus(logit - 2.0)  # [b, p]
-        log_gate = insulation(log_open, self.centre, self.promoter_at)
+        log_gate = insulation_gate(log_open, self.centre, self.promoter_at)
         if self.mode == "gated":
             w = (self.score(h).squeeze(-1) + self.patch_bias + log_gate).softmax(-1)
             return self.out(torch.einsum("bp,bpc->bc", w, h)), w
@@ -603,9 +597,12 @@ def main():
                 # eval mode (with gradients): dropout would give every window of a gene its own noise, which the
                 # within-gene loss then reads as deviations; and the head's standardiser keeps its gene-level
                 # running statistics rather than those of a few genes' individuals
-                for mod in model.modules() if args.hap_dropout else [model]:  # --hap-dropout: standardisers only
-                    if not args.hap_dropout or type(mod).__name__ == "PatchStandardiser":
-                        mod.eval()
+                if args.hap_dropout:  # the diagnostic: only the standardisers in eval mode, dropout on
+                    for mod in model.modules():
+                        if type(mod).__name__ == "PatchStandardiser":
+                            mod.eval()
+                else:
+                    model.eval()
                 ph = model(xh)[:, 0].reshape(m, n, 2).mean(-1)  # diploid: mean of the two haplotypes (log scale)
                 model.train()
                 yh = Yt[rows]
