@@ -8,7 +8,6 @@ reads it through a temporary BGZF copy), and its indexed region queries must fin
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import subprocess
 import sys
@@ -16,13 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from fixtures import load_script
 from gta.io.variants import sniff_format
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "corpora" / "root"
-_spec = importlib.util.spec_from_file_location("compatibility_report", ROOT / "scripts" / "compatibility_report.py")
-report = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(report)
+report = load_script("scripts/compatibility_report.py")
 
 FILES = report.discover(CORPUS) if CORPUS.exists() else []
 # gta's documented refusals of files bcftools reads (docs/haplotypes.md): policies, not reader failures

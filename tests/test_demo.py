@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fixtures import load_script
 from gta.evaluate.benchmark import noise_free_signal
 from gta.evaluate.metrics import noise_ceiling
 from gta.evaluate.report import MODEL_FIELDS, fmt, lookup
@@ -166,11 +167,7 @@ def test_demo_report_renders_in_headless_chromium(quick_demo, tmp_path):
 
 def test_update_demo_doc_writes_both_blocks_from_the_run(quick_demo, tmp_path, monkeypatch):
     """docs/demo.md's cost and result tables come from the run (scripts/update_demo_doc.py), never typed."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("update_demo_doc", ROOT / "scripts" / "update_demo_doc.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script("scripts/update_demo_doc.py")
     out, _ = quick_demo
     doc = tmp_path / "demo.md"
     doc.write_text("intro\n<!-- BEGIN generated costs -->\nold\n<!-- END generated costs -->\nmiddle\n"
