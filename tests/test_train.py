@@ -211,6 +211,43 @@ def test_individuals_pass_without_dropout_in_training(toy, tiny_llm):
         assert not torch.equal(ref_only.encode(plain), ref_only.encode(plain))
 
 
+def test_split_pass_keeps_dropout_for_reference_rows_only(toy, tiny_llm):
+    """individual_pass "split": reference rows train with dropout; haplotype rows pass without it and with the
+    standardiser's running statistics, so each equals that row alone in eval mode (mirror average aside); the
+    gradient of a haplotype row reaches every trainable weight the reference rows reach."""
+    from gta.model.gta import PatchStandardiser
+
+    module, dm = _module(toy, tiny_llm, "both", max_individuals_per_gene=4, individual_pass="split")
+    for m in module.model.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.5
+        if isinstance(m, PatchStandardiser):
+            m.momentum = 0.0  # (the reference pass would otherwise move the running statistics between calls)
+    module.train()
+    batch = next(iter(dm.train_dataloader()))
+    ref = batch["ref_row"][batch["ref_row"] >= 0]
+    hap = torch.ones(len(batch["features"]), dtype=torch.bool)
+    hap[ref] = False
+    assert hap.any() and len(ref) > 1
+    with torch.no_grad():
+        a, b = module.encode(batch), module.encode(batch)
+    assert torch.equal(a[hap], b[hap]) and not torch.equal(a[ref], b[ref])
+    switched = [m for m in module.model.modules() if isinstance(m, (torch.nn.Dropout, PatchStandardiser))]
+    assert switched and all(m.training for m in switched)  # restored
+    row = int(hap.nonzero()[0, 0])
+    module.model.eval()
+    module.model.cfg.mirror_average = False
+    with torch.no_grad():
+        alone = module.model(batch["features"][row:row + 1], [batch["prompts"][row]])[0, 0]
+    module.model.cfg.mirror_average = True
+    module.train()
+    torch.testing.assert_close(a[row], alone.float(), rtol=1e-4, atol=1e-5)
+    module.zero_grad()
+    module.encode(batch)[row].backward()
+    reached = {n for n, w in module.model.named_parameters() if w.grad is not None and w.grad.abs().sum() > 0}
+    assert any("mapping" in n for n in reached) and any("head" in n for n in reached)
+
+
 def test_max_train_examples_caps_the_training_genes(toy, tiny_llm):
     _, dm = _module(toy, tiny_llm, max_train_examples=5)
     assert len(dm.train_items) == 5 and set(dm.train_genes) <= set(dm.data.genes_in("train"))

@@ -72,6 +72,10 @@ class TrainConfig:
     # and variant effects in 4 (docs/learning.md, entry 29)
     ema_epochs: float = 2.0
     hap_combine: str = "logmeanexp"  # log((exp(h1) + exp(h2)) / 2), or the plain mean
+    # how a training batch with individuals' rows runs: "shared", one pass without dropout for all rows; "split",
+    # the reference rows with dropout and batch statistics, the haplotype rows in a second pass in eval mode
+    # (the lab's design, docs/learning.md entries 43-44)
+    individual_pass: str = "shared"
     feature_norm_genes: int = 2000  # training genes read to fit the per-feature mean/std
     shuffle_prompts: bool = False  # control: each gene gets another gene's annotation row
     # the prompt's text around the markers, with fields {task} {gene} {annotation} {stats} {tokens}; None = default
@@ -98,7 +102,8 @@ class TrainConfig:
         """Raise GtaInputError (naming ``path``) for values outside their allowed sets or ranges."""
         choices = {"predict_individuals": ("test", "all", "none"),
                    "task": TASKS, "strategy": STRATEGIES, "accelerator": ACCELERATORS, "precision": PRECISIONS,
-                   "hap_combine": HAP_COMBINES, "lr_schedule": LR_SCHEDULES}
+                   "hap_combine": HAP_COMBINES, "lr_schedule": LR_SCHEDULES,
+                   "individual_pass": ("shared", "split")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise GtaInputError(f"{name}={getattr(self, name)!r} is not allowed", path=path,

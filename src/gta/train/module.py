@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from gta.model.gta import PatchStandardiser
 from gta.stats import combine_haplotypes, spearman
 from gta.train.config import TrainConfig
 
@@ -62,8 +63,25 @@ class GTAModule(L.LightningModule):
             dummy = torch.zeros(1, self.model.n_bins, self.model.d_feat, device=self.device)
             return self.model(dummy, [DUMMY_PROMPT] if self.model.cfg.use_prompt else None)[:0, 0].float()
         prompts = batch["prompts"] if self.model.cfg.use_prompt else None
+        if self.training and batch["ind_r1"].numel() > 0 and self.cfg.individual_pass == "split":
+            return self._split_pass(batch["features"], prompts, batch["ref_row"])
         with self._without_dropout(self.training and batch["ind_r1"].numel() > 0):
             return self.model(batch["features"], prompts)[:, 0].float()
+
+    def _split_pass(self, features: Tensor, prompts: list[str] | None, ref_row: Tensor) -> Tensor:
+        """Reference rows in training mode (dropout, batch statistics); every other row (haplotypes) in a second
+        pass in eval mode (no dropout, running statistics), gradients kept; outputs back in row order."""
+        is_ref = torch.zeros(len(features), dtype=torch.bool, device=features.device)
+        is_ref[ref_row[ref_row >= 0].to(features.device)] = True
+        order = torch.cat([is_ref.nonzero()[:, 0], (~is_ref).nonzero()[:, 0]])
+        outs = []
+        for mask, train in ((is_ref, True), (~is_ref, False)):
+            if not bool(mask.any()):
+                continue
+            rows = [p for p, m in zip(prompts, mask.tolist(), strict=True) if m] if prompts is not None else None
+            with self._in_eval((torch.nn.Dropout, PatchStandardiser), not train):
+                outs.append(self.model(features[mask], rows)[:, 0].float())
+        return torch.cat(outs)[torch.argsort(order)]
 
     @contextlib.contextmanager
     def _without_dropout(self, active: bool):
@@ -71,13 +89,19 @@ class GTAModule(L.LightningModule):
         the centred (within-gene) loss reads as differences between a gene's individuals, so the model learns to
         shrink its outputs (lab, seed 0: across genes 0.626 -> 0.561, variant Pearson 0.577 -> 0.507, enhancer
         slope 0.19 -> 0.06; docs/learning.md, entry 43). The reference rows of such a batch go without it too."""
-        drops = [m for m in self.model.modules() if isinstance(m, torch.nn.Dropout) and m.training] if active else []
-        for m in drops:
+        with self._in_eval((torch.nn.Dropout,), active):
+            yield
+
+    @contextlib.contextmanager
+    def _in_eval(self, kinds: tuple[type, ...], active: bool):
+        """The model's modules of these kinds that are training switch to eval mode inside (``active``), and back."""
+        mods = [m for m in self.model.modules() if isinstance(m, kinds) and m.training] if active else []
+        for m in mods:
             m.eval()
         try:
             yield
         finally:
-            for m in drops:
+            for m in mods:
                 m.train()
 
     def individual(self, h: Tensor, batch: dict) -> Tensor:
