@@ -63,9 +63,14 @@ class GTAModule(L.LightningModule):
             dummy = torch.zeros(1, self.model.n_bins, self.model.d_feat, device=self.device)
             return self.model(dummy, [DUMMY_PROMPT] if self.model.cfg.use_prompt else None)[:0, 0].float()
         prompts = batch["prompts"] if self.model.cfg.use_prompt else None
-        if self.training and batch["ind_r1"].numel() > 0 and self.cfg.individual_pass == "split":
+        with_individuals = self.training and batch["ind_r1"].numel() > 0
+        if with_individuals and self.cfg.individual_pass == "split":
             return self._split_pass(batch["features"], prompts, batch["ref_row"])
-        with self._without_dropout(self.training and batch["ind_r1"].numel() > 0):
+        # Batches with individuals' rows pass without dropout: each window would carry its own dropout noise, which
+        # the centred (within-gene) loss reads as differences between a gene's individuals, so the model learns to
+        # shrink its outputs (lab, seed 0: across genes 0.626 -> 0.561, variant Pearson 0.577 -> 0.507, enhancer
+        # slope 0.19 -> 0.06; docs/learning.md, entry 43). The reference rows of such a batch go without it too.
+        with self._in_eval((torch.nn.Dropout,), with_individuals):
             return self.model(batch["features"], prompts)[:, 0].float()
 
     def _split_pass(self, features: Tensor, prompts: list[str] | None, ref_row: Tensor) -> Tensor:
@@ -82,15 +87,6 @@ class GTAModule(L.LightningModule):
             with self._in_eval((torch.nn.Dropout, PatchStandardiser), not train):
                 outs.append(self.model(features[mask], rows)[:, 0].float())
         return torch.cat(outs)[torch.argsort(order)]
-
-    @contextlib.contextmanager
-    def _without_dropout(self, active: bool):
-        """Batches with individuals' rows pass without dropout: each window would carry its own dropout noise, which
-        the centred (within-gene) loss reads as differences between a gene's individuals, so the model learns to
-        shrink its outputs (lab, seed 0: across genes 0.626 -> 0.561, variant Pearson 0.577 -> 0.507, enhancer
-        slope 0.19 -> 0.06; docs/learning.md, entry 43). The reference rows of such a batch go without it too."""
-        with self._in_eval((torch.nn.Dropout,), active):
-            yield
 
     @contextlib.contextmanager
     def _in_eval(self, kinds: tuple[type, ...], active: bool):
