@@ -6,6 +6,7 @@ import time
 
 import pytest
 import torch
+from torch import nn
 
 from gta.errors import GtaInputError
 from gta.llm_loader import dequantised_folder, embedded_tokenizer, llm_identity, load_llm, tiny_random_llm
@@ -107,6 +108,17 @@ def test_dtype_move_clears_prompt_cache(tokenizer):
     llm.to(torch.float64)
     assert llm.dtype == torch.float64 and len(llm._prefixes) == 0
     assert llm.encode_prefix("a prompt").layers[0].keys.dtype == torch.float64
+
+
+def test_no_op_move_keeps_prompt_cache(tokenizer):
+    """Lightning moves the model to its (same) device at setup and calls .cpu() at teardown: neither may drop the
+    cached prompts, which cost a full LLM pass each to rebuild."""
+    llm = tiny_random_llm(num_layers=1, tokenizer=tokenizer)
+    kept = llm.encode_prefix("a prompt")
+    nn.Sequential(llm).to(llm.device).cpu().float()
+    assert llm.encode_prefix("a prompt") is kept
+    llm.to_empty(device=llm.device)  # same device, new storage: the old KV no longer matches the weights
+    assert len(llm._prefixes) == 0
 
 
 def test_random_twin_same_architecture_new_weights(tokenizer):

@@ -88,9 +88,16 @@ class FrozenLLM(nn.Module):
         return self
 
     def _apply(self, fn, recurse: bool = True):
+        before = self._weights_key()
         self._hf._apply(fn)
-        self.clear_prefix_cache()  # cached KV is tied to the old device / dtype
+        if self._weights_key() != before:  # cached KV is tied to the old device / dtype / storage
+            self.clear_prefix_cache()  # a no-op move (Lightning's setup and teardown on CPU) keeps it
         return super()._apply(fn, recurse)
+
+    def _weights_key(self) -> list[tuple]:
+        """Where each frozen weight lives: (device, dtype, storage address), to tell a real move from a no-op."""
+        local = (p.to_local() if hasattr(p, "to_local") else p for p in self._hf.parameters())
+        return [(t.device, t.dtype, t.data_ptr()) for t in local]
 
     @property
     def dtype(self) -> torch.dtype:
