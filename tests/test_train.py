@@ -248,6 +248,36 @@ def test_split_pass_keeps_dropout_for_reference_rows_only(toy, tiny_llm):
     assert any("mapping" in n for n in reached) and any("head" in n for n in reached)
 
 
+def test_split_pass_runs_both_passes_in_lock_step(toy, tiny_llm, monkeypatch):
+    """Under DDP (or with a sharded LLM) every forward is a collective: a rank whose batch lacks reference rows, or
+    individuals, must still run the reference pass and the haplotype pass, or the other ranks wait forever."""
+    module, dm = _module(toy, tiny_llm, "both", max_individuals_per_gene=4, individual_pass="split")
+    module.train()
+    batch = next(iter(dm.train_dataloader()))
+    calls = []
+    module.model.register_forward_hook(lambda m, args, out: calls.append(len(args[0])))
+    n_ref = int((batch["ref_row"] >= 0).sum())
+    with torch.no_grad():
+        module.encode(batch)
+    assert calls == [n_ref, len(batch["features"]) - n_ref] and 0 < n_ref < len(batch["features"])
+    no_ref = {**batch, "ref_row": torch.full_like(batch["ref_row"], -1)}  # every row goes to the haplotype pass
+    calls.clear()
+    with torch.no_grad():
+        assert len(module.encode(no_ref)) == len(batch["features"]) and calls == [len(batch["features"])]
+    monkeypatch.setattr(module, "_lockstep", lambda: True)
+    calls.clear()
+    out = module.encode(no_ref)
+    assert calls == [1, len(batch["features"])] and len(out) == len(batch["features"])  # a dummy reference pass
+    out.sum().backward()  # the dummy row's graph is part of the output's
+    empty = {**batch, "features": batch["features"][:0], "ref_row": batch["ref_row"][:0], "prompts": None,
+             "ind_r1": batch["ind_r1"][:0]}
+    calls.clear()
+    assert len(module.encode(empty)) == 0 and calls == [1, 1]
+    calls.clear()
+    module.encode(batch)
+    assert calls == [n_ref, len(batch["features"]) - n_ref]  # with rows of both kinds, lock step adds no pass
+
+
 def test_max_train_examples_caps_the_training_genes(toy, tiny_llm):
     _, dm = _module(toy, tiny_llm, max_train_examples=5)
     assert len(dm.train_items) == 5 and set(dm.train_genes) <= set(dm.data.genes_in("train"))

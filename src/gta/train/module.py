@@ -53,19 +53,14 @@ class GTAModule(L.LightningModule):
     # ---- forward pieces --------------------------------------------------------------------------------------
     def encode(self, batch: dict) -> Tensor:
         """Model output per feature row, standardised units, float32: [N]."""
-        if batch["features"].numel() == 0:
-            distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
-            if not self.model.llm.sharded and not (distributed and self.training):
-                return torch.zeros(0, device=self.device)
-            # a sharded LLM's layers, and the head's standardiser in training under DDP, are collectives: run the
-            # same passes as the other ranks, on a dummy row whose output is cut away (the loss still reaches it,
-            # so backward runs through the layers too; the row does count in that step's standardiser statistics)
-            dummy = torch.zeros(1, self.model.n_bins, self.model.d_feat, device=self.device)
-            return self.model(dummy, [DUMMY_PROMPT] if self.model.cfg.use_prompt else None)[:0, 0].float()
         prompts = batch["prompts"] if self.model.cfg.use_prompt else None
+        lockstep = self._lockstep()
         with_individuals = self.training and batch["ind_r1"].numel() > 0
-        if with_individuals and self.cfg.individual_pass == "split":
-            return self._split_pass(batch["features"], prompts, batch["ref_row"])
+        if self.training and self.cfg.individual_pass == "split" and (with_individuals or lockstep):
+            # in lock step every rank runs both passes, whatever rows its own batch holds
+            return self._split_pass(batch["features"], prompts, batch["ref_row"], lockstep)
+        if batch["features"].numel() == 0:
+            return self._dummy_pass() if lockstep else torch.zeros(0, device=self.device)
         # Batches with individuals' rows pass without dropout: each window would carry its own dropout noise, which
         # the centred (within-gene) loss reads as differences between a gene's individuals, so the model learns to
         # shrink its outputs (lab, seed 0: across genes 0.626 -> 0.561, variant Pearson 0.577 -> 0.507, enhancer
@@ -73,20 +68,35 @@ class GTAModule(L.LightningModule):
         with self._in_eval((torch.nn.Dropout,), with_individuals):
             return self.model(batch["features"], prompts)[:, 0].float()
 
-    def _split_pass(self, features: Tensor, prompts: list[str] | None, ref_row: Tensor) -> Tensor:
+    def _lockstep(self) -> bool:
+        """True when every forward pass is a collective, so all ranks must run the same passes: a sharded LLM's
+        layers, and the head's standardiser in training under DDP."""
+        distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+        return self.model.llm.sharded or (distributed and self.training)
+
+    def _dummy_pass(self) -> Tensor:
+        """A pass on one zero row whose output is cut away ([0]), for a rank with nothing of its own to run. The loss
+        still reaches it, so backward runs through the layers too; the row does count in that step's standardiser
+        statistics."""
+        dummy = torch.zeros(1, self.model.n_bins, self.model.d_feat, device=self.device)
+        return self.model(dummy, [DUMMY_PROMPT] if self.model.cfg.use_prompt else None)[:0, 0].float()
+
+    def _split_pass(self, features: Tensor, prompts: list[str] | None, ref_row: Tensor,
+                    lockstep: bool = False) -> Tensor:
         """Reference rows in training mode (dropout, batch statistics); every other row (haplotypes) in a second
-        pass in eval mode (no dropout, running statistics), gradients kept; outputs back in row order."""
+        pass in eval mode (no dropout, running statistics), gradients kept; outputs back in row order. In lock step
+        a pass with no rows runs a dummy row, so that every rank runs both passes."""
         is_ref = torch.zeros(len(features), dtype=torch.bool, device=features.device)
         is_ref[ref_row[ref_row >= 0].to(features.device)] = True
         order = torch.cat([is_ref.nonzero()[:, 0], (~is_ref).nonzero()[:, 0]])
         outs = []
         for mask, train in ((is_ref, True), (~is_ref, False)):
-            if not bool(mask.any()):
+            if not bool(mask.any()) and not lockstep:
                 continue
             rows = [p for p, m in zip(prompts, mask.tolist(), strict=True) if m] if prompts is not None else None
             with self._in_eval((torch.nn.Dropout, PatchStandardiser), not train):
-                outs.append(self.model(features[mask], rows)[:, 0].float())
-        return torch.cat(outs)[torch.argsort(order)]
+                outs.append(self.model(features[mask], rows)[:, 0].float() if bool(mask.any()) else self._dummy_pass())
+        return torch.cat(outs)[torch.argsort(order)] if outs else torch.zeros(0, device=self.device)
 
     @contextlib.contextmanager
     def _in_eval(self, kinds: tuple[type, ...], active: bool):
