@@ -55,12 +55,13 @@ class GTAModule(L.LightningModule):
         """Model output per feature row, standardised units, float32: [N]."""
         prompts = batch["prompts"] if self.model.cfg.use_prompt else None
         lockstep = self._lockstep()
+        split = self.training and self.cfg.individual_pass == "split"
+        if batch["features"].numel() == 0 and not (lockstep and split):
+            return self._dummy_pass() if lockstep else torch.zeros(0, device=self.device)
         with_individuals = self.training and batch["ind_r1"].numel() > 0
-        if self.training and self.cfg.individual_pass == "split" and (with_individuals or lockstep):
+        if split and (with_individuals or lockstep):
             # in lock step every rank runs both passes, whatever rows its own batch holds
             return self._split_pass(batch["features"], prompts, batch["ref_row"], lockstep)
-        if batch["features"].numel() == 0:
-            return self._dummy_pass() if lockstep else torch.zeros(0, device=self.device)
         # Batches with individuals' rows pass without dropout: each window would carry its own dropout noise, which
         # the centred (within-gene) loss reads as differences between a gene's individuals, so the model learns to
         # shrink its outputs (lab, seed 0: across genes 0.626 -> 0.561, variant Pearson 0.577 -> 0.507, enhancer
