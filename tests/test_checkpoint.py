@@ -182,7 +182,7 @@ def _final_weights(run) -> dict[str, torch.Tensor]:
 
 
 def test_resume_continues_from_the_saved_step_and_matches_an_uninterrupted_run(toy, tmp_path, tiny_llm):
-    cfg = toy_config(task="both", max_epochs=3)
+    cfg = toy_config(task="both", max_epochs=3, lr_schedule="constant", warmup_frac=0.0)  # extendable (next test)
     full = train(toy[0], toy[1], tmp_path / "full", cfg, llm=tiny_llm, progress=False)
     part = tmp_path / "part"
     train(toy[0], toy[1], part, cfg, max_epochs=1, llm=tiny_llm, progress=False)
@@ -204,6 +204,19 @@ def test_resume_continues_from_the_saved_step_and_matches_an_uninterrupted_run(t
     pb = pd.read_parquet(resumed.predictions["val"])
     np.testing.assert_allclose(pa["y_pred"], pb["y_pred"], rtol=1e-4, atol=1e-4)
     assert full.summary["best_epoch"] == resumed.summary["best_epoch"]
+
+
+def test_a_run_with_a_cosine_schedule_cannot_be_resumed_for_more_epochs(toy, tmp_path, tiny_llm):
+    """The default schedule (cosine decay after a warm-up) is laid out over max_epochs when the run starts: more epochs
+    on resume would change the learning rate of the steps already taken, so it is refused with a hint."""
+    part = tmp_path / "part"
+    train(toy[0], toy[1], part, toy_config(max_epochs=1), llm=tiny_llm, progress=False)
+    with pytest.raises(GtaInputError, match="cannot change max_epochs from 1 to 3 when resuming") as err:
+        train(toy[0], toy[1], part, resume=True, max_epochs=3, llm=tiny_llm, progress=False)
+    assert "start a new run with more epochs" in err.value.hint
+    state = (part / STATE_JSON).read_bytes()
+    train(toy[0], toy[1], part, resume=True, max_epochs=1, llm=tiny_llm, progress=False)  # its own length: allowed
+    assert (part / STATE_JSON).read_bytes() == state  # nothing left to train
 
 
 # ---- a crash (SIGKILL) and --resume ----------------------------------------------------------------------------
@@ -275,7 +288,7 @@ def test_sigkill_while_writing_a_checkpoint_leaves_one_that_resumes(toy, tmp_pat
 def test_ema_saves_the_average_and_resumes_to_the_same_average(toy, tmp_path, tiny_llm):
     """ema_epochs: validation and model.safetensors see the moving average, not the live weights (which stay in the
     resumable state with the average); a run stopped after one epoch and resumed ends as the uninterrupted run."""
-    cfg = toy_config(max_epochs=3, ema_epochs=0.5, patience=0)
+    cfg = toy_config(max_epochs=3, ema_epochs=0.5, patience=0, lr_schedule="constant", warmup_frac=0.0)
     part = tmp_path / "part"
     train(toy[0], toy[1], part, cfg, max_epochs=1, llm=tiny_llm, progress=False)  # best epoch = the only one
     state = load_file(str(part / STATE_TENSORS))

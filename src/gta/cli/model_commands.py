@@ -40,7 +40,8 @@ def train_command(
     strategy: str | None = typer.Option(None, "--strategy", help="auto, ddp or fsdp."),
     precision: str | None = typer.Option(None, "--precision",
                                          help="auto (bf16-mixed on a bf16 GPU, else 32), 32, bf16-mixed, 16-mixed."),
-    max_epochs: int | None = typer.Option(None, "--max-epochs", help="Epoch budget (may be raised on --resume)."),
+    max_epochs: int | None = typer.Option(
+        None, "--max-epochs", help="Epoch budget (on --resume it may be raised only for a constant learning rate)."),
     seed: int | None = typer.Option(None, "--seed", help="Random seed (overrides config)."),
     threads: int | None = threads_option(),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),

@@ -44,10 +44,11 @@ class TrainConfig:
     task: str = "cross-gene"
     lr: float = 1e-3
     weight_decay: float = 0.01
-    # "cosine": decay to 0 over max_epochs after the warm-up. Not the default: a resumed run that is given more
-    # epochs would then change the schedule of the steps already taken
-    lr_schedule: str = "constant"
-    warmup_frac: float = 0.0  # share of the run's optimiser steps over which the learning rate ramps up from 0
+    # "cosine": decay to 0 over max_epochs after the warm-up; against a constant rate +0.031 cross-gene on bench over
+    # 4 seeds (2 better, 2 no difference), variant effects +0.017 (mixed; docs/learning.md, entries 48-49). Its
+    # length is fixed when a run starts: a resumed run cannot be given more epochs (gta.train.run), "constant" can
+    lr_schedule: str = "cosine"
+    warmup_frac: float = 0.05  # share of the run's optimiser steps over which the learning rate ramps up from 0
     # genes per optimiser step, summed over all devices; 32, not 8: the head's standardiser takes its statistics
     # from the batch, and at 8 the ablations collapsed to a constant in some seeds (docs/learning.md, entry 12)
     batch_size: int = 32

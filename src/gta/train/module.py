@@ -97,7 +97,7 @@ class GTAModule(L.LightningModule):
             rows = [p for p, m in zip(prompts, mask.tolist(), strict=True) if m] if prompts is not None else None
             with self._in_eval((torch.nn.Dropout, PatchStandardiser), not train):
                 outs.append(self.model(features[mask], rows)[:, 0].float() if bool(mask.any()) else self._dummy_pass())
-        return torch.cat(outs)[torch.argsort(order)] if outs else torch.zeros(0, device=self.device)
+        return torch.cat(outs)[torch.argsort(order)]  # (never empty: encode returns before for a batch of no rows)
 
     @contextlib.contextmanager
     def _in_eval(self, kinds: tuple[type, ...], active: bool):

@@ -105,6 +105,16 @@ def store_identity(store) -> dict[str, Any]:
             "path": str(getattr(store, "path", ""))}
 
 
+def _check_schedule_length(cfg: TrainConfig, max_epochs: int, saved: Path) -> None:
+    """A cosine decay or a warm-up is laid out over the run's ``max_epochs`` when it starts: resuming with another
+    length would change the learning rate of the steps already taken, so only a constant rate can be extended."""
+    if max_epochs != cfg.max_epochs and (cfg.lr_schedule != "constant" or cfg.warmup_frac):
+        raise GtaInputError(f"cannot change max_epochs from {cfg.max_epochs} to {max_epochs} when resuming: the run's "
+                            f"learning-rate schedule ({cfg.lr_schedule}, warm-up {cfg.warmup_frac:g}) was laid out "
+                            f"over {cfg.max_epochs} epochs", path=saved,
+                            hint="resume with the run's max_epochs, or start a new run with more epochs")
+
+
 def _resolve_config(out: Path, config, resume: bool, overrides: dict[str, Any]) -> TrainConfig:
     saved = out / "config.yaml"
     if isinstance(config, str | Path):
@@ -132,6 +142,7 @@ def _resolve_config(out: Path, config, resume: bool, overrides: dict[str, Any]) 
         if fixed:
             raise GtaInputError(f"cannot change {fixed} when resuming", path=saved,
                                 hint="start a new run with another --out")
+        _check_schedule_length(cfg, changes.get("max_epochs", cfg.max_epochs), saved)
     return dataclasses.replace(cfg, **changes) if changes else cfg
 
 
