@@ -24,7 +24,7 @@ BEGIN, END = "<!-- BEGIN generated: results", "<!-- END generated: results -->"
 VERDICT = ROOT / "benchmarks" / "results" / "llm_verdict.json"
 CROSS_INDIVIDUAL = ROOT / "benchmarks" / "results" / "bench" / "cross_individual.json"
 # scripts/compare_runs.py's records by model seed: today's defaults against the previous ones, and the alignments
-SINCE = ROOT / "benchmarks" / "results" / "promoter_token_seeds.json"
+SINCE = ROOT / "benchmarks" / "results" / "cosine_schedule_seeds.json"
 ALIGNMENT = ROOT / "benchmarks" / "results" / "alignment_seeds.json"
 CURVE = ROOT / "benchmarks" / "results" / "learning_curve.json"
 CURVE_MODELS = ("GTA", "GTA no LLM", "Ridge (distance bands)")
