@@ -83,7 +83,7 @@ def block(res: dict, source: str) -> str:
     lines += ["", *seed_lines(VERDICT, gta), "", *individual_lines(CROSS_INDIVIDUAL, gta),
               *since_lines(SINCE, meta.get("date")),
               *([] if _verdict_asks(VERDICT, "GTA no alignment") else alignment_lines(ALIGNMENT)),
-              *curve_lines(CURVE), END]
+              *curve_lines(CURVE, gta, res["dataset"]["n_genes"]), END]
     return "\n".join(lines)
 
 
@@ -163,11 +163,14 @@ def _verdict_asks(path: Path, b: str) -> bool:
     return path.exists() and any(q["b"] == b for q in json.loads(path.read_text())["summary"]["questions"])
 
 
-def curve_lines(path: Path) -> list[str]:
-    """GTA, GTA no LLM and the distance-band ridge against data size, from ``benchmarks/bench_learning_curve.py``."""
+def curve_lines(path: Path, gta: float | None = None, n_genes: int | None = None) -> list[str]:
+    """GTA, GTA no LLM and the distance-band ridge against data size, from ``benchmarks/bench_learning_curve.py``;
+    flagged when its point at the table's size (same data set) has another seed-0 GTA than the table's."""
     if not path.exists():
         return []
     v = json.loads(path.read_text())
+    same = next((p for p in v["points"] if p["n_genes"] == n_genes and "GTA" in p["models"]), None)
+    stale = _stale(same["models"]["GTA"]["seeds"][0], gta) if same and v.get("sim_seed") == 0 else []
     sizes = []
     for p in v["points"]:
         cells = []
@@ -180,7 +183,7 @@ def curve_lines(path: Path) -> list[str]:
         sizes.append(f"{p['n_genes']} genes ({test} test): {', '.join(cells)}; ceiling {p['noise_ceiling']:.3f}")
     png = path.with_suffix(".png").relative_to(ROOT)
     return [f"Learning curve (`{path.relative_to(ROOT)}`, commit {v['commit']}, {v['date']}; {v['gta_settings']}; "
-            f"mean [min, max] over model seeds {v['seeds']}; plot `{png}`): " + "; ".join(sizes) + ".", ""]
+            f"mean [min, max] over model seeds {v['seeds']}; plot `{png}`): " + "; ".join(sizes) + ".", *stale, ""]
 
 
 def individual_lines(path: Path, gta: float | None = None) -> list[str]:
