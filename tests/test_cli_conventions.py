@@ -190,3 +190,12 @@ def test_config_values_of_the_wrong_type_are_named(tmp_path):
         BenchmarkConfig.load(path)
     path.write_text("n_boot: 20\nseed: 1\nenformer_track: null\n")
     assert (BenchmarkConfig.load(path).n_boot, BenchmarkConfig.load(path).seed) == (20, 1)
+    # mapping and list fields: a container is not checked as its parameters' type ("gta must be text" was
+    # raised for the mapping that benchmarks/bench_llm_verdict.py writes), but must be a mapping or a list
+    path.write_text("gta: {seed: 1}\nmodels: [GTA, GTA no LLM]\ninterpret: {n_genes: 0}\n")
+    cfg = BenchmarkConfig.load(path)
+    assert (cfg.gta, cfg.models, cfg.interpret["n_genes"]) == ({"seed": 1}, ["GTA", "GTA no LLM"], 0)
+    for text, message in (("gta: 5\n", "gta must be a mapping"), ("models: GTA\n", "models must be a list")):
+        path.write_text(text)
+        with pytest.raises(GtaInputError, match=message):
+            BenchmarkConfig.load(path)

@@ -4,6 +4,7 @@ rule for a config value's type (``typed_value``, ``typed_fields``)."""
 
 from __future__ import annotations
 
+import types
 import typing
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ def read_yaml(path: str | Path, kind: str = "YAML file", hint: str | None = None
 
 
 KINDS = {bool: "true or false", int: "a whole number", float: "a number", str: "text"}
+CONTAINERS = {dict: "a mapping (indented key: value lines)", list: "a list ([a, b] or - lines)"}
 
 
 def typed_value(kind: type, value: Any, name: str, path: str | Path | None = None) -> Any:
@@ -44,11 +46,18 @@ def typed_value(kind: type, value: Any, name: str, path: str | Path | None = Non
 
 def typed_fields(cls: type, raw: dict[str, Any], path: str | Path | None = None, prefix: str = "") -> dict[str, Any]:
     """``raw`` with each value checked by :func:`typed_value` against the annotation of the dataclass ``cls``'s field
-    of that name (bool, int, float, str, or one of them or None; other fields pass as they are)."""
+    of that name (bool, int, float, str, or one of them or None); a dict or list field must hold a mapping or a list
+    (its entries are its reader's to check); other fields pass as they are."""
     hints = typing.get_type_hints(cls)
     out = dict(raw)
     for key, value in raw.items():
-        kinds = typing.get_args(hints.get(key)) or (hints.get(key),)
+        hint = hints.get(key)
+        # the members of a union (int | None); a container's parameters (dict[str, Any], list[str]) are not the
+        # value's type, so a mapping or a list passes here and its own reader checks its entries
+        origin = typing.get_origin(hint)
+        if origin in CONTAINERS and not isinstance(value, origin):
+            raise GtaInputError(f"{prefix}{key} must be {CONTAINERS[origin]}, got {value!r}", path)
+        kinds = typing.get_args(hint) if origin in (typing.Union, types.UnionType) else (hint,)
         kind = next((k for k in kinds if k in KINDS), None)
         if kind is not None and not (value is None and type(None) in kinds):
             out[key] = typed_value(kind, value, prefix + str(key), path)
