@@ -79,6 +79,22 @@ def test_presets_overrides_and_bad_config(tmp_path):
     with pytest.raises(GtaInputError, match="'n_genes' must be a whole number, got '12'"):
         make_config("demo", 0, path)
     assert make_config("demo", 0, {"expression": {"sigma_gene": 1}}).expression.sigma_gene == 1.0  # int for float
+    # mappings and tuples are checked against the parameter's current value (a scalar for a mapping was a traceback
+    # deep in the simulation: 'int' object has no attribute 'get')
+    for override, message in (({"grammar": {"enhancers_mean": 5}}, "'grammar.enhancers_mean' must be a mapping"),
+                              ({"grammar": {"enhancers_mean": {"immune": "x"}}},
+                               "'grammar.enhancers_mean.immune' must be a number, got 'x'"),
+                              ({"grammar": {"enhancer_len": 250}}, "'grammar.enhancer_len' must be a list"),
+                              ({"grammar": {"enhancer_len": [250]}}, "'grammar.enhancer_len' must have 2 entries"),
+                              ({"genome": {"isochore_gc": [0.4, "a"]}}, r"'genome.isochore_gc\[1\]' must be a number"),
+                              ({"grammar": {"enhancer_distance": [[0.5, 1000]]}},
+                               r"'grammar.enhancer_distance\[0\]' must have 3 entries")):
+        with pytest.raises(GtaInputError, match=message):
+            make_config("demo", 0, override)
+    ok = make_config("demo", 0, {"grammar": {"enhancer_len": [200, 400], "enhancers_mean": {"immune": 2}},
+                                 "genome": {"isochore_gc": [0.4, 0.5, 0.6]}})  # a variadic tuple: any length
+    assert ok.grammar.enhancer_len == (200, 400) and ok.genome.isochore_gc == (0.4, 0.5, 0.6)
+    assert ok.grammar.enhancers_mean["immune"] == 2.0 and isinstance(ok.grammar.enhancers_mean["immune"], float)
     with pytest.raises(GtaInputError, match="unknown preset"):
         make_config("huge")
 

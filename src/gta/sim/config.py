@@ -7,6 +7,7 @@ a dict of overrides on the defaults; a user YAML file is a second dict of overri
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -193,15 +194,37 @@ def _merge(obj: Any, overrides: dict[str, Any], where: str, source: str | Path |
         current = getattr(obj, key)
         if dataclasses.is_dataclass(current):
             changes[key] = _merge(current, value, name, source)
-        elif isinstance(current, dict) and isinstance(value, dict):
-            changes[key] = {**current, **value}
-        elif isinstance(current, tuple):
-            changes[key] = _to_tuple(value)
-        elif isinstance(current, bool | int | float | str):
-            changes[key] = typed_value(type(current), value, f"'{name}'", source)
+        elif isinstance(current, dict):
+            if not isinstance(value, dict):
+                raise GtaInputError(f"'{name}' must be a mapping (indented key: value lines), got {value!r}", source)
+            sample = next(iter(current.values()), None)  # a new key (another motif) takes the type of the others
+            changes[key] = {**current, **{k: _typed_like(current.get(k, sample), v, f"{name}.{k}", source)
+                                          for k, v in value.items()}}
         else:
-            changes[key] = value
+            changes[key] = _typed_like(current, value, name, source, _variadic(obj, key))
     return dataclasses.replace(obj, **changes)
+
+
+def _variadic(obj: Any, key: str) -> bool:
+    """Whether the field is a tuple of any length (``tuple[float, ...]``) rather than a fixed one (``(low, high)``)."""
+    args = typing.get_args(typing.get_type_hints(type(obj)).get(key))
+    return bool(args) and args[-1] is Ellipsis
+
+
+def _typed_like(current: Any, value: Any, name: str, source: str | Path | None, variadic: bool = False) -> Any:
+    """``value`` checked against the shape and types of the parameter's current value: a scalar by
+    ``typed_value``; a tuple from a list of the same length (any length when ``variadic``), item by item."""
+    if isinstance(current, tuple):
+        if not isinstance(value, list | tuple):
+            raise GtaInputError(f"'{name}' must be a list ([a, b]), got {value!r}", source)
+        if not variadic and len(value) != len(current):
+            raise GtaInputError(f"'{name}' must have {len(current)} entries, got {len(value)}", source)
+        items = current if not variadic else [current[0]] * len(value) if current else [None] * len(value)
+        pairs = enumerate(zip(items, value, strict=True))
+        return tuple(_typed_like(c, v, f"{name}[{i}]", source) for i, (c, v) in pairs)
+    if isinstance(current, bool | int | float | str):
+        return typed_value(type(current), value, f"'{name}'", source)
+    return _to_tuple(value)
 
 
 def _to_tuple(x: Any) -> Any:
