@@ -195,7 +195,15 @@ def test_config_values_of_the_wrong_type_are_named(tmp_path):
     path.write_text("gta: {seed: 1}\nmodels: [GTA, GTA no LLM]\ninterpret: {n_genes: 0}\n")
     cfg = BenchmarkConfig.load(path)
     assert (cfg.gta, cfg.models, cfg.interpret["n_genes"]) == ({"seed": 1}, ["GTA", "GTA no LLM"], 0)
-    for text, message in (("gta: 5\n", "gta must be a mapping"), ("models: GTA\n", "models must be a list")):
+    for text, message in (("gta: 5\n", "gta must be a mapping"), ("models: GTA\n", "models must be a list"),
+                          # the nested sections are checked on reading, not after the trainings that precede their use
+                          ("gta: {sed: 1}\n", r"unknown training config key\(s\) \['sed'\]"),
+                          ("interpret: {n_genes: many}\n", "interpret.n_genes must be a whole number, got 'many'"),
+                          ("interpret: {models: [GTA, Foo]}\n", r"unknown interpret model\(s\) \['Foo'\]"),
+                          ("enformer_arch: {crop: 5}\n", r"unknown enformer_arch key\(s\) \['crop'\]"),
+                          ("enformer_arch: {crop_bp: big}\n", "enformer_arch.crop_bp must be a whole number")):
         path.write_text(text)
         with pytest.raises(GtaInputError, match=message):
             BenchmarkConfig.load(path)
+    path.write_text("enformer_arch: {crop_bp: null, max_steps: 10}\ngta: {seed: 2, model: {llm_layers: 1}}\n")
+    assert BenchmarkConfig.load(path).enformer_arch == {"crop_bp": None, "max_steps": 10}

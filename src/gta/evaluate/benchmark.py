@@ -103,7 +103,37 @@ class BenchmarkConfig:
         bad = [m for m in cfg.models if m not in ABLATIONS and m not in BASELINES]
         if bad:
             raise GtaInputError(f"unknown model(s) {bad}", path, hint=f"known: {list(ABLATIONS) + list(BASELINES)}")
+        cfg.check_sections(path)
         return cfg
+
+    def check_sections(self, path: str | Path | None = None) -> None:
+        """The nested settings, checked when the config is read rather than after an hour of training: ``gta`` as
+        a training config, ``interpret``'s counts and models, ``enformer_arch`` against ``EnformerScratch``."""
+        import inspect
+
+        from gta.evaluate.seq_baseline import EnformerScratch
+        from gta.train.config import TrainConfig
+
+        TrainConfig.from_dict(copy.deepcopy(self.gta), path)
+        typed_fields(_InterpretSettings, self.interpret, path, "interpret.")
+        odd = [m for m in self.interpret.get("models", []) if m not in ABLATIONS and m not in BASELINES]
+        if odd:
+            raise GtaInputError(f"unknown interpret model(s) {odd}", path,
+                                hint=f"known: {list(ABLATIONS) + list(BASELINES)}")
+        known = set(inspect.signature(EnformerScratch).parameters) - {"seed", "device"}
+        unknown = sorted(set(self.enformer_arch) - known)
+        if unknown:
+            raise GtaInputError(f"unknown enformer_arch key(s) {unknown}", path, hint=f"known: {sorted(known)}")
+        typed_fields(EnformerScratch.__init__, self.enformer_arch, path, "enformer_arch.")
+
+
+@dataclass
+class _InterpretSettings:
+    """The types of the benchmark config's ``interpret`` section (its defaults: ``INTERPRET_DEFAULTS``)."""
+
+    models: list[str]
+    n_genes: int
+    variant_genes: int
 
 
 @dataclass(frozen=True)
