@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from gta.errors import GtaInputError
-from gta.yaml_input import read_yaml, typed_value
+from gta.yaml_input import CONTAINERS, read_yaml, typed_value
 
 
 @dataclass
@@ -196,7 +196,7 @@ def _merge(obj: Any, overrides: dict[str, Any], where: str, source: str | Path |
             changes[key] = _merge(current, value, name, source)
         elif isinstance(current, dict):
             if not isinstance(value, dict):
-                raise GtaInputError(f"'{name}' must be a mapping (indented key: value lines), got {value!r}", source)
+                raise GtaInputError(f"'{name}' must be {CONTAINERS[dict]}, got {value!r}", source)
             sample = next(iter(current.values()), None)  # a new key (another motif) takes the type of the others
             changes[key] = {**current, **{k: _typed_like(current.get(k, sample), v, f"{name}.{k}", source)
                                           for k, v in value.items()}}
@@ -216,12 +216,11 @@ def _typed_like(current: Any, value: Any, name: str, source: str | Path | None, 
     ``typed_value``; a tuple from a list of the same length (any length when ``variadic``), item by item."""
     if isinstance(current, tuple):
         if not isinstance(value, list | tuple):
-            raise GtaInputError(f"'{name}' must be a list ([a, b]), got {value!r}", source)
+            raise GtaInputError(f"'{name}' must be {CONTAINERS[list]}, got {value!r}", source)
         if not variadic and len(value) != len(current):
             raise GtaInputError(f"'{name}' must have {len(current)} entries, got {len(value)}", source)
-        items = current if not variadic else [current[0]] * len(value) if current else [None] * len(value)
-        pairs = enumerate(zip(items, value, strict=True))
-        return tuple(_typed_like(c, v, f"{name}[{i}]", source) for i, (c, v) in pairs)
+        items = [current[0] if current else None] * len(value) if variadic else current
+        return tuple(_typed_like(items[i], v, f"{name}[{i}]", source) for i, v in enumerate(value))
     if isinstance(current, bool | int | float | str):
         return typed_value(type(current), value, f"'{name}'", source)
     return _to_tuple(value)
