@@ -100,9 +100,7 @@ class BenchmarkConfig:
         if odd:
             raise GtaInputError(f"unknown interpret key(s) {sorted(odd)}", path,
                                 hint=f"known: {list(INTERPRET_DEFAULTS)}")
-        bad = [m for m in cfg.models if m not in ABLATIONS and m not in BASELINES]
-        if bad:
-            raise GtaInputError(f"unknown model(s) {bad}", path, hint=f"known: {list(ABLATIONS) + list(BASELINES)}")
+        _check_model_names(cfg.models, "model(s)", path)
         cfg.check_sections(path)
         return cfg
 
@@ -116,15 +114,18 @@ class BenchmarkConfig:
 
         TrainConfig.from_dict(copy.deepcopy(self.gta), path)
         typed_fields(_InterpretSettings, self.interpret, path, "interpret.")
-        odd = [m for m in self.interpret.get("models", []) if m not in ABLATIONS and m not in BASELINES]
-        if odd:
-            raise GtaInputError(f"unknown interpret model(s) {odd}", path,
-                                hint=f"known: {list(ABLATIONS) + list(BASELINES)}")
+        _check_model_names(self.interpret.get("models", []), "interpret model(s)", path)
         known = set(inspect.signature(EnformerScratch).parameters) - {"seed", "device"}
         unknown = sorted(set(self.enformer_arch) - known)
         if unknown:
             raise GtaInputError(f"unknown enformer_arch key(s) {unknown}", path, hint=f"known: {sorted(known)}")
         typed_fields(EnformerScratch.__init__, self.enformer_arch, path, "enformer_arch.")
+
+
+def _check_model_names(names: list[str], what: str, path: str | Path | None) -> None:
+    bad = [m for m in names if m not in ABLATIONS and m not in BASELINES]
+    if bad:
+        raise GtaInputError(f"unknown {what} {bad}", path, hint=f"known: {list(ABLATIONS) + list(BASELINES)}")
 
 
 @dataclass

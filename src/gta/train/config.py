@@ -99,6 +99,12 @@ class TrainConfig:
         self.precision = str(self.precision)
         self.validate()
 
+    @property
+    def schedule_spans_run(self) -> bool:
+        """Whether the learning rate follows a schedule laid out over the run's ``max_epochs`` (a warm-up or a decay),
+        rather than staying constant."""
+        return self.lr_schedule != "constant" or bool(self.warmup_frac)
+
     def validate(self, path: str | Path | None = None) -> None:
         """Raise GtaInputError (naming ``path``) for values outside their allowed sets or ranges."""
         choices = {"predict_individuals": ("test", "all", "none"),

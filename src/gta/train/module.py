@@ -192,7 +192,7 @@ class GTAModule(L.LightningModule):
     def configure_optimizers(self):
         opt = torch.optim.AdamW(optimiser_groups(self.model, self.cfg), lr=self.cfg.lr,
                                 weight_decay=self.cfg.weight_decay)
-        if (self.cfg.lr_schedule == "constant" and not self.cfg.warmup_frac) or self._trainer is None:
+        if not self.cfg.schedule_spans_run or self._trainer is None:
             return opt  # (a schedule needs the run's length: outside a Trainer the plain optimiser)
         total = max(int(self.trainer.estimated_stepping_batches), 1)
         factor = lr_factor(total, self.cfg.warmup_frac, self.cfg.lr_schedule)

@@ -108,7 +108,7 @@ def store_identity(store) -> dict[str, Any]:
 def _check_schedule_length(cfg: TrainConfig, max_epochs: int, saved: Path) -> None:
     """A cosine decay or a warm-up is laid out over the run's ``max_epochs`` when it starts: resuming with another
     length would change the learning rate of the steps already taken, so only a constant rate can be extended."""
-    if max_epochs != cfg.max_epochs and (cfg.lr_schedule != "constant" or cfg.warmup_frac):
+    if max_epochs != cfg.max_epochs and cfg.schedule_spans_run:
         raise GtaInputError(f"cannot change max_epochs from {cfg.max_epochs} to {max_epochs} when resuming: the run's "
                             f"learning-rate schedule ({cfg.lr_schedule}, warm-up {cfg.warmup_frac:g}) was laid out "
                             f"over {cfg.max_epochs} epochs", path=saved,
