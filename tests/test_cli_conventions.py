@@ -197,7 +197,8 @@ def test_config_values_of_the_wrong_type_are_named(tmp_path):
     assert (cfg.gta, cfg.models, cfg.interpret["n_genes"]) == ({"seed": 1}, ["GTA", "GTA no LLM"], 0)
     for text, message in (("gta: 5\n", "gta must be a mapping"), ("models: GTA\n", "models must be a list"),
                           # the nested sections are checked on reading, not after the trainings that precede their use
-                          ("gta: {sed: 1}\n", r"unknown training config key\(s\) \['sed'\]"),
+                          ("gta: {sed: 1}\n", r"section gta: unknown training config key\(s\) \['sed'\]"),
+                          ("gta: {max_epochs: many}\n", "section gta: max_epochs must be a whole number"),
                           ("interpret: {n_genes: many}\n", "interpret.n_genes must be a whole number, got 'many'"),
                           ("interpret: {models: [GTA, Foo]}\n", r"unknown interpret model\(s\) \['Foo'\]"),
                           ("enformer_arch: {crop: 5}\n", r"unknown enformer_arch key\(s\) \['crop'\]"),

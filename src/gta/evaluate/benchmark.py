@@ -112,7 +112,10 @@ class BenchmarkConfig:
         from gta.evaluate.seq_baseline import EnformerScratch
         from gta.train.config import TrainConfig
 
-        TrainConfig.from_dict(copy.deepcopy(self.gta), path)
+        try:
+            TrainConfig.from_dict(copy.deepcopy(self.gta), path)
+        except GtaInputError as e:
+            raise GtaInputError(f"section gta: {e.message}", path, e.line, e.hint) from None
         typed_fields(_InterpretSettings, self.interpret, path, "interpret.")
         _check_model_names(self.interpret.get("models", []), "interpret model(s)", path)
         known = set(inspect.signature(EnformerScratch).parameters) - {"seed", "device"}
