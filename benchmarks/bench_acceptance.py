@@ -11,14 +11,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from gta.provenance import source_commit
+from gta.provenance import machine_line, source_commit
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -218,7 +217,7 @@ def main() -> int:
     finished = (bench / "report.html").stat().st_mtime  # (a re-summary later must not count the time between)
     meta = {"command": f"gta benchmark (defaults) on `gta simulate --preset {args.preset} --seed {args.seed}`",
             "commit": start["commit"], "date": time.strftime("%Y-%m-%d %H:%M %Z"),
-            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, python {platform.python_version()}",
+            "machine": machine_line(),
             "threads": args.threads, "benchmark_wall_s": round(finished - start["t0"], 1),
             "resumed": [time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(t)) for t in start.get("resumed", [])]}
     write_outputs(bench, args.out, meta, data)

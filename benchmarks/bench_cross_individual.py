@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -29,7 +28,7 @@ import pandas as pd
 import yaml
 from bench_acceptance import gta  # beside this script
 
-from gta.provenance import source_commit
+from gta.provenance import machine_line, source_commit
 
 ROOT = Path(__file__).resolve().parents[1]
 MIN_SAMPLES = 5
@@ -180,7 +179,7 @@ def main() -> int:
     trained = hap_cfg.get("resolved", {}).get("versions", {}).get("commit")  # (runs before session 8: not recorded)
     epochs = json.loads((hap / "summary.json").read_text()).get("epoch_times_s") or []  # kept across a resume
     meta = {"commit": trained or json.loads(started.read_text())["commit"], "date": time.strftime("%Y-%m-%d %H:%M %Z"),
-            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, python {platform.python_version()}",
+            "machine": machine_line(),
             "n_test_individuals": len(samples.read_text().split()),
             "paired": [{"a": a, "b": b, **paired(per_gene[a], per_gene[b])} for a, b in pairs],
             "cross_gene_paired": cross_gene_paired(tables["GTA (haplotypes)"], tables["GTA (reference only)"]),

@@ -17,13 +17,12 @@ import argparse
 import importlib.metadata
 import json
 import os
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
 
-from gta.provenance import source_commit
+from gta.provenance import cpu_model, source_commit
 
 OUT = Path(__file__).parent / "results"
 
@@ -66,7 +65,7 @@ def main() -> None:
     numba.set_num_threads(args.threads)
     result: dict = {
         "machine": {
-            "cpu": platform.processor() or platform.machine(),
+            "cpu": cpu_model(),
             "threads": args.threads,
             "cpus": os.cpu_count(),
             "python": sys.version.split()[0],
@@ -90,8 +89,7 @@ def main() -> None:
         if args.device == "cuda" and not torch.cuda.is_available():
             ap.error("--device cuda: torch sees no CUDA device")
         device = choose_device("auto", True, os.environ, torch.cuda.device_count()) if args.device == "cuda" else "cpu"
-        device_name = torch.cuda.get_device_name(device) if device != "cpu" else (platform.processor()
-                                                                                   or platform.machine())
+        device_name = torch.cuda.get_device_name(device) if device != "cpu" else cpu_model()
 
         torch.manual_seed(0)
         model = Enformer.from_hparams(dim=1536, depth=11, heads=8, target_length=896)

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import time
 from pathlib import Path
 
@@ -31,7 +29,7 @@ import numpy as np
 import yaml
 
 from gta.atomic import atomic_write_bytes, atomic_write_text
-from gta.provenance import source_commit
+from gta.provenance import machine, source_commit
 
 OUT = Path(__file__).resolve().parent / "results"
 SEEDED = ["GTA", "GTA no LLM"]  # trained with every seed
@@ -146,7 +144,7 @@ def main() -> None:
                            "ci_seed0": ci0.get(k)} for k, v in per_model.items()},
         })
     record = {"benchmark": "learning_curve", "commit": source_commit(), "date": time.strftime("%Y-%m-%d %H:%M"),
-              "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
+              "machine": machine(),
               "preset": args.preset, "sim_seed": args.sim_seed, "seeds": args.seeds,
               "gta_settings": "gta benchmark defaults (the acceptance run's and the demo's GTA)",
               "reused": {"size": reuse, "work": str(args.reuse)} if reuse else None, "points": points,

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import sys
@@ -28,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_prefix_cache import RANDOM_LLAMAS, build_llm, prompt  # noqa: E402
 
 from gta.atomic import atomic_write_text  # noqa: E402
+from gta.provenance import cpu_model  # noqa: E402
 
 
 def rss_mb() -> float:
@@ -122,7 +122,7 @@ def main() -> None:
         print(r, flush=True)
     result = {"benchmark": "llm_shard", "device": args.device, "llm": args.llm, "layers": args.layers,
               "precision": args.precision, "batch_per_rank": args.batch, "tokens": args.tokens, "steps": args.steps,
-              "cpu_cores": os.cpu_count(), "cpu": platform.processor() or platform.machine(),
+              "cpu_cores": os.cpu_count(), "cpu": cpu_model(),
               "gpu": torch.cuda.get_device_name() if args.device == "cuda" else None, "torch": torch.__version__,
               "rows": rows, "load_before": load_before, "load_after": round(os.getloadavg()[0], 2),
               "note": "frozen-LLM part of a step (fwd after cached prompts + bwd to the tokens), per rank"}

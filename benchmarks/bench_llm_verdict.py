@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -28,7 +27,7 @@ import yaml
 from gta.atomic import atomic_write_text
 from gta.evaluate.metrics import paired_call, tally_calls
 from gta.evaluate.results import run_slug
-from gta.provenance import source_commit
+from gta.provenance import machine_line, source_commit
 
 OUT = Path(__file__).resolve().parent / "results"
 MODELS = ["GTA", "GTA no prompt", "GTA no LLM", "GTA random LLM", "GTA no alignment"]
@@ -152,7 +151,7 @@ def main() -> int:
     rows = {s: seed_row(run_seed(args.work, s, args.threads, args.runs), args.n_boot) for s in args.seeds}
     first = rows[args.seeds[0]]
     out = {"commit": commit, "date": time.strftime("%Y-%m-%d %H:%M %Z"), "work": str(args.work),
-           "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {args.threads} threads",
+           "machine": machine_line(args.threads),
            "seeds": args.seeds, "noise_ceiling": first["noise_ceiling"].get("cross_gene_spearman"),
            "n_test_genes": first["pairs"][0]["n_genes"], "wall_s": round(time.time() - t0, 1),
            "per_seed": {str(s): r for s, r in rows.items()}, "summary": summarise(rows)}

@@ -17,14 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import shutil
-import sys
 import time
 from pathlib import Path
 
-from gta.provenance import source_commit
+from gta.provenance import machine, source_commit
 
 OUT = Path(__file__).parent / "results"
 
@@ -152,8 +150,7 @@ def main() -> None:
     result = {
         "commit": source_commit(missing="?"),
         "date": time.strftime("%Y-%m-%d %H:%M"),
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                    "threads": args.threads, "python": sys.version.split()[0], "numba": numba.__version__},
+        "machine": {**machine(), "threads": args.threads, "numba": numba.__version__},
         "load_average_before": list(load_before),
         "data": {"preset": "bench", "seed": 0, "genes": args.genes, "people": args.people,
                  "haplotypes": 2 * args.people * args.genes, "unique_haplotypes": p["unique_haplotypes"]},

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ from gta.atomic import atomic_write_text
 from gta.llm_loader import load_llm
 from gta.model import GTA, GTAConfig
 from gta.model.align import TextPrototypes, n_patches
+from gta.provenance import cpu_model
 
 SYMBOLS = ["SPI1", "PAX5", "EBF1", "IRF4", "CD19", "MS4A1", "RUNX3", "MEF2C", "POU2F2", "BCL6", "CTCF", "YY1",
            "NRF1", "ELK1", "TBP", "NFYA"]
@@ -178,7 +178,7 @@ def main() -> None:
     proto_sec = {v: round(prototype_time(v, llm.d_llm, k, args.steps, args.device), 3) for v in (llm.vocab_size, 8192)}
     result = {
         "benchmark": "prefix_cache", "device": args.device, "llm": args.llm, "precision": args.precision,
-        "gpu": torch.cuda.get_device_name() if cuda else None, "cpu": platform.processor() or platform.machine(),
+        "gpu": torch.cuda.get_device_name() if cuda else None, "cpu": cpu_model(),
         "torch_threads": torch.get_num_threads(), "torch": torch.__version__, "batch": args.batch,
         "bins": args.bins, "d_feat": args.d_feat, "steps": args.steps, "rows": rows,
         "prototype_map_step_sec": {str(v): t for v, t in proto_sec.items()},

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import numpy as np
 import yaml
 
 from gta.atomic import atomic_write_text
-from gta.provenance import source_commit
+from gta.provenance import machine, source_commit
 
 OUT = Path(__file__).resolve().parent / "results"
 
@@ -69,8 +68,7 @@ def main() -> None:
     if not folders:
         raise SystemExit(f"no finished training runs under {args.runs}")
     record = {"benchmark": "training_throughput", "commit": source_commit(), "date": time.strftime("%Y-%m-%d %H:%M"),
-              "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                          "load_average_1min": round(os.getloadavg()[0], 2)},
+              "machine": {**machine(), "load_average_1min": round(os.getloadavg()[0], 2)},
               "runs": str(args.runs), "rows": [run_row(p) for p in folders]}
     stem = "training_throughput" + (f"_{args.tag}" if args.tag else "")
     atomic_write_text(OUT / f"{stem}.json", json.dumps(record, indent=2) + "\n")

@@ -23,8 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -43,6 +41,7 @@ from gta.io.genome import Genome, one_hot
 from gta.io.jaspar import DEFAULT_MOTIFS, load_motifs
 from gta.io.manifest import load_manifest
 from gta.io.types import Gene
+from gta.provenance import machine
 
 BANDS = (0, 2_000, 10_000, 20_000, 35_000, 57_344)
 OUT = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
@@ -161,10 +160,9 @@ def run(data: Path | None, seed: int, frac: float) -> dict:
 
     return {
         "benchmark": "promoter_ridge",
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                    "torch_threads": torch.get_num_threads(), "python": sys.version.split()[0],
-                    "numpy": np.__version__, "scipy": scipy.__version__, "sklearn": sklearn.__version__,
-                    "torch": torch.__version__, "load_average_1min": round(os.getloadavg()[0], 2)},
+        "machine": {**machine(), "torch_threads": torch.get_num_threads(), "numpy": np.__version__,
+                    "scipy": scipy.__version__, "sklearn": sklearn.__version__,
+                    "load_average_1min": round(os.getloadavg()[0], 2)},
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "data": source, "dataset_name": name, "seed": seed, "hit_frac": frac,
         "n_genes": int(len(y)), "n_test_genes": int(test.sum()),

@@ -37,8 +37,9 @@ def costs(run: Path) -> str:
     rec = json.loads(path.read_text())
     res = json.loads((run / "benchmark" / "results.json").read_text())
     models = ", ".join(f"{m['name']} {m['wall_time_s']:.0f} s" for m in res["models"] if m.get("wall_time_s"))
+    where = rec.get("machine") or f"{rec['cpus']} CPUs"  # runs before the machine was recorded: the count
     lines = [f"{begin} by scripts/update_demo_doc.py from {path.name} (run started {rec['started']} at commit "
-             f"{rec['commit']}, {rec['cpus']} CPUs) -->", "", "| stage | wall time |", "|---|---|"]
+             f"{rec['commit']}, {where}) -->", "", "| stage | wall time |", "|---|---|"]
     lines += [f"| {stage} | {sec:.0f} s |" for stage, sec in rec["stages"].items()]
     lines += [f"| **total** | **{rec['total_s']:.0f} s ({rec['total_s'] / 60:.1f} min)**, peak memory "
               f"{rec['peak_rss_mb'] / 1024:.1f} GB |", "", f"Per model inside the benchmark stage: {models}.", "", end]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 import subprocess
 from pathlib import Path
 
@@ -54,3 +55,20 @@ def test_rewritten_results_and_docs_are_not_a_change_of_code(tmp_path):
     assert provenance.changed_code(inside) == ""
     (tmp_path / "benchmarks" / "b.py").write_text("2\n")
     assert provenance.changed_code(inside).split() == ["M", "benchmarks/b.py"]
+
+
+def test_records_name_the_cpu_model_with_its_generation(tmp_path, monkeypatch):
+    """One seed's numbers repeat bit for bit on one CPU model only, so records name it; a virtual machine's brand
+    alone ("AMD EPYC") does not tell Zen 2 from Zen 4, its family and model numbers do."""
+    info = tmp_path / "cpuinfo"
+    block = "processor\t: {}\nvendor_id\t: AuthenticAMD\ncpu family\t: 23\nmodel\t\t: 49\nmodel name\t: AMD EPYC\n"
+    info.write_text(block.format(0) + "\n" + block.format(1).replace("49", "17"))
+    assert provenance.cpu_model(info) == "AMD EPYC (family 23, model 49)"  # the first processor's block
+    info.write_text("processor\t: 0\nmodel name\t: Apple M2\n")
+    assert provenance.cpu_model(info) == "Apple M2"
+    monkeypatch.setattr(platform, "processor", lambda: "arm")  # no /proc/cpuinfo (macOS, Windows)
+    assert provenance.cpu_model(tmp_path / "absent") == "arm"
+    m = provenance.machine()
+    assert {"cpu", "cpu_capability", "cores", "python", "torch"} <= set(m)
+    line = provenance.machine_line(threads=2)
+    assert f"{m['cores']} CPUs, 2 threads" in line and str(m["cpu_capability"]) in line

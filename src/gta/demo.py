@@ -88,11 +88,12 @@ class StageClock:
     took this time (reusing finished work is fast)."""
 
     def __init__(self, path: Path, **info: Any) -> None:
-        from gta.provenance import source_commit
+        from gta.provenance import machine_line, source_commit
 
         self.path, self.t = path, time.perf_counter()
         self.record: dict[str, Any] = {**info, "commit": source_commit(dirty=True),
                                        "started": time.strftime("%Y-%m-%d %H:%M %Z"), "cpus": os.cpu_count(),
+                                       "machine": machine_line(),
                                        "stages": {}}
 
     def lap(self, stage: str) -> None:

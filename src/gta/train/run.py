@@ -40,7 +40,7 @@ from gta.atomic import atomic_write_text
 from gta.errors import GtaInputError
 from gta.hashing import sha256_json
 from gta.memory import peak_rss_mb
-from gta.provenance import source_commit
+from gta.provenance import machine, source_commit
 from gta.train.checkpoint import MODEL_FILE, STATE_JSON, SafetensorsCheckpointIO, save_trainable
 from gta.train.config import TrainConfig, default_config, llm_dtype, load_config, resolve_precision, speed_levers
 from gta.train.data import FeatureSource, GTADataModule, RunData, build_run_data, fit_feature_norm
@@ -449,6 +449,7 @@ def _summary(run: PreparedRun, fitted: FitOutcome, scores: dict[str, Any], t0: f
         "data": run.data.summary(),
         "task": cfg.task,
         "speed_levers": run.resolved["speed_levers"],
+        "machine": machine(),  # one seed's numbers repeat bit for bit on one CPU model, not across them
     }
     if model.llm.sharded:
         local, full = model.llm.decoder_numel()
