@@ -18,11 +18,10 @@ import importlib.metadata
 import json
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
-from gta.provenance import cpu_model, source_commit
+from gta.provenance import cpu_model, machine, source_commit
 
 OUT = Path(__file__).parent / "results"
 
@@ -65,11 +64,8 @@ def main() -> None:
     numba.set_num_threads(args.threads)
     result: dict = {
         "machine": {
-            "cpu": cpu_model(),
+            **machine(),
             "threads": args.threads,
-            "cpus": os.cpu_count(),
-            "python": sys.version.split()[0],
-            "torch": torch.__version__,
             "numba": numba.__version__,
             "memelite": getattr(memelite, "__version__", "?"),
             "lightmotif": importlib.metadata.version("lightmotif"),
@@ -288,13 +284,18 @@ def motif_table(m: dict) -> list[str]:
     return lines
 
 
+def _cores(m: dict) -> int:
+    """The machine record's core count (``cores`` from gta.provenance.machine; ``cpus`` in records before it)."""
+    return m.get("cores", m.get("cpus", 0))
+
+
 def render(r: dict) -> str:
     m = r["motif"]
-    load, cpus = r["machine"].get("load_average_1min", float("nan")), r["machine"].get("cpus", 0)
+    load, cpus = r["machine"].get("load_average_1min", float("nan")), _cores(r["machine"])
     lines = [
         "# Encoder throughput",
         "",
-        f"Machine: {r['machine']['cpu']}, {r['machine'].get('cpus', '?')} CPUs; "
+        f"Machine: {r['machine']['cpu']}, {cpus or '?'} CPUs; "
         f"torch {r['machine']['torch']}, numba {r['machine']['numba']}, memelite {r['machine']['memelite']}, "
         f"lightmotif {r['machine'].get('lightmotif', '?')}; {r['machine']['date']}, "
         f"commit {r['machine'].get('commit', '?')}; 1-min load average {load:.1f} (shared machine"

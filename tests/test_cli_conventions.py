@@ -200,6 +200,8 @@ def test_config_values_of_the_wrong_type_are_named(tmp_path):
                           ("gta: {sed: 1}\n", r"section gta: unknown training config key\(s\) \['sed'\]"),
                           ("gta: {max_epochs: many}\n", "section gta: max_epochs must be a whole number"),
                           ("interpret: {n_genes: many}\n", "interpret.n_genes must be a whole number, got 'many'"),
+                          ("interpret: {genes: 5}\n", r"unknown interpret key\(s\) \['genes'\]"),
+                          ("n_bot: 5\n", r"unknown key\(s\) \['n_bot'\]"),
                           ("interpret: {models: [GTA, Foo]}\n", r"unknown interpret model\(s\) \['Foo'\]"),
                           ("enformer_arch: {crop: 5}\n", r"unknown enformer_arch key\(s\) \['crop'\]"),
                           ("enformer_arch: {crop_bp: big}\n", "enformer_arch.crop_bp must be a whole number")):

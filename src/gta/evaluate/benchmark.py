@@ -91,15 +91,8 @@ class BenchmarkConfig:
         raw = read_yaml(path, "benchmark config", hint="pass --config PATH to a YAML file") or {}
         if not isinstance(raw, dict):
             raise GtaInputError("a benchmark config is a YAML mapping", path)
-        unknown = set(raw) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise GtaInputError(f"unknown key(s) {sorted(unknown)}", path,
-                                hint=f"known: {sorted(cls.__dataclass_fields__)}")
+        _refuse_unknown(raw, sorted(cls.__dataclass_fields__), "", path)
         cfg = cls(**typed_fields(cls, raw, path))
-        odd = set(cfg.interpret) - set(INTERPRET_DEFAULTS)
-        if odd:
-            raise GtaInputError(f"unknown interpret key(s) {sorted(odd)}", path,
-                                hint=f"known: {list(INTERPRET_DEFAULTS)}")
         _check_model_names(cfg.models, "model(s)", path)
         cfg.check_sections(path)
         return cfg
@@ -116,13 +109,19 @@ class BenchmarkConfig:
             TrainConfig.from_dict(copy.deepcopy(self.gta), path)
         except GtaInputError as e:
             raise GtaInputError(f"section gta: {e.message}", path, e.line, e.hint) from None
+        _refuse_unknown(self.interpret, list(INTERPRET_DEFAULTS), "interpret ", path)
         typed_fields(_InterpretSettings, self.interpret, path, "interpret.")
         _check_model_names(self.interpret.get("models", []), "interpret model(s)", path)
         known = set(inspect.signature(EnformerScratch).parameters) - {"seed", "device"}
-        unknown = sorted(set(self.enformer_arch) - known)
-        if unknown:
-            raise GtaInputError(f"unknown enformer_arch key(s) {unknown}", path, hint=f"known: {sorted(known)}")
+        _refuse_unknown(self.enformer_arch, sorted(known), "enformer_arch ", path)
         typed_fields(EnformerScratch.__init__, self.enformer_arch, path, "enformer_arch.")
+
+
+def _refuse_unknown(given: dict[str, Any], known: list[str], section: str, path: str | Path | None) -> None:
+    """A GtaInputError naming the keys of ``given`` (a section's, when ``section`` says which) not in ``known``."""
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise GtaInputError(f"unknown {section}key(s) {unknown}", path, hint=f"known: {known}")
 
 
 def _check_model_names(names: list[str], what: str, path: str | Path | None) -> None:
