@@ -1,6 +1,7 @@
 """The one reader of a user's YAML file (a manifest, a training, simulation or benchmark config): a file that is
 missing, not UTF-8 text or not YAML is a GtaInputError naming the file (and the line), never a traceback; and the one
-rule for a config value's type (``typed_value``, ``typed_fields``)."""
+rule for a config value's type (``typed_value``, ``typed_fields``) and for keys it does not know
+(``refuse_unknown``)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,15 @@ def read_yaml(path: str | Path, kind: str = "YAML file", hint: str | None = None
         mark = getattr(e, "problem_mark", None)
         raise GtaInputError(f"not valid YAML: {getattr(e, 'problem', e)}", path,
                             None if mark is None else mark.line + 1) from None
+
+
+def refuse_unknown(given: Any, known: Any, what: str = "key(s)", path: str | Path | None = None,
+                   where: str = "", hint: str | None = None) -> None:
+    """A GtaInputError "unknown {what} [...]{where}" naming the keys of the mapping ``given`` not in ``known``,
+    with the known keys as the hint unless ``hint`` says otherwise."""
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise GtaInputError(f"unknown {what} {unknown}{where}", path, hint=hint or f"known keys: {sorted(known)}")
 
 
 KINDS = {bool: "true or false", int: "a whole number", float: "a number", str: "text"}

@@ -28,7 +28,7 @@ from gta.evaluate import results as R
 from gta.evaluate.metrics import noise_ceiling
 from gta.memory import peak_rss_mb
 from gta.stats import combine_haplotypes
-from gta.yaml_input import read_yaml, typed_fields
+from gta.yaml_input import read_yaml, refuse_unknown, typed_fields
 
 if TYPE_CHECKING:
     from gta.train.data import RunData
@@ -91,7 +91,7 @@ class BenchmarkConfig:
         raw = read_yaml(path, "benchmark config", hint="pass --config PATH to a YAML file") or {}
         if not isinstance(raw, dict):
             raise GtaInputError("a benchmark config is a YAML mapping", path)
-        _refuse_unknown(raw, sorted(cls.__dataclass_fields__), "", path)
+        refuse_unknown(raw, cls.__dataclass_fields__, path=path)
         cfg = cls(**typed_fields(cls, raw, path))
         _check_model_names(cfg.models, "model(s)", path)
         cfg.check_sections(path)
@@ -109,19 +109,12 @@ class BenchmarkConfig:
             TrainConfig.from_dict(copy.deepcopy(self.gta), path)
         except GtaInputError as e:
             raise GtaInputError(f"section gta: {e.message}", path, e.line, e.hint) from None
-        _refuse_unknown(self.interpret, list(INTERPRET_DEFAULTS), "interpret ", path)
+        refuse_unknown(self.interpret, INTERPRET_DEFAULTS, "interpret key(s)", path)
         typed_fields(_InterpretSettings, self.interpret, path, "interpret.")
         _check_model_names(self.interpret.get("models", []), "interpret model(s)", path)
         known = set(inspect.signature(EnformerScratch).parameters) - {"seed", "device"}
-        _refuse_unknown(self.enformer_arch, sorted(known), "enformer_arch ", path)
+        refuse_unknown(self.enformer_arch, known, "enformer_arch key(s)", path)
         typed_fields(EnformerScratch.__init__, self.enformer_arch, path, "enformer_arch.")
-
-
-def _refuse_unknown(given: dict[str, Any], known: list[str], section: str, path: str | Path | None) -> None:
-    """A GtaInputError naming the keys of ``given`` (a section's, when ``section`` says which) not in ``known``."""
-    unknown = sorted(set(given) - set(known))
-    if unknown:
-        raise GtaInputError(f"unknown {section}key(s) {unknown}", path, hint=f"known: {known}")
 
 
 def _check_model_names(names: list[str], what: str, path: str | Path | None) -> None:

@@ -27,7 +27,7 @@ import yaml
 
 from gta.errors import GtaInputError
 from gta.geometry import Geometry
-from gta.yaml_input import read_yaml
+from gta.yaml_input import read_yaml, refuse_unknown
 
 if TYPE_CHECKING:
     from gta.io.variants import HaplotypePolicy
@@ -115,9 +115,7 @@ def _read_mapping(path: Path) -> dict[str, Any]:
     raw = read_yaml(path, "manifest", hint="pass --data PATH to a dataset.yaml")
     if not isinstance(raw, dict):
         raise GtaInputError("a manifest is a YAML mapping with at least 'genome' and 'genes'", path)
-    unknown = sorted(set(raw) - KNOWN_KEYS)
-    if unknown:
-        raise GtaInputError(f"unknown key(s) {unknown}", path, hint=f"known keys: {sorted(KNOWN_KEYS)}")
+    refuse_unknown(raw, KNOWN_KEYS, path=path)
     for key in ("genome", "genes"):
         if not raw.get(key):
             raise GtaInputError(f"missing required key '{key}'", path)
@@ -140,9 +138,7 @@ def _splits(splits_raw: Any, path: Path) -> SplitConfig:
     """The manifest's ``splits`` mapping as a SplitConfig."""
     if not isinstance(splits_raw, dict):
         raise GtaInputError("'splits' must be a mapping", path, hint=f"keys: {sorted(SPLIT_KEYS)}")
-    unknown_split = sorted(set(splits_raw) - SPLIT_KEYS)
-    if unknown_split:
-        raise GtaInputError(f"unknown key(s) {unknown_split} in 'splits'", path, hint=f"known: {sorted(SPLIT_KEYS)}")
+    refuse_unknown(splits_raw, SPLIT_KEYS, path=path, where=" in 'splits'")
 
     def chroms(key: str) -> tuple[str, ...]:
         value = splits_raw.get(key) or ()
@@ -176,10 +172,8 @@ def _variant_policy(value: Any, path: Path) -> HaplotypePolicy | None:
     hint = "keys: filter_pass (true/false), " + ", ".join(f"{k} ({'|'.join(v)})" for k, v in _CHOICES.items())
     if not isinstance(value, dict):
         raise GtaInputError("'variant_policy' must be a mapping", path, hint=hint)
-    unknown = sorted(set(value) - set(allowed))
-    if unknown:
-        extra = " (samples are chosen per command, e.g. extract --samples)" if "samples" in unknown else ""
-        raise GtaInputError(f"unknown key(s) {unknown} in 'variant_policy'{extra}", path, hint=hint)
+    extra = " (samples are chosen per command, e.g. extract --samples)" if "samples" in value else ""
+    refuse_unknown(value, allowed, path=path, where=f" in 'variant_policy'{extra}", hint=hint)
     for key, v in value.items():
         if key == "filter_pass":
             if not isinstance(v, bool):

@@ -19,7 +19,7 @@ from gta.atomic import atomic_write_text
 from gta.errors import GtaInputError
 from gta.model.gta import GTAConfig
 from gta.model.prompt import check_template
-from gta.yaml_input import read_yaml, typed_fields
+from gta.yaml_input import read_yaml, refuse_unknown, typed_fields
 
 TASKS = ("cross-gene", "cross-individual", "both")
 STRATEGIES = ("auto", "ddp", "fsdp")
@@ -154,11 +154,7 @@ class TrainConfig:
         """Build from a plain mapping; unknown keys are refused with the list of known ones."""
         if not isinstance(raw, dict):
             raise GtaInputError("a training config is a YAML mapping", path=path)
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(raw) - known)
-        if unknown:
-            raise GtaInputError(f"unknown training config key(s) {unknown}", path=path,
-                                hint=f"known keys: {sorted(known)}")
+        refuse_unknown(raw, {f.name for f in dataclasses.fields(cls)}, "training config key(s)", path)
         model = raw.get("model") or {}
         raw = typed_fields(cls, {k: v for k, v in raw.items() if k != "model"}, path)
         raw["model"] = gta_config_from_dict(model, path=path)
@@ -183,9 +179,7 @@ def gta_config_from_dict(raw: dict[str, Any], path: str | Path | None = None) ->
     if not isinstance(raw, dict):
         raise GtaInputError("'model' must be a mapping of GTAConfig fields", path=path)
     fields = {f.name: f for f in dataclasses.fields(GTAConfig)}
-    unknown = sorted(set(raw) - set(fields))
-    if unknown:
-        raise GtaInputError(f"unknown model config key(s) {unknown}", path=path, hint=f"known keys: {sorted(fields)}")
+    refuse_unknown(raw, fields, "model config key(s)", path)
     defaults = GTAConfig()
     values = {k: (tuple(v) if isinstance(v, list) and isinstance(getattr(defaults, k), tuple) else v)
               for k, v in typed_fields(GTAConfig, raw, path, "model.").items()}
