@@ -444,6 +444,11 @@ def main():
                     help="ALT features of the test genes' truth variants (the --cache file of "
                     "scripts/variant_runs.py), scored at the best validation epoch (learning.md, entry 42)")
     ap.add_argument("--boundaries", type=Path, default=None, help="save the gated head's boundary strengths (.npy)")
+    ap.add_argument("--eqtl", type=Path, default=None, help="per-variant targets of the training genes (.npz: row, "
+                    "bin, val, target, gene_id; target = a per-gene elastic net's effect, standardised units): adds "
+                    "a loss on the predicted ALT - REF of --eqtl-k variants of each batch gene")
+    ap.add_argument("--eqtl-k", type=int, default=4, help="variants per gene and step: half with a non-zero target")
+    ap.add_argument("--eqtl-weight", type=float, default=1.0)
     ap.add_argument("--variant-pred", type=Path, default=None, help="save the predicted effects (.npy)")
     ap.add_argument("--log", type=Path, default=Path("lab_results.jsonl"), help="JSON lines, one per run")
     args = ap.parse_args()
@@ -513,6 +518,22 @@ def main():
         Ht, Yt = load_haplotypes(args.hap_store, dataset, gids, args.hap_ind, args.seed, args)
         hap_row = {int(g): r for r, g in enumerate(tr)}
         within_var = float(np.nanvar(Yt.numpy() - np.nanmean(Yt.numpy(), 1, keepdims=True)))  # loss in its units
+    eqtl = {}
+    if args.eqtl:  # gene row -> (nonzero-target variants, zero-target ones), each a list of (bins, vals, target)
+        e = np.load(args.eqtl)
+        index = {g: i for i, g in enumerate(data.gene_ids)}
+        order = np.argsort(e["row"], kind="stable")
+        rows_, bins_, vals_ = e["row"][order], e["bin"][order], e["val"][order].astype(np.float32)
+        starts = np.searchsorted(rows_, np.arange(len(e["target"]) + 1))
+        for i, (g, t) in enumerate(zip(e["gene_id"], e["target"], strict=True)):
+            a, b = starts[i], starts[i + 1]
+            if b > a:
+                part = eqtl.setdefault(index[str(g)], ([], []))[0 if t != 0 else 1]
+                part.append((torch.as_tensor(bins_[a:b]), torch.as_tensor(vals_[a:b]), float(t)))
+        nz = np.array([t for g in eqtl.values() for (_, _, t) in g[0]])
+        eqtl_var = float(np.mean(nz ** 2)) if len(nz) else 1.0
+        print(f"eQTL targets: {len(nz)} non-zero over {len(eqtl)} genes; mean square {eqtl_var:.4f}", flush=True)
+    erng = np.random.default_rng([args.seed, 3])
     P = [prompts[g] for g in data.gene_ids]
     rng = np.random.default_rng(args.seed)
 
@@ -611,6 +632,24 @@ def main():
                 dev_p = ph - (ph * ok).sum(1, keepdim=True) / count
                 dev_y = yh - yh.sum(1, keepdim=True) / count
                 loss = loss + args.hap_weight * ((dev_p - dev_y)[ok] ** 2).mean() / within_var
+            if eqtl:  # predicted ALT - REF of sampled variants against the per-gene elastic nets' effects
+                xs, ts, owner = [], [], []
+                for r, g in enumerate(j):
+                    nzv, zv = eqtl.get(int(g), ([], []))
+                    pick = [nzv[k] for k in erng.choice(len(nzv), min(args.eqtl_k // 2, len(nzv)), replace=False)]
+                    pick += [zv[k] for k in erng.choice(len(zv), min(args.eqtl_k - len(pick), len(zv)), replace=False)]
+                    for bins_v, vals_v, t_v in pick:
+                        x = Xt[int(g)].clone()
+                        x[bins_v] = vals_v
+                        xs.append(x)
+                        ts.append(t_v)
+                        owner.append(r)
+                if xs:
+                    model.eval()  # as the haplotype pass: dropout would put noise into a difference of two windows
+                    out = model(torch.cat([Xt[torch.as_tensor(j)], torch.stack(xs)]))[:, 0]
+                    model.train()
+                    d_pred = out[len(j):] - out[torch.as_tensor(owner)]
+                    loss = loss + args.eqtl_weight * ((d_pred - torch.as_tensor(ts)) ** 2).mean() / eqtl_var
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
