@@ -21,28 +21,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
-from variant_runs import encode_alts, predict_effects  # beside this script
+from variant_runs import encode_alts, haplotype_alleles, log_expression, predict_effects  # beside this script
 
 from gta.atomic import atomic_write_text
 from gta.provenance import source_commit
-
-
-def haplotypes(vcf: Path, ids: set[str], samples: list[str]) -> dict[str, np.ndarray]:
-    """variant id -> (individuals, 2) ALT dosage of each haplotype, for the variants in ``ids``."""
-    from cyvcf2 import VCF
-
-    out = {}
-    for v in VCF(str(vcf), samples=samples):
-        if v.ID in ids:
-            out[v.ID] = np.asarray(v.genotypes, np.float64)[:, :2]
-    return out
-
-
-def log_table(path: Path, samples: list[str]) -> pd.DataFrame:
-    """An expression table (RPKM, gene ids with a version) as log values of ``samples``, ids without version."""
-    t = pd.read_csv(path, sep="\t", index_col=0)
-    t.index = [str(i).split(".")[0] for i in t.index]
-    return np.log(t[samples].astype(float))
 
 
 def reconstruct(effects: np.ndarray, truth: pd.DataFrame, hap: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
@@ -104,9 +86,9 @@ def main() -> None:
     truth = pd.read_csv(args.data / "truth" / "variants.tsv", sep="\t")
     truth = truth[truth.gene_id.isin(set(genes))].reset_index(drop=True)
     samples = list(open_dataset(args.data / "dataset.yaml").individual_splits()[1])
-    hap = haplotypes(args.data / "variants.vcf.gz", set(truth.variant_id), samples)
-    observed = log_table(args.data / "expression.tsv", samples)
-    noise_free = log_table(args.data / "truth" / "expression_noise_free.tsv", samples)
+    hap = haplotype_alleles(args.data / "variants.vcf.gz", set(truth.variant_id), samples)
+    observed = log_expression(args.data / "expression.tsv", samples)
+    noise_free = log_expression(args.data / "truth" / "expression_noise_free.tsv", samples)
     effect = truth.effect.to_numpy(np.float64)
     varying = [g for g in truth.gene_id.unique() if noise_free.loc[g].std() > 1e-12]  # the ceiling's genes
     rows = []

@@ -19,15 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from variant_runs import encode_alts  # beside this script
-
-
-def dosages(vcf: Path, ids: set[str], samples: list[str]) -> dict[str, np.ndarray]:
-    """variant id -> ALT dosage (0/1/2) of each of ``samples``."""
-    from cyvcf2 import VCF
-
-    return {v.ID: np.asarray(v.genotypes)[:, :2].sum(axis=1).astype(float)
-            for v in VCF(str(vcf), samples=samples) if v.ID in ids}
+from variant_runs import encode_alts, haplotype_alleles, log_expression  # beside this script
 
 
 def gene_effects(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -64,13 +56,12 @@ def main() -> None:
     variants = variants[variants.gene_id.isin(set(genes))].reset_index(drop=True)
     if not (variants.gene_id.to_numpy(str) == alts["gene_id"]).all():
         raise SystemExit(f"{args.cache}: not the ALT features of these genes' variants; delete it")
-    dose = dosages(args.data / "variants.vcf.gz", set(variants.variant_id), samples)
-    expr = pd.read_csv(args.data / "expression.tsv", sep="\t", index_col=0)
-    expr.index = [str(i).split(".")[0] for i in expr.index]
-    expr = np.log(expr[samples].astype(float))
+    alleles = haplotype_alleles(args.data / "variants.vcf.gz", set(variants.variant_id), samples)
+    # natural log, not the manifest's transform (log1p for the simulator): the lab runs of learning.md 55 used this
+    expr = log_expression(args.data / "expression.tsv", samples)
     target = np.zeros(len(variants), np.float32)
     for gid, group in variants.groupby("gene_id", sort=False):
-        x = np.stack([dose[v] for v in group.variant_id], axis=1)
+        x = np.stack([alleles[v].sum(axis=1) for v in group.variant_id], axis=1)
         target[group.index] = 2 * gene_effects(x, expr.loc[gid].to_numpy()) / sd
     np.savez(args.out, row=alts["row"], bin=alts["bin"], val=alts["val"], target=target, gene_id=alts["gene_id"])
     print(f"{len(genes)} training genes, {len(samples)} individuals: {int((target != 0).sum())} of {len(target)} "

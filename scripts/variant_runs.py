@@ -65,6 +65,21 @@ def encode_alts(data: Path, features: Path, genes: list[str], cache: Path | None
     return out
 
 
+def haplotype_alleles(vcf: Path, ids: set[str], samples: list[str]) -> dict[str, np.ndarray]:
+    """variant id -> (individuals, 2) ALT count of each haplotype (0/1), for the variants in ``ids``."""
+    from cyvcf2 import VCF
+
+    return {v.ID: np.asarray(v.genotypes, np.float64)[:, :2] for v in VCF(str(vcf), samples=samples) if v.ID in ids}
+
+
+def log_expression(path: Path, samples: list[str]) -> pd.DataFrame:
+    """An expression table (``gta.io.expression.read_expression``: gene ids without version) as the natural log of
+    ``samples``' values."""
+    from gta.io.expression import read_expression
+
+    return np.log(read_expression(path).values[samples].astype(float))
+
+
 def predict_effects(run: Path, data: Path, features: Path, alts: dict[str, np.ndarray]) -> np.ndarray:
     """ALT - REF prediction of ``run`` for every variant (0 where a variant changes no feature)."""
     from gta.interpret.context import open_run
