@@ -82,6 +82,7 @@ def worker(rank: int, world: int, args: argparse.Namespace, port: int, queue) ->
         row["gpu_peak_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
     queue.put(row)
     if world > 1:
+        dist.barrier()  # leave together (a rank exiting mid-collective aborts its peer)
         dist.destroy_process_group()
 
 

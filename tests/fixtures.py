@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import importlib.util
 import random
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +43,13 @@ def load_script(relative: str):
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now, for a test's rendezvous (a fixed one collides with a parallel run)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def random_sequence(n: int, seed: int = 0, alphabet: str = "ACGT") -> str:

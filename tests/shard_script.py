@@ -59,6 +59,9 @@ def run(rank: int, world: int, out: Path, port: int) -> dict:
     from safetensors.torch import save_file
 
     save_file({k: v.contiguous() for k, v in tensors.items()}, str(out / f"rank{rank}.safetensors"))
+    if world > 1:  # leave together: a rank that exits with gloo's threads alive aborts ("terminate called ...")
+        dist.barrier()
+        dist.destroy_process_group()
     return tensors
 
 

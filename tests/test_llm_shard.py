@@ -15,12 +15,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from fixtures import free_port
+
 SCRIPT = Path(__file__).parent / "shard_script.py"
 
 
 def _run(out: Path, world: int) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, str(SCRIPT), str(out), "--world", str(world), "--port", "29547"],
+    proc = subprocess.run([sys.executable, str(SCRIPT), str(out), "--world", str(world), "--port", str(free_port())],
                           capture_output=True, text=True, timeout=180, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
 

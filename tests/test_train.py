@@ -15,6 +15,7 @@ import yaml
 from typer.testing import CliRunner
 
 from ddp_script import make_toy, toy_config
+from fixtures import free_port
 from gta.errors import GtaInputError
 from gta.io.dataset import open_dataset
 from gta.model.prompt import build_prompt
@@ -600,8 +601,8 @@ def test_predict_under_torchrun_shards_the_llm_and_matches_one_process(toy, cli_
     env.pop("TORCHELASTIC_RUN_ID", None)
     out = tmp_path / "sharded.tsv"
     # -r, not --run: torchrun's own parser would take --run for an abbreviation of its --run-path
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29563", "-m",
-           "gta", "predict", "-r", cli_run, "--data", toy[0], "--features", toy[1], "--out", out, "--quiet"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(free_port()),
+           "-m", "gta", "predict", "-r", cli_run, "--data", toy[0], "--features", toy[1], "--out", out, "--quiet"]
     res = subprocess.run(list(map(str, cmd)), capture_output=True, text=True, timeout=300, env=env)
     assert res.returncode == 0, res.stderr[-3000:]
     assert res.stdout.count("wrote ") == 1  # rank 0 only

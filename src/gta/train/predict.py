@@ -292,9 +292,11 @@ def predict(run: str | Path, manifest, features, out: str | Path | None = None, 
         torch.cuda.set_device(device)
     dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
     try:
-        return _predict(run, manifest, features, out if rank == 0 else None, individuals, batch_size, llm,
-                        progress and rank == 0, device, shard=True, genes=genes, samples=samples,
-                        mirror_average=mirror_average)
+        table = _predict(run, manifest, features, out if rank == 0 else None, individuals, batch_size, llm,
+                         progress and rank == 0, device, shard=True, genes=genes, samples=samples,
+                         mirror_average=mirror_average)
+        dist.barrier()  # leave together: a rank exiting while its peer's gloo threads still talk aborts the peer
+        return table
     finally:
         dist.destroy_process_group()
 
