@@ -34,8 +34,8 @@ def encode_alts(data: Path, features: Path, genes: list[str], cache: Path | None
     """Changed bins of every truth variant of ``genes``: rows (variant index), bins, values; effects, kinds."""
     if cache is not None and cache.exists():
         return dict(np.load(cache))
-    from gta.interpret.context import rebuild_encoder
-    from gta.interpret.variants import allele_window
+    from gta.encoders.rebuild import rebuild_encoder
+    from gta.features.alleles import allele_window
     from gta.train.run import open_inputs
 
     dataset, store = open_inputs(data / "dataset.yaml", features)

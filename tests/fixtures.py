@@ -191,17 +191,16 @@ def write_expression_tsv(path: str | Path, gene_ids: list[str], samples: list[st
 
 
 def write_vcf(path: str | Path, contigs: dict[str, int], samples: list[str],
-              records: list[tuple[str, int, str, str, list[str]]], index: bool = True,
-              contig_lines: bool = True) -> Path:
-    """VCF 4.2 from (chrom, pos 1-based, ref, alt, genotypes like '0|1'); bgzipped + tabix-indexed when the
+              records: list[tuple], index: bool = True, contig_lines: bool = True) -> Path:
+    """VCF 4.2 from (chrom, pos 1-based, ref, alt, genotypes like '0|1'[, id]); bgzipped + tabix-indexed when the
     path ends with .gz."""
     path = Path(path)
     lines = ["##fileformat=VCFv4.2", '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">']
     if contig_lines:
         lines += [f"##contig=<ID={c},length={n}>" for c, n in contigs.items()]
     lines.append("\t".join(["#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO", "FORMAT", *samples]))
-    for chrom, pos, ref, alt, gts in records:
-        lines.append("\t".join([chrom, str(pos), ".", ref, alt, ".", "PASS", ".", "GT", *gts]))
+    for chrom, pos, ref, alt, gts, *vid in records:
+        lines.append("\t".join([chrom, str(pos), vid[0] if vid else ".", ref, alt, ".", "PASS", ".", "GT", *gts]))
     text = "\n".join(lines) + "\n"
     if path.name.endswith(".gz"):
         plain = path.with_name(path.name.removesuffix(".gz"))

@@ -15,9 +15,10 @@ from fixtures import default_sequences, make_dataset, write_vcf
 from gta.encoders import BaseEncoder, register_encoder
 from gta.encoders.motif import seq_to_index
 from gta.errors import GtaInputError
+from gta.features.alleles import tss_distance
 from gta.geometry import Geometry
 from gta.interpret.evaluate import variant_effect_metrics
-from gta.interpret.variants import OUTSIDE, REF_MISMATCH, VariantScorer, skipped_path_for, tss_distance
+from gta.interpret.variants import OUTSIDE, REF_MISMATCH, VariantScorer, skipped_path_for
 from gta.io.dataset import open_dataset
 from gta.io.genome import reverse_complement
 

@@ -13,9 +13,9 @@
   10-20, 20-35 kb and beyond, both sides together), ``log1p``, then ``RidgeCV``. It needs the motif encoder's
   ``{motif}.max`` features; it is the per-band ridge of ``scripts/promoter_ridge_check.py`` on the store's features,
   the strongest simple model of the simulated benchmark.
-- ``ElasticNetEQTL``: PrediXcan-style per-gene elastic net (``l1_ratio=0.5``, k-fold CV) on the dosage matrix
-  (individuals x variants in the window, 0/1/2); ``fit_predict_eqtl`` runs it over many genes and returns a
-  prediction table of individual rows.
+- ``ElasticNetEQTL`` (:mod:`gta.train.eqtl`, where the eQTL supervision fits it too): PrediXcan-style per-gene
+  elastic net (``l1_ratio=0.5``, k-fold CV) on the dosage matrix (individuals x variants in the window, 0/1/2);
+  ``fit_predict_eqtl`` runs it over many genes and returns a prediction table of individual rows.
 - ``AnnotationOnly``: the gene's annotation text embedded by the frozen sentence encoder all-MiniLM-L6-v2,
   then ``RidgeCV``. Answers "how much does the prompt alone predict?".
 - ``EnformerReadout``: pretrained Enformer's own expression prediction, the paper's comparison: a CAGE track
@@ -30,13 +30,13 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn.linear_model import ElasticNetCV, LinearRegression, RidgeCV
-from sklearn.model_selection import KFold
+from sklearn.linear_model import LinearRegression, RidgeCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from gta.errors import GtaInputError
 from gta.geometry import Geometry
+from gta.train.eqtl import ElasticNetEQTL  # the per-gene model the eQTL supervision fits too
 
 DEFAULT_ALPHAS = tuple(np.logspace(-2, 6, 17))
 BAND_EDGES = (1, 3, 9, 33, 129)  # distance (bins) from the TSS where a new band starts, each side
@@ -189,40 +189,6 @@ class RidgeOnMotifHits(_StandardisedRidge):
         bands = [hits[:, (dist >= a) & (dist < b)].sum(axis=1) for a, b in zip(edges[:-1], edges[1:], strict=True)]
         return np.log1p(np.concatenate(bands, axis=1).astype(np.float64))
 
-
-
-class ElasticNetEQTL:
-    """PrediXcan-style elastic net for one gene: dosages [individuals, variants] (0/1/2) -> expression.
-
-    Constant variant columns are dropped; with no informative variant (or constant expression) the model
-    predicts the training mean. ``n_nonzero_`` counts the variants kept.
-    """
-
-    def __init__(self, l1_ratio: float = 0.5, n_folds: int = 5, n_alphas: int = 30, seed: int = 0) -> None:
-        self.l1_ratio, self.n_folds, self.n_alphas, self.seed = l1_ratio, n_folds, n_alphas, seed
-
-    def fit(self, X: np.ndarray, y: np.ndarray) -> ElasticNetEQTL:
-        X, y = np.asarray(X, float), np.asarray(y, float)
-        if X.ndim != 2 or len(X) != len(y):
-            raise GtaInputError(f"dosages must be [individuals, variants] matching y; got {X.shape}, {y.shape}")
-        self.keep_ = np.flatnonzero(X.std(axis=0) > 0) if X.shape[1] else np.zeros(0, int)
-        self.mean_ = float(y.mean())
-        self.model_ = None
-        self.n_nonzero_ = 0
-        folds = min(self.n_folds, len(y))
-        if len(self.keep_) and np.ptp(y) > 0 and folds >= 2:
-            cv = KFold(folds, shuffle=True, random_state=self.seed)
-            enet = ElasticNetCV(l1_ratio=self.l1_ratio, alphas=self.n_alphas, cv=cv, random_state=self.seed,
-                                max_iter=5000)
-            self.model_ = make_pipeline(StandardScaler(), enet).fit(X[:, self.keep_], y)
-            self.n_nonzero_ = int(np.count_nonzero(enet.coef_))
-        return self
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        X = np.asarray(X, float)
-        if self.model_ is None:
-            return np.full(len(X), self.mean_)
-        return self.model_.predict(X[:, self.keep_])
 
 
 def fit_predict_eqtl(

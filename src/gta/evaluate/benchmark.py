@@ -320,21 +320,18 @@ def _run_enformer_arch(name: str, ctx: BenchContext) -> ModelRun:
 def _run_eqtl(name: str, ctx: BenchContext) -> ModelRun:
     from gta.evaluate.baselines import fit_predict_eqtl
     from gta.io.variants import VariantReader
+    from gta.train.eqtl import window_dosages
 
     data, dataset = ctx.data, ctx.dataset
     if dataset.variants_path is None:
         raise _NotRun("needs a VCF in the manifest")
     genes = {g.gene_id: g for g in dataset.genes}
-    geometry = dataset.manifest.geometry
     reader = VariantReader(dataset.variants_path, dataset.genome)
     dosages: dict[str, pd.DataFrame] = {}
     for gene_id in data.gene_ids:
-        g = genes[gene_id]
-        start, end = geometry.window(g.tss, g.strand)
-        calls = reader.region(g.chrom, start, end)
+        calls, d = window_dosages(reader, genes[gene_id], dataset.manifest.geometry)
         if not len(calls):
             continue
-        d = (calls.gt > 0).sum(axis=2).T.astype(float)  # [samples, records]
         keep = d.std(axis=0) > 0
         if keep.any():
             dosages[gene_id] = pd.DataFrame(d[:, keep], index=calls.samples)
@@ -523,7 +520,8 @@ def _entry(metrics: dict[str, Any], genes: list[str], folder: Path, out: Path) -
 def _interpret_ridge(ctx: BenchContext, name: str, model: Any, icfg: dict[str, Any], folder: Path) -> dict[str, Any]:
     """A fitted ridge baseline, interpreted like the GTA runs: gradient x input per bin (exact for a linear model)
     on the same held-out genes, and the effects of the same variants through the same encoder."""
-    from gta.interpret.context import rebuild_encoder, select_genes
+    from gta.encoders.rebuild import rebuild_encoder
+    from gta.interpret.context import select_genes
     from gta.interpret.evaluate import importance_metrics, read_truth_table, variant_effect_metrics
     from gta.interpret.variants import VariantScorer
 

@@ -32,9 +32,9 @@ from tqdm.auto import tqdm
 
 from gta.atomic import atomic_path, atomic_write_text
 from gta.errors import GtaInputError
+from gta.features.alleles import encode_alleles, round_to, tss_distance
 from gta.geometry import Geometry
-from gta.io.alleles import REF_KEY, allele_label
-from gta.io.haplotypes import AppliedAllele, Edit, GeneHaplotypes, allele_edit, hap_key
+from gta.io.alleles import allele_label
 from gta.io.types import Gene
 from gta.io.variants import HaplotypePolicy, VariantReader
 
@@ -96,22 +96,6 @@ def _beside(out: str | Path, suffix: str) -> Path:
     return out.with_name(f"{out.name.split('.')[0] or 'effects'}.{suffix}")
 
 
-def tss_distance(gene: Gene, pos0: int) -> int:
-    """Signed distance (bp) from the TSS to a 0-based position, in the direction of transcription."""
-    return pos0 - gene.tss if gene.strand == "+" else gene.tss - pos0
-
-
-def allele_window(genome, gene: Gene, geometry: Geometry, chrom: str, start: int, ref: str, alt: str,
-                  vid: str = ".") -> tuple[str, list[tuple[int, int]]]:
-    """(ALT window sequence, window spans that differ from the reference) of one allele in a gene's window."""
-    allele = AppliedAllele(chrom, start + 1, ref, alt, vid, tss_distance(gene, start))
-    s, e, a = allele_edit(start, ref, alt)
-    key = hap_key([allele])
-    haps = GeneHaplotypes(gene, geometry, chrom, {}, {REF_KEY: (), key: (allele,)}, Counter(), genome,
-                          edits={REF_KEY: (), key: (Edit(s, e, a, allele),)})
-    return haps.sequence(key), haps.changed_span(key)
-
-
 @dataclass
 class _Task:
     label: str
@@ -166,26 +150,15 @@ class VariantScorer:
         self.windows = _Windows(list(dataset.genes) if genes is None else list(genes), self.geometry)
         self.ref_calls = 0  # reference predictions made (one per gene with variants)
 
-    def _round(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float32)
-        return x.astype(self.dtype).astype(np.float32) if self.dtype is not None else x
-
     def _reference(self, gene: Gene) -> np.ndarray:
         feats = self.ref_source(gene) if self.ref_source is not None else None
         if feats is None:
             feats = self.encoder.encode([self.dataset.genome.gene_window(gene, self.geometry)])[0]
-        return self._round(feats)
+        return round_to(feats, self.dtype)
 
     def _alt_features(self, gene: Gene, ref: np.ndarray, tasks: list[_Task]) -> np.ndarray:
-        windows = [allele_window(self.dataset.genome, gene, self.geometry, t.chrom, t.start, t.ref, t.alt, t.vid)
-                   for t in tasks]
-        if self.encoder.receptive_field_bp is not None:
-            feats = [self.encoder.encode_region(seq, ref, spans) for seq, spans in windows]
-            return self._round(np.stack(feats))
-        out = []
-        for s in range(0, len(windows), self.batch_size):
-            out.append(self.encoder.encode([seq for seq, _ in windows[s : s + self.batch_size]]))
-        return self._round(np.concatenate(out))
+        return encode_alleles(self.encoder, self.dataset.genome, gene, self.geometry, ref,
+                              [(t.chrom, t.start, t.ref, t.alt, t.vid) for t in tasks], self.dtype, self.batch_size)
 
     def score_gene(self, gene: Gene, tasks: list[_Task]) -> list[list[Any]]:
         """Rows of the effects table for one gene's alleles (reference predicted once)."""
@@ -303,7 +276,8 @@ def score_variants(run: str | Path, data, vcf: str | Path, out: str | Path = "ef
     ``evaluate``: compare with the simulator's truth/variants.tsv (default: when the manifest has one) and write
     ``<out stem>.metrics.json``. ``mirror_average``: False scores each window once, in half the time (None: the
     run's setting)."""
-    from gta.interpret.context import open_run, rebuild_encoder
+    from gta.encoders.rebuild import rebuild_encoder
+    from gta.interpret.context import open_run
     from gta.interpret.evaluate import variant_effect_metrics
 
     ctx = open_run(run, data, features, llm=llm, device=device, mirror_average=mirror_average)

@@ -64,6 +64,11 @@ class TrainConfig:
     # of bench made validation 20x a training epoch and ran out of memory)
     max_val_individuals: int | None = 16
     centred_weight: float = 1.0
+    # eQTL supervision (gta.train.eqtl): weight of the loss on the predicted ALT - REF of training genes' variants
+    # against per-gene elastic-net effects fitted on the training individuals (0 = off; needs a VCF), and how many
+    # of each batch gene's variants enter a step (half with a non-zero effect). Each costs one more window per gene
+    eqtl_weight: float = 0.0
+    eqtl_variants: int = 2
     # augmentation: share of training genes whose windows are mirrored about the TSS each step (upstream and
     # downstream swap, distances kept); with GeM pooling +0.034-0.048 on bench in each of 3 seeds (learning.md, 20)
     mirror_augment: float = 0.5
@@ -126,6 +131,11 @@ class TrainConfig:
             raise GtaInputError("model.mirror_average averages each prediction over the mirrored window, which a "
                                 "run with mirror_augment 0 never sees in training", path=path,
                                 hint="set mirror_augment above 0, or model.mirror_average: false")
+        if not self.eqtl_weight >= 0:
+            raise GtaInputError(f"eqtl_weight must be >= 0, got {self.eqtl_weight}", path=path,
+                                hint="0 turns the eQTL supervision off")
+        if int(self.eqtl_variants) < 1:
+            raise GtaInputError(f"eqtl_variants must be >= 1, got {self.eqtl_variants}", path=path)
         if not self.ema_epochs >= 0:
             raise GtaInputError(f"ema_epochs must be >= 0, got {self.ema_epochs}", path=path,
                                 hint="0 turns the average off; 2 averages over the last ~2 epochs")

@@ -55,6 +55,7 @@ class RunData:
     target_std: float = 1.0
     centred_var: float = 1.0  # pooled within-gene variance of standardised individual targets (train)
     prompts: dict[str, str] | None = None
+    eqtl: Any = None  # gta.train.eqtl.VariantTargets of the training genes (eqtl_weight > 0)
     skipped: dict[str, int] = field(default_factory=dict)
 
     def genes_in(self, split: str) -> list[int]:
@@ -73,8 +74,11 @@ class RunData:
     def summary(self) -> dict[str, Any]:
         genes = {s: len(self.genes_in(s)) for s in ("train", "val", "test")}
         samples = {s: len(self.samples_in(s)) for s in ("train", "test")}
-        return {"genes": genes, "individuals": samples, "target_mean": self.target_mean,
-                "target_std": self.target_std, "centred_var": self.centred_var, "skipped": dict(self.skipped)}
+        out = {"genes": genes, "individuals": samples, "target_mean": self.target_mean,
+               "target_std": self.target_std, "centred_var": self.centred_var, "skipped": dict(self.skipped)}
+        if self.eqtl is not None:
+            out["eqtl_targets"] = self.eqtl.summary()
+        return out
 
 
 def build_run_data(dataset, store, cfg: TrainConfig, need_individuals: bool | None = None) -> RunData:
@@ -240,13 +244,18 @@ class GeneItems(Dataset):
     the gene); ``max_individuals``: draw at most that many per gene and epoch (seeded by seed, epoch and gene);
     ``fixed_draw``: the same draw every epoch (validation). ``mirror``: the share of genes whose windows (reference
     and haplotypes together) are mirrored about the TSS, drawn per (seed, epoch, gene) so that any number of
-    devices mirrors the same genes (augmentation; upstream and downstream swap, distances kept).
+    devices mirrors the same genes (augmentation; upstream and downstream swap, distances kept). ``variants``: gene
+    id -> (non-zero, zero) eQTL targets (``VariantTargets.by_gene``); ``n_variants`` of a gene's are drawn per epoch
+    (half non-zero) and come as rows after the others: the reference window once more (``var_base``, run without
+    dropout like the haplotypes) and each variant's ALT window (``var_rows``, target ``var_y``).
     """
 
     def __init__(self, data: RunData, source: FeatureSource, genes: list[int], ref: bool = True,
                  individuals: list[int] | None = None, max_individuals: int | None = None, seed: int = 0,
-                 need_targets: bool = True, fixed_draw: bool = False, mirror: float = 0.0) -> None:
+                 need_targets: bool = True, fixed_draw: bool = False, mirror: float = 0.0,
+                 variants: dict[str, tuple[list, list]] | None = None, n_variants: int = 0) -> None:
         self.data, self.source, self.genes = data, source, list(genes)
+        self.variants, self.n_variants = variants or {}, n_variants
         self.ref, self.individuals = ref, individuals
         self.max_individuals, self.seed, self.fixed_draw = max_individuals, seed, fixed_draw
         self.mirror = mirror
@@ -281,6 +290,17 @@ class GeneItems(Dataset):
                 ind_r2.append(row[k2])
                 ind_y.append(self.data.y_ind[g, s] if self.data.y_ind is not None else np.nan)
         feats = self.source.get_many(gid, keys) if keys else None
+        var_base, var_rows, var_y = -1, np.zeros(0, np.int64), np.zeros(0, np.float32)
+        if gid in self.variants and self.n_variants:
+            drawn = self._draw_variants(gid, np.random.default_rng([self.seed, epoch, g, 2]))
+            base = self.source.get(gid)
+            alts = np.repeat(base[None], len(drawn), axis=0)
+            for k, (bins, vals, _) in enumerate(drawn):
+                alts[k, bins] = vals
+            var_base = 0 if feats is None else len(feats)
+            var_rows = np.arange(var_base + 1, var_base + 1 + len(drawn), dtype=np.int64)
+            var_y = np.asarray([t for _, _, t in drawn], np.float32)
+            feats = np.concatenate([x for x in (feats, base[None], alts) if x is not None])
         if feats is not None and self.mirror and np.random.default_rng([self.seed, epoch, g, 1]).random() < self.mirror:
             feats = np.ascontiguousarray(feats[:, ::-1])
         prompt = self.prompts[gid] if self.prompts is not None else None
@@ -288,14 +308,25 @@ class GeneItems(Dataset):
                 "y_gene": float(self.data.standardise(self.data.y_gene[g])),
                 "ind_sample": np.asarray(ind_sample, dtype=np.int64), "ind_r1": np.asarray(ind_r1, dtype=np.int64),
                 "ind_r2": np.asarray(ind_r2, dtype=np.int64),
-                "ind_y": np.asarray(self.data.standardise(np.asarray(ind_y, dtype=np.float64)), dtype=np.float32)}
+                "ind_y": np.asarray(self.data.standardise(np.asarray(ind_y, dtype=np.float64)), dtype=np.float32),
+                "var_base": var_base, "var_rows": var_rows, "var_y": var_y}
+
+    def _draw_variants(self, gene_id: str, rng: np.random.Generator) -> list[tuple]:
+        """``n_variants`` of the gene's eQTL variants (or all it has): half (rounded up) with a non-zero target, the
+        other group making up for one that is short."""
+        nonzero, zero = self.variants[gene_id]
+        n_zero = min(self.n_variants - min(-(-self.n_variants // 2), len(nonzero)), len(zero))
+        n_nonzero = min(self.n_variants - n_zero, len(nonzero))
+        return ([nonzero[k] for k in rng.choice(len(nonzero), n_nonzero, replace=False)]
+                + [zero[k] for k in rng.choice(len(zero), n_zero, replace=False)])
 
 
 def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
     """Concatenate gene items: ``features`` [N, bins, d] with one ``prompts`` entry per row, ``ref_row`` [G]
     (-1 = none), individuals as (``ind_gene`` position in batch, ``ind_sample``, rows ``ind_r1``/``ind_r2``,
-    ``ind_y``)."""
+    ``ind_y``), eQTL variants as (``var_row`` ALT rows, ``var_ref`` their reference rows, ``var_y`` targets)."""
     feats, prompts, ref_row, ind = [], [], [], {"gene": [], "sample": [], "r1": [], "r2": [], "y": []}
+    var: dict[str, list] = {"row": [], "ref": [], "y": []}
     offset = 0
     for b, it in enumerate(items):
         n = 0 if it["features"] is None else len(it["features"])
@@ -309,6 +340,10 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
         ind["r1"].append(it["ind_r1"] + offset)
         ind["r2"].append(it["ind_r2"] + offset)
         ind["y"].append(it["ind_y"])
+        rows = it.get("var_rows", np.zeros(0, np.int64))
+        var["row"].append(rows + offset)
+        var["ref"].append(np.full(len(rows), it.get("var_base", -1) + offset, dtype=np.int64))
+        var["y"].append(it.get("var_y", np.zeros(0, np.float32)))
         offset += n
     out: dict[str, Any] = {
         "features": torch.cat(feats) if feats else torch.zeros(0),
@@ -319,6 +354,8 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
     }
     for k, v in ind.items():
         out["ind_" + k] = torch.from_numpy(np.concatenate(v)) if v else torch.zeros(0)
+    for k, v in var.items():
+        out["var_" + k] = torch.from_numpy(np.concatenate(v)) if v else torch.zeros(0, dtype=torch.long)
     return out
 
 
@@ -390,9 +427,11 @@ class GTADataModule(L.LightningDataModule):
             train_genes = sorted(rng.choice(train_genes, cfg.max_train_examples, replace=False).tolist())
         self.train_genes = train_genes
         train_samples = data.samples_in("train") if ind else None
+        variants = data.eqtl.by_gene() if data.eqtl is not None and cfg.eqtl_weight else None
         self.train_items = GeneItems(data, source, train_genes, ref=cfg.task != "cross-individual",
                                      individuals=train_samples, max_individuals=cfg.max_individuals_per_gene,
-                                     seed=cfg.seed, mirror=cfg.mirror_augment)
+                                     seed=cfg.seed, mirror=cfg.mirror_augment,
+                                     variants=variants, n_variants=cfg.eqtl_variants)
         if ind and not data.samples_in("train"):
             raise GtaInputError(f"task {cfg.task!r} trains on individuals, but the feature store holds no training "
                                 "individual's haplotypes", hint="extract them with: gta extract ... --samples all")

@@ -3,7 +3,9 @@
 Model outputs are in standardised target units. Individual predictions combine the two haplotypes in raw
 (log-scale) units, ``log((exp(h1) + exp(h2)) / 2)`` (``hap_combine: logmeanexp``) or their mean, then return to
 standardised units. Losses (see :class:`gta.train.config.TrainConfig`): reference rows, MSE against the gene mean;
-individual rows, MSE of the per-gene means plus ``centred_weight`` x MSE of per-gene centred values / ``centred_var``.
+individual rows, MSE of the per-gene means plus ``centred_weight`` x MSE of per-gene centred values / ``centred_var``;
+eQTL variant rows (:mod:`gta.train.eqtl`), ``eqtl_weight`` x MSE of predicted ALT - REF against the targets /
+``eqtl_var``.
 
 Validation gathers every rank's predictions (``all_gather_object``), drops the sampler's padding duplicates and
 logs ``val_spearman_gene`` (reference prediction vs gene mean across validation genes), ``val_spearman_ind``
@@ -36,14 +38,21 @@ def _scatter_mean(values: Tensor, index: Tensor, n: int) -> tuple[Tensor, Tensor
     return sums / counts.clamp(min=1), counts
 
 
+def _n_variants(batch: dict) -> int:
+    """eQTL variant rows in a batch (none in validation, prediction, or a run without eQTL supervision)."""
+    rows = batch.get("var_row")
+    return 0 if rows is None else int(rows.numel())
+
+
 class GTAModule(L.LightningModule):
     """Thin wrapper: ``model`` is a :class:`gta.model.gta.GTA`; statistics come from :class:`RunData`."""
 
     def __init__(self, model, cfg: TrainConfig, target_mean: float, target_std: float,
-                 centred_var: float = 1.0) -> None:
+                 centred_var: float = 1.0, eqtl_var: float = 1.0) -> None:
         super().__init__()
         self.model, self.cfg = model, cfg
         self.target_mean, self.target_std, self.centred_var = float(target_mean), float(target_std), float(centred_var)
+        self.eqtl_var = float(eqtl_var)
         self._val: list[dict[str, np.ndarray]] = []
         self.windows_seen = 0
         self.genes_seen = 0
@@ -55,10 +64,13 @@ class GTAModule(L.LightningModule):
         """Model output per feature row, standardised units, float32: [N]."""
         prompts = batch["prompts"] if self.model.cfg.use_prompt else None
         lockstep = self._lockstep()
-        split = self.training and self.cfg.individual_pass == "split"
+        # eQTL supervision always splits, as the lab did: reference rows keep their dropout, and the variants'
+        # differences of two windows carry none (fixed by the config, so that ranks in lock step agree)
+        split = self.training and (self.cfg.individual_pass == "split" or self.cfg.eqtl_weight > 0)
         if batch["features"].numel() == 0 and not (lockstep and split):
             return self._dummy_pass() if lockstep else torch.zeros(0, device=self.device)
-        with_individuals = self.training and batch["ind_r1"].numel() > 0
+        # haplotype rows and eQTL variant rows (their ALT windows and a copy of the reference) pass alike
+        with_individuals = self.training and (batch["ind_r1"].numel() > 0 or _n_variants(batch) > 0)
         if split and (with_individuals or lockstep):
             # in lock step every rank runs both passes, whatever rows its own batch holds
             return self._split_pass(batch["features"], prompts, batch["ref_row"], lockstep)
@@ -131,8 +143,12 @@ class GTAModule(L.LightningModule):
             out["loss_mean"] = torch.nn.functional.mse_loss(pm[has], ym[has])
             centred = (pred - pm[g]) - (y - ym[g])
             out["loss_centred"] = centred.pow(2).mean() / self.centred_var
+        if _n_variants(batch):  # predicted ALT - REF of the drawn variants against their eQTL effects
+            effect = h[batch["var_row"]] - h[batch["var_ref"]]
+            out["loss_eqtl"] = (effect - batch["var_y"]).pow(2).mean() / self.eqtl_var
         total = sum(out.get(k, 0.0) for k in ("loss_ref", "loss_mean"))
         total = total + self.cfg.centred_weight * out.get("loss_centred", 0.0)
+        total = total + self.cfg.eqtl_weight * out.get("loss_eqtl", 0.0)
         out["loss"] = total if isinstance(total, Tensor) else h.sum() * 0.0
         return out
 
@@ -144,7 +160,7 @@ class GTAModule(L.LightningModule):
         self.windows_seen += int(batch["features"].shape[0]) if batch["features"].numel() else 0
         self.genes_seen += n
         self.log("train_loss", losses["loss"], prog_bar=True, batch_size=n)
-        for k in ("loss_ref", "loss_mean", "loss_centred"):
+        for k in ("loss_ref", "loss_mean", "loss_centred", "loss_eqtl"):
             if k in losses:
                 self.log(f"train_{k}", losses[k], batch_size=n, on_step=False, on_epoch=True)
         return losses["loss"]

@@ -297,6 +297,11 @@ def prepare_run(manifest, features, out: Path, config: TrainConfig | str | Path 
     if not data.genes_in("val"):
         raise GtaInputError("no validation genes have features and expression; early stopping needs some",
                             path=dataset.manifest.path, hint="set splits.val_chroms (or val_genes) in the manifest")
+    if cfg.eqtl_weight:
+        from gta.train.eqtl import EQTL_TARGETS, fit_variant_targets
+
+        data.eqtl = fit_variant_targets(dataset, store, data, cache=out / EQTL_TARGETS, progress=progress and is_zero)
+        log.info("eQTL targets: %s", data.eqtl.summary())
     if cfg.model.use_prompt:
         data.prompts = run_prompts(dataset, data.gene_ids, folder=out, shuffle=cfg.shuffle_prompts, seed=cfg.seed,
                                    progress=progress and is_zero, save=is_zero, template=cfg.prompt_template)
@@ -367,7 +372,8 @@ def _resolved(cfg: TrainConfig, dataset, store, data: RunData, model, identity: 
 def fit_run(run: PreparedRun) -> FitOutcome:
     """Lightning's loop over the prepared run: best model and resumable state saved at every epoch end."""
     cfg, out = run.cfg, run.out
-    module = GTAModule(run.model, cfg, run.data.target_mean, run.data.target_std, run.data.centred_var)
+    eqtl_var = run.data.eqtl.mean_square if run.data.eqtl is not None else 1.0
+    module = GTAModule(run.model, cfg, run.data.target_mean, run.data.target_std, run.data.centred_var, eqtl_var)
     datamodule = GTADataModule(run.data, run.source, cfg)
     meta = {"target_mean": run.data.target_mean, "target_std": run.data.target_std, "task": cfg.task,
             "llm_sha256": run.identity["sha256"]}
