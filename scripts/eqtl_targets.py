@@ -1,4 +1,5 @@
-"""Lab: per-variant effect targets for the training genes from per-gene elastic nets (the eQTL baseline's
+"""Lab (superseded by ``gta train``'s ``eqtl_weight``, :mod:`gta.train.eqtl`, which also fits on the manifest's
+transform): per-variant effect targets for the training genes from per-gene elastic nets (the eQTL baseline's
 ``ElasticNetEQTL``) fitted on the training individuals' genotypes and observed expression, for
 ``scripts/lab_train.py --eqtl``. Only what a user has is read: the VCF, the expression table, the splits; the
 simulator's truth file serves as the list of variants in each window (its effects are not read).
@@ -22,18 +23,6 @@ import pandas as pd
 from variant_runs import encode_alts, haplotype_alleles, log_expression  # beside this script
 
 
-def gene_effects(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Per-variant coefficient (per ALT allele, expression units) of the eQTL baseline's elastic net; 0 if unfit."""
-    from gta.evaluate.baselines import ElasticNetEQTL
-
-    model = ElasticNetEQTL(seed=0).fit(x, y)
-    coef = np.zeros(x.shape[1])
-    if model.model_ is not None:
-        scaler, enet = model.model_[0], model.model_[-1]
-        coef[model.keep_] = enet.coef_ / scaler.scale_
-    return coef
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, required=True, help="simulated data folder (dataset.yaml, truth/)")
@@ -43,6 +32,7 @@ def main() -> None:
     args = ap.parse_args()
     from gta.train.config import TrainConfig
     from gta.train.data import build_run_data
+    from gta.train.eqtl import ElasticNetEQTL
     from gta.train.run import open_inputs
 
     t0 = time.time()
@@ -62,7 +52,7 @@ def main() -> None:
     target = np.zeros(len(variants), np.float32)
     for gid, group in variants.groupby("gene_id", sort=False):
         x = np.stack([alleles[v].sum(axis=1) for v in group.variant_id], axis=1)
-        target[group.index] = 2 * gene_effects(x, expr.loc[gid].to_numpy()) / sd
+        target[group.index] = 2 * ElasticNetEQTL(seed=0).fit(x, expr.loc[gid].to_numpy()).coefficients() / sd
     np.savez(args.out, row=alts["row"], bin=alts["bin"], val=alts["val"], target=target, gene_id=alts["gene_id"])
     print(f"{len(genes)} training genes, {len(samples)} individuals: {int((target != 0).sum())} of {len(target)} "
           f"variants with a non-zero effect; {time.time() - t0:.0f} s -> {args.out}")

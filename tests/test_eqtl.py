@@ -22,7 +22,7 @@ from gta.errors import GtaInputError
 from gta.io.dataset import open_dataset
 from gta.train.config import TrainConfig
 from gta.train.data import FeatureSource, GeneItems, build_run_data, collate
-from gta.train.eqtl import EQTL_TARGETS, fit_variant_targets
+from gta.train.eqtl import EQTL_TARGETS, ElasticNetEQTL, fit_variant_targets
 
 N_SAMPLES = 60
 
@@ -109,6 +109,17 @@ def _targets(manifest, store, cache=None, drop_train_gene: bool = False):
     if drop_train_gene:
         data.split[data.genes_in("train")[0]] = "val"
     return data, fit_variant_targets(dataset, fs, data, cache=cache, progress=False)
+
+
+def test_elastic_net_coefficients_are_per_alt_allele_in_expression_units():
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 3, size=(300, 6)).astype(float)
+    x[:, 4] = 1.0  # a constant column: dropped, coefficient 0
+    y = 0.3 * x[:, 2] + rng.normal(0, 0.1, 300)
+    coef = ElasticNetEQTL(seed=0).fit(x, y).coefficients()
+    assert coef[2] == pytest.approx(0.3, abs=0.03) and coef[4] == 0
+    assert np.abs(np.delete(coef, 2)).max() < 0.03
+    assert not ElasticNetEQTL().fit(x, np.ones(300)).coefficients().any()  # constant expression: no fit, no effects
 
 
 def test_targets_find_each_gene_s_causal_variant_with_its_sign_and_size(eqtl_data):
