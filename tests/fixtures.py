@@ -18,6 +18,9 @@ import numpy as np
 import pysam
 import yaml
 
+from gta.encoders import BaseEncoder, register_encoder
+from gta.encoders.motif import seq_to_index
+
 
 @dataclass
 class GeneSpec:
@@ -34,6 +37,21 @@ class GeneSpec:
     @property
     def tss(self) -> int:
         return self.start if self.strand == "+" else self.end - 1
+
+
+@register_encoder("interp-test-gc")
+class GCCount(BaseEncoder):
+    """A local test encoder: G/C and A counts per output bin (each base reaches only its own bin). Registered, so a
+    store it made can be rebuilt from its attributes (``gta.encoders.rebuild``)."""
+
+    feature_names = ["gc", "a"]  # type: ignore[assignment]
+    receptive_field_bp = 1  # type: ignore[assignment]
+
+    def encode(self, seqs):
+        g = self.geometry
+        idx = seq_to_index(seqs)[:, g.crop_bins * g.bin_size : (g.crop_bins + g.output_bins) * g.bin_size]
+        idx = idx.reshape(len(seqs), g.output_bins, g.bin_size)
+        return np.stack([((idx == 1) | (idx == 2)).sum(-1), (idx == 0).sum(-1)], axis=-1).astype(np.float32)
 
 
 def load_script(relative: str):

@@ -15,9 +15,7 @@ import pytest
 import torch
 
 from ddp_script import make_toy, toy_config
-from fixtures import write_expression_tsv, write_manifest, write_vcf
-from gta.encoders import BaseEncoder, register_encoder
-from gta.encoders.motif import seq_to_index
+from fixtures import GCCount, write_expression_tsv, write_manifest, write_vcf
 from gta.errors import GtaInputError
 from gta.io.dataset import open_dataset
 from gta.train.config import TrainConfig
@@ -25,20 +23,6 @@ from gta.train.data import FeatureSource, GeneItems, build_run_data, collate
 from gta.train.eqtl import EQTL_TARGETS, ElasticNetEQTL, fit_variant_targets
 
 N_SAMPLES = 60
-
-
-@register_encoder("eqtl-test-gc")
-class GCCount(BaseEncoder):
-    """G/C and A counts per output bin; each base reaches only its own bin."""
-
-    feature_names = ["gc", "a"]  # type: ignore[assignment]
-    receptive_field_bp = 1  # type: ignore[assignment]
-
-    def encode(self, seqs):
-        g = self.geometry
-        idx = seq_to_index(seqs)[:, g.crop_bins * g.bin_size : (g.crop_bins + g.output_bins) * g.bin_size]
-        idx = idx.reshape(len(seqs), g.output_bins, g.bin_size)
-        return np.stack([((idx == 1) | (idx == 2)).sum(-1), (idx == 0).sum(-1)], axis=-1).astype(np.float32)
 
 
 def _snv_near(seq: str, start: int, want_at: bool, taken: set[int]) -> int:

@@ -11,9 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ddp_script import make_toy, toy_config
-from fixtures import default_sequences, make_dataset, write_vcf
-from gta.encoders import BaseEncoder, register_encoder
-from gta.encoders.motif import seq_to_index
+from fixtures import GCCount, default_sequences, make_dataset, write_vcf
 from gta.errors import GtaInputError
 from gta.features.alleles import tss_distance
 from gta.geometry import Geometry
@@ -24,20 +22,6 @@ from gta.io.genome import reverse_complement
 
 GEOM = Geometry(input_len=1024, bin_size=32, output_bins=16)
 CONTIGS = {"chr1": 6000, "chr2": 5000, "chr3": 4000, "chr4": 3000}
-
-
-@register_encoder("interp-test-gc")
-class GCCount(BaseEncoder):
-    """A local test encoder: G/C and A counts per output bin (each base reaches only its own bin)."""
-
-    feature_names = ["gc", "a"]  # type: ignore[assignment]
-    receptive_field_bp = 1  # type: ignore[assignment]
-
-    def encode(self, seqs):
-        g = self.geometry
-        idx = seq_to_index(seqs)[:, g.crop_bins * g.bin_size : (g.crop_bins + g.output_bins) * g.bin_size]
-        idx = idx.reshape(len(seqs), g.output_bins, g.bin_size)
-        return np.stack([((idx == 1) | (idx == 2)).sum(-1), (idx == 0).sum(-1)], axis=-1).astype(np.float32)
 
 
 W = np.linspace(-1.0, 1.0, GEOM.output_bins * 2).reshape(GEOM.output_bins, 2)
