@@ -138,11 +138,12 @@ class VariantTargets:
             return cls(z["gene_id"], z["target"], z["row"], z["bin"], z["val"], str(z["identity"]), skipped)
 
 
-def fit_variant_targets(dataset, store, data, cache: Path | None = None, progress: bool = True) -> VariantTargets:
+def fit_variant_targets(dataset, store, data, cache: Path | None = None, progress: bool = True,
+                        save: bool = True) -> VariantTargets:
     """The eQTL targets of ``data``'s training genes (see the module docstring); read from ``cache`` when it holds
-    those of the same data set, store and genes, and written there otherwise. They are a property of the data, not
-    of a run: the elastic nets' folds and the zero-effect draws have their own fixed seed, so runs that differ only in
-    their seed share the targets (and may share the file)."""
+    those of the same data set, store and genes, and otherwise written there (``save``: one rank of many writes).
+    They are a property of the data, not of a run: the elastic nets' folds and the zero-effect draws have their own
+    fixed seed, so runs that differ only in their seed share the targets (and may share the file)."""
     from collections import Counter
 
     from tqdm.auto import tqdm
@@ -175,7 +176,7 @@ def fit_variant_targets(dataset, store, data, cache: Path | None = None, progres
         if gid in expr.index:
             parts.append(ctx.gene(by_id[gid], expr.loc[gid], np.random.default_rng([TARGET_SEED, i])))
     targets = _assemble([p for p in parts if p is not None], identity, dict(ctx.skipped))
-    if cache is not None:
+    if cache is not None and save:
         targets.save(cache)
     return targets
 

@@ -300,7 +300,8 @@ def prepare_run(manifest, features, out: Path, config: TrainConfig | str | Path 
     if cfg.eqtl_weight:
         from gta.train.eqtl import EQTL_TARGETS, fit_variant_targets
 
-        data.eqtl = fit_variant_targets(dataset, store, data, cache=out / EQTL_TARGETS, progress=progress and is_zero)
+        data.eqtl = fit_variant_targets(dataset, store, data, cache=out / EQTL_TARGETS, progress=progress and is_zero,
+                                        save=is_zero)
         log.info("eQTL targets: %s", data.eqtl.summary())
     if cfg.model.use_prompt:
         data.prompts = run_prompts(dataset, data.gene_ids, folder=out, shuffle=cfg.shuffle_prompts, seed=cfg.seed,
