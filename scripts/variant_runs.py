@@ -141,6 +141,18 @@ def paired(pa: np.ndarray, pb: np.ndarray, alts: dict[str, np.ndarray], mask: np
     return _pearson(pa[mask], eff[mask]) - _pearson(pb[mask], eff[mask]), float(lo), float(hi)
 
 
+def run_effects(run: Path, args, alts: dict[str, np.ndarray]) -> np.ndarray:
+    """A run's predicted effects, from ``args.effects`` when it holds them."""
+    path = args.effects / f"eff_{run.name}.npy" if args.effects else None
+    if path is not None and path.exists():
+        return np.load(path)
+    pred = predict_effects(run, args.data, args.features, alts)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, pred)
+    return pred
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, required=True, help="folder with dataset.yaml (simulated: truth/)")
@@ -151,13 +163,16 @@ def main() -> None:
     ap.add_argument("--names", nargs=2, default=("A", "B"))
     ap.add_argument("--out", type=Path, required=True, help="OUT.json and OUT.md")
     ap.add_argument("--cache", type=Path, default=None)
+    ap.add_argument("--effects", type=Path, default=None, help="folder of each run's predicted effects, "
+                    "eff_<run folder name>.npy (read if there, else written; cross_individual_decomposition.py "
+                    "--effects writes the same arrays)")
     args = ap.parse_args()
     if len(args.a) != len(args.b):
         ap.error("--a and --b pair runs by seed: give as many of each")
     t0 = time.time()
     alts = encode_alts(args.data, args.features, args.genes.read_text().split(), args.cache)
     causal = np.abs(alts["effect"]) > 1e-6
-    preds = {str(r): predict_effects(r, args.data, args.features, alts) for r in [*args.a, *args.b]}
+    preds = {str(r): run_effects(r, args, alts) for r in [*args.a, *args.b]}
     runs = {r: scores(p, alts) for r, p in preds.items()}
     pairs = []
     for ra, rb in zip(args.a, args.b, strict=True):
