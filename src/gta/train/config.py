@@ -66,7 +66,8 @@ class TrainConfig:
     centred_weight: float = 1.0
     # eQTL supervision (gta.train.eqtl): weight of the loss on the predicted ALT - REF of training genes' variants
     # against per-gene elastic-net effects fitted on the training individuals (0 = off; needs a VCF), and how many
-    # of each batch gene's variants enter a step (half with a non-zero effect). Each costs one more window per gene
+    # of each batch gene's variants enter a step (half with a non-zero effect). Each costs one more window per gene.
+    # Off: at bench over 3 seeds, variants -0.036 / +0.020 / +0.034, across genes one seed worse (learning.md, 57)
     eqtl_weight: float = 0.0
     eqtl_variants: int = 2
     # augmentation: share of training genes whose windows are mirrored about the TSS each step (upstream and

@@ -12,7 +12,8 @@ ones (at least 2, drawn with a fixed seed) as examples of "no effect". Their ALT
 ``eqtl_variants`` of each batch gene's variants (half with a non-zero target), ``eqtl_weight`` x the squared error of
 the predicted ALT - REF against the target, over the targets' mean square (:mod:`gta.train.module`).
 Lab, sequence-only model, 3 seeds: variant-effect Pearson 0.58 vs 0.46, across genes unchanged, across individuals
-+0.03 (docs/learning.md, entry 55).
++0.03 (docs/learning.md, entry 55). In the package's GTA at bench (entry 57, 2 variants a step, 3 seeds) it did not
+carry: variants -0.036 / +0.020 / +0.034, across genes one seed worse, across individuals level; hence off.
 
 Held-out individuals never enter: their genotypes and expression stay for the test. Skipped records (multi-allelic,
 symbolic or non-ACGTN alleles, an allele that changes no stored feature) are counted in ``VariantTargets.skipped``.
