@@ -18,7 +18,7 @@ from ddp_script import make_toy, toy_config
 from fixtures import GCCount, write_expression_tsv, write_manifest, write_vcf
 from gta.errors import GtaInputError
 from gta.io.dataset import open_dataset
-from gta.train.config import TrainConfig
+from gta.train.config import TrainConfig, load_config
 from gta.train.data import FeatureSource, GeneItems, build_run_data, collate
 from gta.train.eqtl import EQTL_TARGETS, ElasticNetEQTL, fit_variant_targets
 
@@ -200,6 +200,9 @@ def test_eqtl_supervision_needs_a_vcf_and_sane_settings(tmp_path, tiny_llm):
         TrainConfig(eqtl_weight=-1.0)
     with pytest.raises(GtaInputError, match="eqtl_variants must be >= 1"):
         TrainConfig(eqtl_variants=0)
+    (tmp_path / "bad.yaml").write_text("eqtl_weight: -2\n")
+    with pytest.raises(GtaInputError, match=r"bad\.yaml: eqtl_weight must be >= 0"):  # a range error names the file
+        load_config(tmp_path / "bad.yaml")
     manifest, store = make_toy(tmp_path / "toy", n_samples=6, haplotypes=False)
     with pytest.raises(GtaInputError, match="names no VCF") as err:
         train(manifest, store, tmp_path / "run", toy_config(eqtl_weight=1.0), llm=tiny_llm, progress=False)

@@ -170,11 +170,11 @@ class TrainConfig:
         raw = typed_fields(cls, {k: v for k, v in raw.items() if k != "model"}, path)
         raw["model"] = gta_config_from_dict(model, path=path)
         try:
-            cfg = cls(**raw)
+            return cls(**raw)
+        except GtaInputError as e:  # the range checks of __post_init__, which does not know the file
+            raise GtaInputError(e.message, path=path, line=e.line, hint=e.hint) from None
         except (TypeError, ValueError) as e:
             raise GtaInputError(f"bad training config: {e}", path=path) from None
-        cfg.validate(path)
-        return cfg
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
