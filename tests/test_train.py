@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
+import re
 import subprocess
 import sys
 
@@ -402,7 +404,8 @@ def test_a_damaged_prompts_file_is_one_line_naming_it(cli_run, toy, tmp_path):
                                rtol=1e-5, atol=1e-6)
 
 
-def test_both_task_writes_individual_rows(toy, tmp_path, tiny_llm):
+def test_both_task_writes_individual_rows(toy, tmp_path, tiny_llm, caplog):
+    caplog.set_level(logging.WARNING, logger="gta.train.run")
     res = train(toy[0], toy[1], tmp_path / "run", toy_config(task="both", max_epochs=1, predict_individuals="all"),
                 llm=tiny_llm,
                 progress=False)
@@ -412,6 +415,8 @@ def test_both_task_writes_individual_rows(toy, tmp_path, tiny_llm):
     assert (ind["haplotype"] == "both").all() and set(ind["sample_split"]) == {"train", "test"}
     assert len(ind) == 8 * 20 and ind["y_true"].notna().all()
     assert res.summary["individual_spearman_median"]["test"]["test_individuals"] is not None
+    # a toy's handful of training genes is far below what GTA needs to beat a ridge: the user is told
+    assert re.search(r"\d+ training genes: .*learning_curve.*gta benchmark", caplog.text)
     with pytest.raises(GtaInputError, match="already holds a run"):
         train(toy[0], toy[1], tmp_path / "run", toy_config(), llm=tiny_llm, progress=False)
 

@@ -49,6 +49,8 @@ from gta.train.module import GTAModule
 from gta.train.prompts import run_prompts
 
 log = logging.getLogger(__name__)
+# below this many training genes GTA may not beat a ridge (the learning curve's 250-gene point: 162 of them)
+FEW_TRAINING_GENES = 400
 
 
 class _NoAdvert(logging.Filter):
@@ -297,6 +299,11 @@ def prepare_run(manifest, features, out: Path, config: TrainConfig | str | Path 
     if not data.genes_in("val"):
         raise GtaInputError("no validation genes have features and expression; early stopping needs some",
                             path=dataset.manifest.path, hint="set splits.val_chroms (or val_genes) in the manifest")
+    n_train = len(data.genes_in("train"))
+    if is_zero and n_train < FEW_TRAINING_GENES:
+        log.warning("%d training genes: on the simulated benchmark GTA was at best level with the Ridge (distance "
+                    "bands) baseline at 162 training genes and above it from ~650 (benchmarks/results/"
+                    "learning_curve.md); compare them on your data with `gta benchmark`", n_train)
     if cfg.eqtl_weight:
         from gta.train.eqtl import EQTL_TARGETS, fit_variant_targets
 
