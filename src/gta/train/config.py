@@ -67,7 +67,8 @@ class TrainConfig:
     # eQTL supervision (gta.train.eqtl): weight of the loss on the predicted ALT - REF of training genes' variants
     # against per-gene elastic-net effects fitted on the training individuals (0 = off; needs a VCF), and how many
     # of each batch gene's variants enter a step (half with a non-zero effect). Each costs one more window per gene.
-    # Off: at bench over 3 seeds, variants -0.036 / +0.020 / +0.034, across genes one seed worse (learning.md, 57)
+    # Off by default. With 2 variants and early stopping no gain (learning.md 57); with 4, 12 epochs and patience 0,
+    # variant-effect Pearson +0.07-0.08 in 3 of 3 seeds, across genes level in 2 and -0.04 in 1, ~2.5x the time (59)
     eqtl_weight: float = 0.0
     eqtl_variants: int = 2
     # augmentation: share of training genes whose windows are mirrored about the TSS each step (upstream and
