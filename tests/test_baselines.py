@@ -113,7 +113,7 @@ def test_elastic_net_eqtl_recovers_causal_variants():
     assert np.allclose(m.predict(D), ElasticNetEQTL(seed=0).fit(D[:100], y[:100]).predict(D))
 
 
-def test_fit_predict_eqtl_table():
+def test_fit_predict_eqtl_table(capsys):
     import pandas as pd
 
     rng = np.random.default_rng(2)
@@ -124,7 +124,9 @@ def test_fit_predict_eqtl_table():
         dos[g] = pd.DataFrame(d, index=samples)
         expr[g] = d[:, 0] + rng.normal(scale=0.3, size=60)
     expression = pd.DataFrame(expr, index=samples).T
-    table = fit_predict_eqtl(dos, expression, samples[:40], samples[40:], {"gA": "train", "gB": "test"})
+    table = fit_predict_eqtl(dos, expression, samples[:40], samples[40:], {"gA": "train", "gB": "test"},
+                             progress=False)
+    assert "eQTL elastic net" not in capsys.readouterr().err  # `gta benchmark -q` shows no bar
     M.check_table(table)
     assert len(table) == 120 and set(table["sample_split"]) == {"train", "test"}
     out = M.cross_individual(table)

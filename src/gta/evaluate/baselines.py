@@ -198,9 +198,11 @@ def fit_predict_eqtl(
     test_samples: Sequence[str],
     gene_split: Mapping[str, str],
     seed: int = 0,
+    progress: bool = True,
     **kwargs,
 ) -> pd.DataFrame:
-    """Per-gene ``ElasticNetEQTL`` over many genes; a prediction table of individual rows.
+    """Per-gene ``ElasticNetEQTL`` over many genes (a progress bar unless ``progress`` is False); a prediction table
+    of individual rows.
 
     ``dosages[gene]``: individuals (index) x variants, 0/1/2; ``expression``: genes (index) x samples.
     Trains on ``train_samples`` and predicts ``train_samples + test_samples`` (``sample_split`` says which).
@@ -210,7 +212,7 @@ def fit_predict_eqtl(
 
     train_samples, test_samples = [str(s) for s in train_samples], [str(s) for s in test_samples]
     rows = []
-    for gene in tqdm(list(dosages), desc="eQTL elastic net", unit="gene", leave=False):
+    for gene in tqdm(list(dosages), desc="eQTL elastic net", unit="gene", leave=False, disable=not progress):
         if gene not in expression.index:
             continue
         d = dosages[gene]

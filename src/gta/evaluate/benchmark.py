@@ -310,7 +310,7 @@ def _run_enformer_arch(name: str, ctx: BenchContext) -> ModelRun:
     X = np.stack([one_hot(dataset.genome.gene_window(genes[g], geometry)[lo:lo + crop]) for g in data.gene_ids])
     tr, va = data.genes_in("train"), data.genes_in("val")
     y = (data.y_gene - data.target_mean) / data.target_std
-    kw = {**ctx.cfg.enformer_arch, "seed": ctx.cfg.seed}
+    kw = {**ctx.cfg.enformer_arch, "seed": ctx.cfg.seed, "progress": ctx.progress}
     model = EnformerScratch(**kw).fit(X[tr], y[tr], X[va], y[va])
     pred = model.predict(X) * data.target_std + data.target_mean
     report = model.fit_report_.to_dict() if hasattr(model, "fit_report_") else {}
@@ -342,7 +342,7 @@ def _run_eqtl(name: str, ctx: BenchContext) -> ModelRun:
     train = [s for s in expr.columns if s in train_ids]
     test = [s for s in expr.columns if s in test_ids]
     split = dict(zip(data.gene_ids, data.split, strict=True))
-    df = fit_predict_eqtl(dosages, expr, train, test, split, seed=ctx.cfg.seed)
+    df = fit_predict_eqtl(dosages, expr, train, test, split, seed=ctx.cfg.seed, progress=ctx.progress)
     return ModelRun(df, [f"{len(dosages)} genes with variable genotypes in the window"])
 
 

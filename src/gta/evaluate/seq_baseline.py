@@ -84,8 +84,9 @@ class EnformerScratch:
         dropout: float = 0.1,
         seed: int = 0,
         device: str = "cpu",
+        progress: bool = True,
     ) -> None:
-        self.dropout = dropout
+        self.dropout, self.progress = dropout, progress
         self.dim, self.depth, self.heads, self.dim_divisible_by = dim, depth, heads, dim_divisible_by
         self.readout_bins, self.crop_bp, self.epochs = readout_bins, crop_bp, epochs
         self.max_steps, self.max_minutes = max_steps, max_minutes
@@ -142,7 +143,7 @@ class EnformerScratch:
         rep = FitReport(train_len_bp=int(X.shape[1]))
         start, seq_time, seqs = time.perf_counter(), 0.0, 0
         best_state = None
-        bar = tqdm(total=self.epochs, desc=self.label, unit="epoch", leave=False)
+        bar = tqdm(total=self.epochs, desc=self.label, unit="epoch", leave=False, disable=not self.progress)
         for _epoch in range(self.epochs):
             self.net_.train()
             batches = np.array_split(rng.permutation(len(X)), max(1, int(np.ceil(len(X) / self.batch_size))))
