@@ -204,6 +204,7 @@ def test_config_values_of_the_wrong_type_are_named(tmp_path):
                           ("n_bot: 5\n", r"unknown key\(s\) \['n_bot'\]"),
                           ("interpret: {models: [GTA, Foo]}\n", r"unknown interpret model\(s\) \['Foo'\]"),
                           ("enformer_arch: {crop: 5}\n", r"unknown enformer_arch key\(s\) \['crop'\]"),
+                          ("enformer_arch: {progress: false}\n", r"unknown enformer_arch key\(s\) \['progress'\]"),
                           ("enformer_arch: {crop_bp: big}\n", "enformer_arch.crop_bp must be a whole number")):
         path.write_text(text)
         with pytest.raises(GtaInputError, match=message):

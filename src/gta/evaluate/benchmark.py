@@ -112,7 +112,8 @@ class BenchmarkConfig:
         refuse_unknown(self.interpret, INTERPRET_DEFAULTS, "interpret key(s)", path)
         typed_fields(_InterpretSettings, self.interpret, path, "interpret.")
         _check_model_names(self.interpret.get("models", []), "interpret model(s)", path)
-        known = set(inspect.signature(EnformerScratch).parameters) - {"seed", "device"}
+        # what the benchmark sets itself (its seed, device and progress flag) is not a config key
+        known = set(inspect.signature(EnformerScratch).parameters) - {"seed", "device", "progress"}
         refuse_unknown(self.enformer_arch, known, "enformer_arch key(s)", path)
         typed_fields(EnformerScratch.__init__, self.enformer_arch, path, "enformer_arch.")
 
